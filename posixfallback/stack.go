@@ -1,0 +1,299 @@
+package posixfallback
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// Name is the registry name of this stack.
+const Name = "posix"
+
+const (
+	defaultBacklog = 512
+	maxWorkers     = 24
+)
+
+func init() {
+	netstack.Register(Name, func(cfg *config.Config) (netstack.Stack, error) {
+		return NewStack(cfg)
+	})
+}
+
+// Stack is the posix network stack: cfg.OpThreads workers, each with its own
+// event centre.
+type Stack struct {
+	*netstack.WorkerSet
+	cfg config.Config
+}
+
+var _ netstack.Stack = (*Stack)(nil)
+
+// NewStack builds a posix stack from cfg (config.Default() when nil). The
+// stack is not started.
+func NewStack(cfg *config.Config) (*Stack, error) {
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	n := cfg.OpThreads
+	if n < 1 || n > maxWorkers {
+		return nil, fmt.Errorf("posixfallback: ms_async_op_threads = %d, want 1..%d", n, maxWorkers)
+	}
+	s := &Stack{cfg: *cfg}
+	workers := make([]netstack.Worker, 0, n)
+	for i := 0; i < n; i++ {
+		bw, err := netstack.NewBaseWorker(Name, i)
+		if err != nil {
+			for _, w := range workers {
+				_ = w.Center().Stop()
+			}
+			return nil, fmt.Errorf("posixfallback: %w", err)
+		}
+		workers = append(workers, &Worker{BaseWorker: bw, stack: s})
+	}
+	s.WorkerSet = netstack.NewWorkerSet(workers)
+	return s, nil
+}
+
+// Name returns "posix".
+func (s *Stack) Name() string { return Name }
+
+// Worker is one posix worker: its sockets are served by its event centre.
+type Worker struct {
+	*netstack.BaseWorker
+	stack *Stack
+}
+
+var _ netstack.Worker = (*Worker)(nil)
+
+func (w *Worker) noDelay(opts netstack.SocketOptions) bool {
+	return opts.NoDelay || w.stack.cfg.TCPNoDelay
+}
+
+func (w *Worker) rcvBuf(opts netstack.SocketOptions) int {
+	if opts.RcvBuf > 0 {
+		return opts.RcvBuf
+	}
+	return w.stack.cfg.TCPRcvBuf
+}
+
+// applyOpts sets the per-socket options shared by listening, accepted and
+// connecting sockets.
+func (w *Worker) applyOpts(fd int, opts netstack.SocketOptions, nodelay bool) error {
+	if nodelay {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return os.NewSyscallError("setsockopt TCP_NODELAY", err)
+		}
+	}
+	if rb := w.rcvBuf(opts); rb > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rb); err != nil {
+			return os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		}
+	}
+	if opts.Priority > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PRIORITY, opts.Priority); err != nil {
+			return os.NewSyscallError("setsockopt SO_PRIORITY", err)
+		}
+	}
+	return nil
+}
+
+func newSocket(family int) (int, error) {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	return fd, nil
+}
+
+// Listen binds and listens on addr ("host:port"; port 0 picks a free port;
+// an empty host listens on every IPv6 and IPv4 address when IPv6 exists).
+func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.ServerSocket, error) {
+	opErr := func(err error) error {
+		return &net.OpError{Op: "listen", Net: "tcp", Addr: addrOrNil(addr), Err: err}
+	}
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, opErr(err)
+	}
+	fd, sa, err := w.listenFD(ta, opts, true)
+	if err != nil && ta.IP == nil && errors.Is(err, unix.EAFNOSUPPORT) {
+		fd, sa, err = w.listenFD(ta, opts, false)
+	}
+	if err != nil {
+		return nil, opErr(err)
+	}
+	return &serverSocket{fd: fd, addr: tcpAddrOf(sa), worker: w}, nil
+}
+
+func (w *Worker) listenFD(ta *net.TCPAddr, opts netstack.SocketOptions, wildcardV6 bool) (int, unix.Sockaddr, error) {
+	family, sa, err := sockaddrOf(ta, wildcardV6)
+	if err != nil {
+		return -1, nil, err
+	}
+	fd, err := newSocket(family)
+	if err != nil {
+		return -1, nil, err
+	}
+	fail := func(err error) (int, unix.Sockaddr, error) {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail(os.NewSyscallError("setsockopt SO_REUSEADDR", err))
+	}
+	if family == unix.AF_INET6 && ta.IP == nil {
+		// Dual-stack wildcard, like the Go runtime's ":port".
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	}
+	if err := w.applyOpts(fd, opts, w.noDelay(opts)); err != nil {
+		return fail(err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(os.NewSyscallError("bind", err))
+	}
+	backlog := opts.Backlog
+	if backlog <= 0 {
+		backlog = w.stack.cfg.TCPListenBacklog
+	}
+	if backlog <= 0 {
+		backlog = defaultBacklog
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		return fail(os.NewSyscallError("listen", err))
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail(os.NewSyscallError("getsockname", err))
+	}
+	return fd, bound, nil
+}
+
+// Connect dials addr, blocking the calling goroutine (never an event
+// centre's) until the TCP handshake completes, fails, or
+// ms_connection_ready_timeout passes (a *net.OpError with Timeout() true).
+// With opts.ConnectBindAddr the socket binds there first.
+func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
+	if w.Center().IsOwner() {
+		return nil, fmt.Errorf("posixfallback: Connect from the event centre's goroutine: %w", netstack.ErrNotOwner)
+	}
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: addrOrNil(addr), Err: err}
+	}
+	if ta.IP == nil {
+		ta = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ta.Port}
+	}
+	var laddr *net.TCPAddr
+	if opts.ConnectBindAddr != nil {
+		if laddr, err = toTCPAddr(opts.ConnectBindAddr); err != nil {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: ta, Err: err}
+		}
+	}
+	fd, err := w.connectFD(ta, laddr, opts)
+	if err != nil {
+		var src net.Addr
+		if laddr != nil {
+			src = laddr
+		}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Source: src, Addr: ta, Err: err}
+	}
+	return newConn(fd, w), nil
+}
+
+func (w *Worker) connectFD(ta, laddr *net.TCPAddr, opts netstack.SocketOptions) (int, error) {
+	family, sa, err := sockaddrOf(ta, false)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := newSocket(family)
+	if err != nil {
+		return -1, err
+	}
+	fail := func(err error) (int, error) {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := w.applyOpts(fd, opts, w.noDelay(opts)); err != nil {
+		return fail(err)
+	}
+	if laddr != nil {
+		lfam, lsa, err := sockaddrOf(laddr, family == unix.AF_INET6)
+		if err != nil {
+			return fail(err)
+		}
+		if lfam != family {
+			return fail(fmt.Errorf("bind address %v is not in the family of %v", laddr, ta))
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, lsa); err != nil {
+			return fail(os.NewSyscallError("bind", err))
+		}
+	}
+	for {
+		err = unix.Connect(fd, sa)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.EINPROGRESS, unix.EALREADY:
+	default:
+		return fail(os.NewSyscallError("connect", err))
+	}
+	timeout := w.stack.cfg.ConnectionReadyTimeout
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		ms := -1
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return fail(os.ErrDeadlineExceeded)
+			}
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		n, err := unix.Poll(pfd, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fail(os.NewSyscallError("poll", err))
+		}
+		if n > 0 {
+			break
+		}
+	}
+	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return fail(os.NewSyscallError("getsockopt SO_ERROR", err))
+	}
+	if soerr != 0 {
+		return fail(os.NewSyscallError("connect", unix.Errno(soerr)))
+	}
+	return fd, nil
+}
+
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }
+
+func addrOrNil(s string) net.Addr {
+	if s == "" {
+		return nil
+	}
+	return stringAddr(s)
+}

@@ -1,0 +1,37 @@
+# asyncmsgr — see README.md. Every target installs what it needs (Debian).
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all deps build demo test test-host test-rdma bench clean
+
+all: build
+
+# deps installs the Debian packages to build against rdma-core and, when the
+# host kernel has no rdma_rxe, to boot the Soft-RoCE VM.
+deps:
+	@command -v go >/dev/null || { echo "make: Go 1.26 is required (https://go.dev/doc/install)"; exit 1; }
+	@. soft-roce/deps.sh && ensure_build_deps && \
+	  if ! ls /sys/class/infiniband 2>/dev/null | grep -q . ; then ensure_vm_deps; fi
+
+build: deps
+	go build ./...
+
+# demo is the main job: a verbs ping-pong over a real rxe device (in the VM
+# when the host has none).
+demo: deps
+	soft-roce/demo.sh
+
+test: deps
+	tests/all.sh
+
+test-host: deps
+	tests/host.sh
+
+test-rdma: deps
+	tests/rdma.sh
+
+bench: deps
+	soft-roce/bench.sh
+
+clean:
+	rm -rf .build

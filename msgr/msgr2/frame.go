@@ -263,17 +263,6 @@ func ParseFrame(b []byte, maxSegment int) (p Preamble, segs [MaxSegments][]byte,
 	return p, segs, PreambleLen + rest, err
 }
 
-// numSegments is Ceph's calc_num_segments: trailing empty segments are
-// dropped, a frame keeps at least one.
-func numSegments(segs [][]byte) int {
-	for i := len(segs); i > 0; i-- {
-		if len(segs[i-1]) > 0 {
-			return i
-		}
-	}
-	return 1
-}
-
 // AppendFrame appends a msgr2.1 crc-mode frame carrying 1..4 segments to
 // dst. Trailing empty segments are dropped as Ceph does. Segment alignments
 // are Ceph's: DefaultAlignment, except the fourth segment of a MESSAGE frame
@@ -283,9 +272,19 @@ func AppendFrame(dst []byte, tag Tag, segs ...[]byte) []byte {
 	if len(segs) == 0 || len(segs) > MaxSegments {
 		panic("msgr2: AppendFrame needs 1 to 4 segments")
 	}
-	var arr [MaxSegments][]byte
-	copy(arr[:], segs)
-	return appendFrame(dst, tag, &arr, len(segs))
+	var lens [MaxSegments]int
+	for i, s := range segs {
+		lens[i] = len(s)
+	}
+	start := len(dst)
+	dst = appendPreambleHeader(dst, tag)
+	dst = append(dst, segs[0]...)
+	dst = finishFirstSegment(dst, start, tag, &lens)
+	n := int(dst[start+1])
+	for i := 1; i < n; i++ {
+		dst = append(dst, segs[i]...)
+	}
+	return appendEpilogue(dst, n, segs[1:n]...)
 }
 
 func segmentAlign(tag Tag, i int) uint16 {
@@ -295,68 +294,67 @@ func segmentAlign(tag Tag, i int) uint16 {
 	return DefaultAlignment
 }
 
-func appendFrame(dst []byte, tag Tag, segs *[MaxSegments][]byte, count int) []byte {
-	n := numSegments(segs[:count])
-	start := len(dst)
-	dst = appendPreambleHeader(dst, tag, n)
+// appendPreambleHeader appends a zeroed preamble carrying tag; the first
+// segment's bytes are appended right after it by the caller.
+func appendPreambleHeader(dst []byte, tag Tag) []byte {
+	var zero [PreambleLen]byte
+	zero[0] = byte(tag)
+	return append(dst, zero[:]...)
+}
+
+// finishFirstSegment completes a frame whose preamble starts at dst[start]
+// and whose first segment (lens[0] bytes) has been appended after it: it
+// fills in the segment count (Ceph's calc_num_segments: trailing empty
+// segments dropped, at least one), lengths, alignments and the preamble crc,
+// then appends the first segment's crc if it is not empty.
+func finishFirstSegment(dst []byte, start int, tag Tag, lens *[MaxSegments]int) []byte {
+	n := 1
+	for i := MaxSegments; i > 0; i-- {
+		if lens[i-1] > 0 {
+			n = i
+			break
+		}
+	}
+	p := dst[start : start+PreambleLen]
+	p[1] = byte(n)
 	for i := 0; i < n; i++ {
-		if uint64(len(segs[i])) > 0xffffffff {
+		if uint64(lens[i]) > 0xffffffff {
 			panic("msgr2: segment too long")
 		}
-		binary.LittleEndian.PutUint32(dst[start+2+6*i:], uint32(len(segs[i])))
-		binary.LittleEndian.PutUint16(dst[start+2+6*i+4:], segmentAlign(tag, i))
+		binary.LittleEndian.PutUint32(p[2+6*i:], uint32(lens[i]))
+		binary.LittleEndian.PutUint16(p[2+6*i+4:], segmentAlign(tag, i))
 	}
-	finishPreamble(dst[start:])
-	if len(segs[0]) > 0 {
-		dst = append(dst, segs[0]...)
-		dst = binary.LittleEndian.AppendUint32(dst, CRC32C(0xffffffff, segs[0]))
+	binary.LittleEndian.PutUint32(p[preambleCRCOff:], CRC32C(0, p[:preambleCRCOff]))
+	if lens[0] > 0 {
+		seg := dst[start+PreambleLen : start+PreambleLen+lens[0]]
+		dst = binary.LittleEndian.AppendUint32(dst, CRC32C(0xffffffff, seg))
 	}
+	return dst
+}
+
+// appendEpilogue appends the rev1 epilogue for a frame of n segments whose
+// segments 2..n are rest (nothing when n == 1).
+func appendEpilogue(dst []byte, n int, rest ...[]byte) []byte {
 	if n == 1 {
 		return dst
 	}
-	for i := 1; i < n; i++ {
-		dst = append(dst, segs[i]...)
-	}
 	dst = append(dst, lateStatusComplete)
-	for i := 1; i < MaxSegments; i++ {
+	for i := 0; i < MaxSegments-1; i++ {
 		var c uint32
-		if i < n {
-			c = CRC32C(0xffffffff, segs[i])
+		if i < len(rest) {
+			c = CRC32C(0xffffffff, rest[i])
 		}
 		dst = binary.LittleEndian.AppendUint32(dst, c)
 	}
 	return dst
 }
 
-// appendPreambleHeader appends a zeroed preamble with tag and count set.
-func appendPreambleHeader(dst []byte, tag Tag, n int) []byte {
-	var zero [PreambleLen]byte
-	zero[0] = byte(tag)
-	zero[1] = byte(n)
-	return append(dst, zero[:]...)
-}
-
-// finishPreamble writes the crc of a filled-in preamble.
-func finishPreamble(p []byte) {
-	binary.LittleEndian.PutUint32(p[preambleCRCOff:], CRC32C(0, p[:preambleCRCOff]))
-}
-
 // AppendControlFrame appends a single-segment control frame whose payload is
 // m's encoding, without an intermediate buffer.
 func AppendControlFrame(dst []byte, m Payload) []byte {
 	start := len(dst)
-	dst = appendPreambleHeader(dst, m.Tag(), 1)
+	dst = appendPreambleHeader(dst, m.Tag())
 	dst = m.Marshal(dst)
-	seg := dst[start+PreambleLen:]
-	l := len(seg)
-	if uint64(l) > 0xffffffff {
-		panic("msgr2: segment too long")
-	}
-	binary.LittleEndian.PutUint32(dst[start+2:], uint32(l))
-	binary.LittleEndian.PutUint16(dst[start+6:], DefaultAlignment)
-	finishPreamble(dst[start:])
-	if l > 0 {
-		dst = binary.LittleEndian.AppendUint32(dst, CRC32C(0xffffffff, seg))
-	}
-	return dst
+	lens := [MaxSegments]int{len(dst) - start - PreambleLen}
+	return finishFirstSegment(dst, start, m.Tag(), &lens)
 }

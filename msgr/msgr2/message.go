@@ -78,10 +78,27 @@ func (h *MsgHeader2) Unmarshal(b []byte) error {
 // Trailing empty segments are dropped as Ceph does. It allocates nothing
 // beyond growing dst.
 func AppendMessageFrame(dst []byte, h *MsgHeader2, front, middle, data []byte) []byte {
-	var hb [MsgHeader2Len]byte
-	h.put(&hb)
-	segs := [MaxSegments][]byte{hb[:], front, middle, data}
-	return appendFrame(dst, TagMessage, &segs, MaxSegments)
+	start := len(dst)
+	dst = appendPreambleHeader(dst, TagMessage)
+	dst = h.Marshal(dst)
+	lens := [MaxSegments]int{MsgHeader2Len, len(front), len(middle), len(data)}
+	dst = finishFirstSegment(dst, start, TagMessage, &lens)
+	n := int(dst[start+1])
+	switch n {
+	case 2:
+		dst = append(dst, front...)
+		return appendEpilogue(dst, n, front)
+	case 3:
+		dst = append(dst, front...)
+		dst = append(dst, middle...)
+		return appendEpilogue(dst, n, front, middle)
+	case 4:
+		dst = append(dst, front...)
+		dst = append(dst, middle...)
+		dst = append(dst, data...)
+		return appendEpilogue(dst, n, front, middle, data)
+	}
+	return dst
 }
 
 // ParseMessage splits the segments of a MESSAGE frame (as returned by

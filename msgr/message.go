@@ -1,0 +1,136 @@
+package msgr
+
+import (
+	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+)
+
+// Message priorities, as Ceph's CEPH_MSG_PRIO_*. Higher is sent first.
+const (
+	PrioLow     uint16 = 64
+	PrioDefault uint16 = 127
+	PrioHigh    uint16 = 196
+	PrioHighest uint16 = 255
+)
+
+// Message is one messenger message: a type, a priority and three payload
+// parts carried in a msgr2 MESSAGE frame. After SendMessage the messenger
+// owns the Message until it is acknowledged (lossless) or written (lossy);
+// the caller must not modify it meanwhile.
+type Message struct {
+	Type     uint16
+	Priority uint16 // 0 means PrioDefault
+	Version  uint16
+	Tid      uint64
+	Front    []byte
+	Middle   []byte
+	Data     []byte
+
+	// Seq is the per-session sequence number, assigned when the message is
+	// written (sender side) or read from the frame (receiver side).
+	Seq uint64
+	// Conn is the connection the message arrived on (set on receive).
+	Conn *Connection
+	// RecvStamp is when the message's frame was fully read (set on receive).
+	RecvStamp time.Time
+	// Peer is the sender's entity name (set on receive).
+	Peer msgr2.EntityName
+}
+
+func (m *Message) prio() uint16 {
+	if m.Priority == 0 {
+		return PrioDefault
+	}
+	return m.Priority
+}
+
+func (m *Message) payloadLen() int { return len(m.Front) + len(m.Middle) + len(m.Data) }
+
+// Policy says how connections to one peer type behave (Ceph's
+// Messenger::Policy).
+type Policy struct {
+	// Lossy connections drop their queue on fault and report it with
+	// MsHandleReset; they never reconnect by themselves.
+	Lossy bool
+	// Server connections never initiate a reconnect: on fault a lossless
+	// session waits in standby for the peer to come back.
+	Server bool
+	// Standby: a lossless client with nothing queued waits until a message
+	// is queued before reconnecting.
+	Standby bool
+	// ResetCheck: when the peer reconnects with an unknown session, reset
+	// ours and report MsHandleRemoteReset.
+	ResetCheck bool
+	// FeaturesSupported / FeaturesRequired are the Ceph feature bits
+	// advertised in CLIENT_IDENT/SERVER_IDENT; zero means DefaultFeatures/0.
+	FeaturesSupported uint64
+	FeaturesRequired  uint64
+}
+
+// LossyClient is Ceph's Policy::lossy_client.
+func LossyClient() Policy { return Policy{Lossy: true} }
+
+// LosslessClient is Ceph's Policy::lossless_client.
+func LosslessClient() Policy { return Policy{} }
+
+// LosslessPeer is Ceph's Policy::lossless_peer (reconnects, checks resets).
+func LosslessPeer() Policy { return Policy{ResetCheck: true} }
+
+// StatelessServer is Ceph's Policy::stateless_server.
+func StatelessServer() Policy { return Policy{Lossy: true, Server: true} }
+
+// StatefulServer is Ceph's Policy::stateful_server.
+func StatefulServer() Policy { return Policy{Server: true, ResetCheck: true} }
+
+// DefaultFeatures is the Ceph feature mask advertised when a Policy leaves
+// FeaturesSupported zero: every feature bit of Ceph's CEPH_FEATURES_ALL up to
+// the Quincy release (including MSG_ADDR2, SERVER_NAUTILUS..SERVER_QUINCY,
+// which a msgr2 monitor requires).
+const DefaultFeatures uint64 = 0x3f01cfbffffdffff
+
+// Dispatcher receives messages and connection events (Ceph's Dispatcher).
+// Methods run on the DispatchQueue goroutine, except for FastDispatch.
+// Embed BaseDispatcher to implement only what you need.
+type Dispatcher interface {
+	// MsDispatch handles m and reports whether it consumed it; unconsumed
+	// messages go to the next dispatcher.
+	MsDispatch(m *Message) bool
+	// MsHandleConnect reports that an outgoing connection became ready.
+	MsHandleConnect(c *Connection)
+	// MsHandleAccept reports that an incoming connection became ready.
+	MsHandleAccept(c *Connection)
+	// MsHandleReset reports that a connection faulted and was dropped (lossy
+	// policy, or a connection that failed before its session was
+	// established); err says why. It returns true when handled.
+	MsHandleReset(c *Connection, err error) bool
+	// MsHandleRemoteReset reports that the peer reset the session (it lost
+	// its state); messages queued to it before were discarded.
+	MsHandleRemoteReset(c *Connection)
+}
+
+// FastDispatcher is implemented by dispatchers that can handle some messages
+// directly on the connection's worker goroutine. FastDispatch must not
+// block.
+type FastDispatcher interface {
+	CanFastDispatch(m *Message) bool
+	FastDispatch(m *Message)
+}
+
+// BaseDispatcher implements Dispatcher with no-ops; embed it.
+type BaseDispatcher struct{}
+
+// MsDispatch consumes nothing.
+func (BaseDispatcher) MsDispatch(*Message) bool { return false }
+
+// MsHandleConnect does nothing.
+func (BaseDispatcher) MsHandleConnect(*Connection) {}
+
+// MsHandleAccept does nothing.
+func (BaseDispatcher) MsHandleAccept(*Connection) {}
+
+// MsHandleReset does nothing.
+func (BaseDispatcher) MsHandleReset(*Connection, error) bool { return false }
+
+// MsHandleRemoteReset does nothing.
+func (BaseDispatcher) MsHandleRemoteReset(*Connection) {}

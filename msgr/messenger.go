@@ -1,0 +1,566 @@
+package msgr
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// Entity types (CEPH_ENTITY_TYPE_*).
+const (
+	EntityTypeMon    uint8 = 1
+	EntityTypeMDS    uint8 = 2
+	EntityTypeOSD    uint8 = 4
+	EntityTypeClient uint8 = 8
+	EntityTypeMgr    uint8 = 16
+)
+
+// ErrNotStarted is returned when sending or connecting before Start.
+var ErrNotStarted = errors.New("msgr: messenger not started")
+
+// ErrShutdown is returned after Shutdown; it matches net.ErrClosed.
+var ErrShutdown = fmt.Errorf("msgr: messenger shut down: %w", net.ErrClosed)
+
+// Option configures a Messenger.
+type Option func(*Messenger)
+
+// WithNonce sets the messenger's address nonce (default: random).
+func WithNonce(n uint32) Option { return func(m *Messenger) { m.nonce = n } }
+
+// WithAuthID sets the id part of the entity name sent in the auth-none
+// request (default "admin" for clients, the entity number otherwise).
+func WithAuthID(id string) Option { return func(m *Messenger) { m.authID = id } }
+
+// WithLogf sets a logger for faults and connection events (default: none).
+func WithLogf(f func(format string, args ...any)) Option { return func(m *Messenger) { m.logFn = f } }
+
+// WithStdLog logs through the standard log package.
+func WithStdLog() Option { return WithLogf(log.Printf) }
+
+// Messenger is one messaging endpoint (Ceph's AsyncMessenger).
+type Messenger struct {
+	cfg    *config.Config
+	name   msgr2.EntityName
+	nonce  uint32
+	authID string
+	logFn  func(format string, args ...any)
+	stack  netstack.Stack
+	dq     *DispatchQueue
+
+	dispatchersV atomic.Pointer[[]Dispatcher]
+	fastV        atomic.Pointer[[]FastDispatcher]
+	myAddrsV     atomic.Pointer[msgr2.AddrVec]
+	gid          atomic.Uint64
+
+	mu            sync.Mutex
+	listener      netstack.ServerSocket
+	lworker       netstack.Worker
+	conns         map[string]*Connection   // outgoing, by dial address
+	peers         map[peerID]*Connection   // accepted lossless sessions
+	all           map[*Connection]struct{} // every live connection
+	policies      map[uint8]Policy
+	defaultPolicy Policy
+	globalSeq     uint64
+	nextGID       uint64
+	started       bool
+	stopped       bool
+	done          chan struct{}
+
+	dialing  dialGroup
+	cleanups sync.WaitGroup
+}
+
+// dialGroup counts dial goroutines and refuses new ones after close.
+type dialGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (d *dialGroup) tryAdd() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.wg.Add(1)
+	return true
+}
+
+func (d *dialGroup) done() { d.wg.Done() }
+
+func (d *dialGroup) closeAndWait() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+type peerID struct {
+	ap    netip.AddrPort
+	nonce uint32
+}
+
+func peerKey(a msgr2.EntityAddr) peerID { return peerID{a.Addr, a.Nonce} }
+
+func netipPort0(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr(), 0) }
+
+// New builds a messenger for entity name on the stack cfg.TransportType
+// selects (through netstack.New; the transport's package must be imported
+// for its registration).
+func New(cfg *config.Config, name msgr2.EntityName, opts ...Option) (*Messenger, error) {
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	m := &Messenger{cfg: cfg, name: name, conns: map[string]*Connection{}, peers: map[peerID]*Connection{},
+		all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}, done: make(chan struct{})}
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	m.nonce = binary.LittleEndian.Uint32(b[:]) | 1
+	for _, o := range opts {
+		o(m)
+	}
+	if m.authID == "" {
+		if name.Type == EntityTypeClient {
+			m.authID = "admin"
+		} else {
+			m.authID = strconv.FormatInt(name.Num, 10)
+		}
+	}
+	st, err := netstack.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("msgr: network stack %q: %w", cfg.TransportType, err)
+	}
+	m.stack = st
+	m.dq = newDispatchQueue(m)
+	empty := []Dispatcher{}
+	m.dispatchersV.Store(&empty)
+	emptyF := []FastDispatcher{}
+	m.fastV.Store(&emptyF)
+	return m, nil
+}
+
+// Name is the messenger's entity name.
+func (m *Messenger) Name() msgr2.EntityName { return m.name }
+
+// Nonce is the messenger's address nonce.
+func (m *Messenger) Nonce() uint32 { return m.nonce }
+
+// Stack is the network stack the messenger runs on.
+func (m *Messenger) Stack() netstack.Stack { return m.stack }
+
+// DispatchQueue is the messenger's slow-path dispatch queue.
+func (m *Messenger) DispatchQueue() *DispatchQueue { return m.dq }
+
+func (m *Messenger) logf(format string, args ...any) {
+	if m.logFn != nil {
+		m.logFn(format, args...)
+	}
+}
+
+func (m *Messenger) sockOpts() netstack.SocketOptions {
+	return netstack.SocketOptions{NonBlock: true, NoDelay: m.cfg.TCPNoDelay, RcvBuf: m.cfg.TCPRcvBuf,
+		Backlog: m.cfg.TCPListenBacklog}
+}
+
+// tickPeriod is the connection timer period: fine enough for the keepalive
+// interval and idle timeout.
+func (m *Messenger) tickPeriod() time.Duration {
+	t := time.Duration(0)
+	for _, d := range []time.Duration{m.cfg.KeepaliveInterval, m.cfg.ConnectionIdleTimeout} {
+		if d > 0 && (t == 0 || d < t) {
+			t = d
+		}
+	}
+	if t == 0 {
+		return 0
+	}
+	t /= 4
+	if t < 5*time.Millisecond {
+		t = 5 * time.Millisecond
+	}
+	return t
+}
+
+// SetPolicy sets the policy of connections to peers of entityType.
+func (m *Messenger) SetPolicy(entityType uint8, p Policy) {
+	m.mu.Lock()
+	m.policies[entityType] = p
+	m.mu.Unlock()
+}
+
+// SetDefaultPolicy sets the policy for peer types without their own.
+func (m *Messenger) SetDefaultPolicy(p Policy) {
+	m.mu.Lock()
+	m.defaultPolicy = p
+	m.mu.Unlock()
+}
+
+func (m *Messenger) policyFor(t uint8) Policy {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.policies[t]; ok {
+		return p
+	}
+	return m.defaultPolicy
+}
+
+// AddDispatcherHead puts d first in the dispatch chain.
+func (m *Messenger) AddDispatcherHead(d Dispatcher) { m.addDispatcher(d, true) }
+
+// AddDispatcherTail puts d last in the dispatch chain.
+func (m *Messenger) AddDispatcherTail(d Dispatcher) { m.addDispatcher(d, false) }
+
+func (m *Messenger) addDispatcher(d Dispatcher, head bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.dispatchersV.Load()
+	var ds []Dispatcher
+	if head {
+		ds = append([]Dispatcher{d}, old...)
+	} else {
+		ds = append(append([]Dispatcher{}, old...), d)
+	}
+	m.dispatchersV.Store(&ds)
+	var fs []FastDispatcher
+	for _, x := range ds {
+		if f, ok := x.(FastDispatcher); ok {
+			fs = append(fs, f)
+		}
+	}
+	m.fastV.Store(&fs)
+}
+
+func (m *Messenger) dispatchers() []Dispatcher { return *m.dispatchersV.Load() }
+
+// fastDispatch runs msg through the first fast dispatcher that accepts it.
+func (m *Messenger) fastDispatch(msg *Message) bool {
+	for _, f := range *m.fastV.Load() {
+		if f.CanFastDispatch(msg) {
+			f.FastDispatch(msg)
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Messenger) nextGlobalSeq(atLeast uint64) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.globalSeq < atLeast {
+		m.globalSeq = atLeast
+	}
+	m.globalSeq++
+	return m.globalSeq
+}
+
+func (m *Messenger) randCookie() uint64 {
+	var b [8]byte
+	for {
+		_, _ = crand.Read(b[:])
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// globalID is our global id (learned from a monitor's AUTH_DONE, else 0).
+func (m *Messenger) globalID() uint64       { return m.gid.Load() }
+func (m *Messenger) learnGlobalID(g uint64) { m.gid.CompareAndSwap(0, g) }
+
+// assignGlobalID gives an auth-none peer without a global id one.
+func (m *Messenger) assignGlobalID() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextGID++
+	return m.nextGID
+}
+
+// Bind listens on addr ("host:port"; port 0 picks one; IPv4 or IPv6).
+func (m *Messenger) Bind(addr string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return ErrShutdown
+	}
+	if m.listener != nil {
+		return errors.New("msgr: already bound")
+	}
+	w := m.stack.Workers()[0]
+	l, err := w.Listen(addr, m.sockOpts())
+	if err != nil {
+		return fmt.Errorf("msgr: bind %s: %w", addr, err)
+	}
+	m.listener, m.lworker = l, w
+	av := msgr2.AddrVec{{Type: msgr2.AddrTypeMsgr2, Nonce: m.nonce, Addr: addrPortOf(l.Addr())}}
+	m.myAddrsV.Store(&av)
+	return nil
+}
+
+// Addr is the bound address (nil when not bound).
+func (m *Messenger) Addr() net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listener == nil {
+		return nil
+	}
+	return m.listener.Addr()
+}
+
+func (m *Messenger) myAddrs() msgr2.AddrVec {
+	if p := m.myAddrsV.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Start starts the stack's workers, the dispatch queue and accepting.
+func (m *Messenger) Start() error {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		return ErrShutdown
+	}
+	if m.started {
+		m.mu.Unlock()
+		return errors.New("msgr: already started")
+	}
+	m.started = true
+	l, w := m.listener, m.lworker
+	m.mu.Unlock()
+	if err := m.stack.Start(); err != nil {
+		return fmt.Errorf("msgr: start stack: %w", err)
+	}
+	m.dq.start()
+	if l != nil {
+		center := w.Center()
+		var rerr error
+		if err := center.Submit(func() {
+			rerr = center.CreateFileEvent(l.FD(), netstack.EventReadable, func(int, netstack.EventMask) { m.accept(l) })
+		}); err != nil {
+			return fmt.Errorf("msgr: start accepting: %w", err)
+		}
+		if rerr != nil {
+			return fmt.Errorf("msgr: start accepting: %w", rerr)
+		}
+	}
+	return nil
+}
+
+// accept takes every pending connection (listener's centre goroutine).
+func (m *Messenger) accept(l netstack.ServerSocket) {
+	for {
+		w := m.stack.PickWorker()
+		s, err := l.Accept(m.sockOpts(), w)
+		if err != nil {
+			if !errors.Is(err, netstack.ErrWouldBlock) {
+				m.logf("msgr: accept: %v", err)
+			}
+			return
+		}
+		c := newConnection(m, false, w)
+		if !m.track(c) {
+			_ = s.Close()
+			return
+		}
+		if err := w.Center().DispatchExternal(func() {
+			c.mu.Lock()
+			if c.state == stNone {
+				c.attachLocked(s)
+			} else {
+				_ = s.Close()
+			}
+			c.unlockAndDeliver()
+		}); err != nil {
+			_ = s.Close()
+			c.markDown(ErrShutdown)
+		}
+	}
+}
+
+func (m *Messenger) track(c *Connection) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return false
+	}
+	m.all[c] = struct{}{}
+	return true
+}
+
+// unregister forgets a closed connection.
+func (m *Messenger) unregister(c *Connection) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.all, c)
+	if c.outgoing {
+		if m.conns[c.target] == c {
+			delete(m.conns, c.target)
+		}
+	}
+	for k, v := range m.peers {
+		if v == c {
+			delete(m.peers, k)
+		}
+	}
+}
+
+func (m *Messenger) registerPeer(k peerID, c *Connection) (old *Connection) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old = m.peers[k]
+	m.peers[k] = c
+	return old
+}
+
+func (m *Messenger) lookupPeer(k peerID) *Connection {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peers[k]
+}
+
+// Connect returns the connection to addr, creating it (and starting its
+// handshake) if needed (Ceph's connect_to). The peer type is learnt from its
+// HELLO and selects the policy.
+func (m *Messenger) Connect(addr string) (*Connection, error) { return m.ConnectTo(0, addr) }
+
+// ConnectTo is Connect for a peer of a known entity type (0: any); the
+// type's policy applies and a peer announcing another type is refused.
+func (m *Messenger) ConnectTo(peerType uint8, addr string) (*Connection, error) {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	if !m.started {
+		m.mu.Unlock()
+		return nil, ErrNotStarted
+	}
+	if c := m.conns[addr]; c != nil {
+		m.mu.Unlock()
+		return c, nil
+	}
+	w := m.stack.PickWorker()
+	c := newConnection(m, true, w)
+	c.target = addr
+	c.peerType = peerType
+	if p, ok := m.policies[peerType]; ok && peerType != 0 {
+		c.policy = p
+	} else {
+		c.policy = m.defaultPolicy
+	}
+	m.conns[addr] = c
+	m.all[c] = struct{}{}
+	m.mu.Unlock()
+	c.mu.Lock()
+	c.startConnectLocked()
+	c.unlockAndDeliverOffCentre()
+	return c, nil
+}
+
+// unlockAndDeliverOffCentre is unlock for callers not on the centre: any
+// queued deliveries go through the dispatch queue.
+func (c *Connection) unlockAndDeliverOffCentre() {
+	post := c.post
+	c.post = nil
+	c.mu.Unlock()
+	for _, it := range post {
+		c.msgr.dq.enqueue(it)
+	}
+}
+
+// SendMessage sends msg to addr, connecting first if needed.
+func (m *Messenger) SendMessage(msg *Message, addr string) error {
+	c, err := m.Connect(addr)
+	if err != nil {
+		return err
+	}
+	return c.SendMessage(msg)
+}
+
+// MarkDown closes the outgoing connection to addr, if any.
+func (m *Messenger) MarkDown(addr string) {
+	m.mu.Lock()
+	c := m.conns[addr]
+	m.mu.Unlock()
+	if c != nil {
+		c.MarkDown()
+	}
+}
+
+// MarkDownAll closes every connection.
+func (m *Messenger) MarkDownAll() {
+	m.mu.Lock()
+	cs := make([]*Connection, 0, len(m.all))
+	for c := range m.all {
+		cs = append(cs, c)
+	}
+	m.mu.Unlock()
+	for _, c := range cs {
+		c.MarkDown()
+	}
+}
+
+// Connections returns a snapshot of the live connections.
+func (m *Messenger) Connections() []*Connection {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs := make([]*Connection, 0, len(m.all))
+	for c := range m.all {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// Shutdown closes every connection and the listener, stops the dispatch
+// queue and the stack, and waits for its goroutines. It is idempotent. It
+// must not be called from a dispatcher callback.
+func (m *Messenger) Shutdown() error {
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		<-m.done
+		return nil
+	}
+	m.stopped = true
+	started := m.started
+	l, w := m.listener, m.lworker
+	m.mu.Unlock()
+
+	if l != nil {
+		if started {
+			center := w.Center()
+			if err := center.Submit(func() {
+				_ = center.DeleteFileEvent(l.FD(), netstack.EventReadable)
+				_ = l.Abort()
+			}); err != nil {
+				_ = l.Abort()
+			}
+		} else {
+			_ = l.Abort()
+		}
+	}
+	m.MarkDownAll()
+	m.dialing.closeAndWait()
+	m.MarkDownAll() // connections whose dial just finished
+	m.cleanups.Wait()
+	m.dq.shutdown()
+	err := m.stack.Stop()
+	close(m.done)
+	return err
+}
+
+// Wait blocks until Shutdown has finished.
+func (m *Messenger) Wait() { <-m.done }

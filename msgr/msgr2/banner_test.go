@@ -22,8 +22,8 @@ func TestBannerGolden(t *testing.T) {
 
 func TestBannerRoundTrip(t *testing.T) {
 	cases := []struct {
-		name          string
-		sup, req      uint64
+		name     string
+		sup, req uint64
 	}{
 		{"zero", 0, 0},
 		{"rev1", FeatureRevision1, 0},

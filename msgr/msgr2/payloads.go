@@ -482,6 +482,10 @@ func decodeUtime(d *decoder) time.Time {
 	if d.err != nil || (sec == 0 && nsec == 0) {
 		return time.Time{}
 	}
+	// Normalise like utime_t::normalize, keeping seconds 32-bit so that
+	// re-encoding gives the same instant.
+	sec += nsec / 1e9
+	nsec %= 1e9
 	return time.Unix(int64(sec), int64(nsec))
 }
 

@@ -1,0 +1,89 @@
+package msgrsuite
+
+import (
+	"io"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
+)
+
+func TestPosix(t *testing.T) { Run(t, "posix") }
+
+func BenchmarkMessengerLatency2B(b *testing.B)        { BenchLatency(b, "posix", 2) }
+func BenchmarkMessengerThroughput64K(b *testing.B)    { BenchThroughput(b, "posix", 64<<10) }
+func BenchmarkPlainNetConnLatency2B(b *testing.B)     { plainLatency(b, 2) }
+func BenchmarkPlainNetConnThroughput64K(b *testing.B) { plainThroughput(b, 64<<10) }
+
+// plainPair is a loopback TCP pair through the Go runtime's netpoller.
+func plainPair(b *testing.B) (client, server net.Conn) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	defer l.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			acc <- nil
+			return
+		}
+		acc <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	require.NoError(b, err)
+	server = <-acc
+	require.NotNil(b, server)
+	b.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// plainLatency: ping-pong of size bytes, the server echoing from its own
+// goroutine.
+func plainLatency(b *testing.B, size int) {
+	cli, srv := plainPair(b)
+	go func() {
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(srv, buf); err != nil {
+				return
+			}
+			if _, err := srv.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := cli.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(cli, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// plainThroughput streams size-byte writes; the server reads them all and
+// says when it has.
+func plainThroughput(b *testing.B, size int) {
+	cli, srv := plainPair(b)
+	total := int64(size) * int64(b.N)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.CopyN(io.Discard, srv, total)
+	}()
+	buf := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := cli.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+}

@@ -1,0 +1,709 @@
+// Package msgrsuite is the messenger's integration suite, parametrized by
+// network stack name so that every transport (posix, rdma) runs the same
+// tests: Run(t, "posix") from a test binary that imports the stack's package
+// (for its registration). Benchmarks likewise take the stack name.
+//
+// It owns no production code and must not import a transport itself.
+package msgrsuite
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// Config returns the suite's configuration for stack: short timeouts so
+// faults are detected quickly.
+func Config(stack string) *config.Config {
+	cfg := config.Default()
+	cfg.TransportType = stack
+	cfg.OpThreads = 2
+	cfg.ConnectionReadyTimeout = 10 * time.Second
+	cfg.KeepaliveInterval = 200 * time.Millisecond
+	cfg.ConnectionIdleTimeout = 1500 * time.Millisecond
+	cfg.InitialBackoff = 10 * time.Millisecond
+	cfg.MaxBackoff = 200 * time.Millisecond
+	cfg.MaxFrameSegment = 128 << 20
+	return cfg
+}
+
+// Run runs every messenger test over the named stack.
+func Run(t *testing.T, stack string) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, stack string)
+	}{
+		{"Handshake", testHandshake},
+		{"ManyConnsInOrder", testManyConnsInOrder},
+		{"PrioritiesUnderBacklog", testPriorities},
+		{"LargeMessage64MiB", testLargeMessage},
+		{"LosslessReconnect", testLosslessReconnect},
+		{"LossyFaultReported", testLossyFault},
+		{"BadPeers", testBadPeers},
+		{"ShutdownInFlight", testShutdownInFlight},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, stack) })
+	}
+}
+
+// ------------------------------------------------------------------ helpers
+
+// recorder is a dispatcher that keeps what it sees.
+type recorder struct {
+	msgr.BaseDispatcher
+	fast bool // take messages on the worker goroutine
+
+	mu      sync.Mutex
+	msgs    []*msgr.Message
+	resets  []resetEvent
+	accepts int
+	onMsg   func(m *msgr.Message)
+	notify  chan struct{}
+}
+
+type resetEvent struct {
+	c   *msgr.Connection
+	err error
+}
+
+func newRecorder(fast bool) *recorder {
+	return &recorder{fast: fast, notify: make(chan struct{}, 1)}
+}
+
+func (r *recorder) poke() {
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) take(m *msgr.Message) {
+	r.mu.Lock()
+	f := r.onMsg
+	if f == nil {
+		r.msgs = append(r.msgs, m)
+	}
+	r.mu.Unlock()
+	if f != nil {
+		f(m)
+	}
+	r.poke()
+}
+
+func (r *recorder) MsDispatch(m *msgr.Message) bool    { r.take(m); return true }
+func (r *recorder) CanFastDispatch(*msgr.Message) bool { return r.fast }
+func (r *recorder) FastDispatch(m *msgr.Message)       { r.take(m) }
+func (r *recorder) MsHandleAccept(*msgr.Connection) {
+	r.mu.Lock()
+	r.accepts++
+	r.mu.Unlock()
+}
+func (r *recorder) MsHandleReset(c *msgr.Connection, err error) bool {
+	r.mu.Lock()
+	r.resets = append(r.resets, resetEvent{c, err})
+	r.mu.Unlock()
+	r.poke()
+	return true
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+func (r *recorder) snapshot() []*msgr.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*msgr.Message(nil), r.msgs...)
+}
+
+func (r *recorder) resetList() []resetEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]resetEvent(nil), r.resets...)
+}
+
+// waitFor polls cond until it holds or the deadline passes (a bound for a
+// hung test, not a timing assertion).
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+type endpoint struct {
+	m    *msgr.Messenger
+	rec  *recorder
+	addr string
+}
+
+// newEndpoint builds a messenger; bind "" leaves it unbound; start=false
+// leaves it for the test to start.
+func newEndpoint(t testing.TB, cfg *config.Config, name msgr2.EntityName, bind string, start bool, rec *recorder) *endpoint {
+	t.Helper()
+	m, err := msgr.New(cfg, name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Shutdown() })
+	e := &endpoint{m: m, rec: rec}
+	if rec != nil {
+		m.AddDispatcherTail(rec)
+	}
+	if bind != "" {
+		require.NoError(t, m.Bind(bind))
+		e.addr = m.Addr().String()
+	}
+	if start {
+		require.NoError(t, m.Start())
+	}
+	return e
+}
+
+func osdName(n int64) msgr2.EntityName { return msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: n} }
+func clientName(n int64) msgr2.EntityName {
+	return msgr2.EntityName{Type: msgr.EntityTypeClient, Num: n}
+}
+
+// payload builds a message body carrying (stream, index) and filler bytes
+// derived from them, so corruption and reordering are both detectable.
+func payload(stream, idx uint64, size int) []byte {
+	if size < 16 {
+		size = 16
+	}
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint64(b, stream)
+	binary.LittleEndian.PutUint64(b[8:], idx)
+	for i := 16; i < size; i++ {
+		b[i] = byte(stream*31 + idx*7 + uint64(i))
+	}
+	return b
+}
+
+func checkPayload(b []byte) (stream, idx uint64, err error) {
+	if len(b) < 16 {
+		return 0, 0, fmt.Errorf("payload too short: %d", len(b))
+	}
+	stream = binary.LittleEndian.Uint64(b)
+	idx = binary.LittleEndian.Uint64(b[8:])
+	for i := 16; i < len(b); i++ {
+		if b[i] != byte(stream*31+idx*7+uint64(i)) {
+			return stream, idx, fmt.Errorf("stream %d message %d: byte %d corrupt", stream, idx, i)
+		}
+	}
+	return stream, idx, nil
+}
+
+// -------------------------------------------------------------------- tests
+
+func testHandshake(t *testing.T, stack string) {
+	cfg := Config(stack)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, newRecorder(false))
+	cli := newEndpoint(t, cfg, clientName(7), "", true, newRecorder(true))
+
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 42, Front: []byte("hello"), Data: []byte("data")}))
+	waitFor(t, 10*time.Second, "message at server", func() bool { return srv.rec.count() == 1 })
+	m := srv.rec.snapshot()[0]
+	require.Equal(t, uint16(42), m.Type)
+	require.Equal(t, []byte("hello"), m.Front)
+	require.Equal(t, []byte("data"), m.Data)
+	require.Equal(t, uint64(1), m.Seq)
+	require.Equal(t, clientName(7), m.Peer)
+	require.Equal(t, osdName(1), c.PeerName())
+	require.True(t, c.IsConnected())
+
+	// reply over the accepted connection
+	require.NoError(t, m.Conn.SendMessage(&msgr.Message{Type: 43, Front: []byte("pong")}))
+	waitFor(t, 10*time.Second, "reply at client", func() bool { return cli.rec.count() == 1 })
+	require.Equal(t, []byte("pong"), cli.rec.snapshot()[0].Front)
+	st := c.Stats()
+	require.Equal(t, uint64(1), st.MsgsSent)
+	require.Equal(t, uint64(1), st.MsgsRecv)
+	require.NotZero(t, st.BytesSent)
+}
+
+func testManyConnsInOrder(t *testing.T, stack string) {
+	const conns = 8
+	total := 100_000
+	if testing.Short() {
+		total = 10_000
+	}
+	per := total / conns
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 30 * time.Second // -race can be slow
+	srvRec := newRecorder(false)
+	type streamState struct {
+		next uint64
+		seq  uint64
+		err  error
+	}
+	var mu sync.Mutex
+	states := map[uint64]*streamState{}
+	var got atomic.Int64
+	srvRec.onMsg = func(m *msgr.Message) {
+		stream, idx, err := checkPayload(m.Front)
+		mu.Lock()
+		st := states[stream]
+		if st == nil {
+			st = &streamState{}
+			states[stream] = st
+		}
+		if st.err == nil {
+			switch {
+			case err != nil:
+				st.err = err
+			case idx != st.next:
+				st.err = fmt.Errorf("stream %d: got message %d, want %d", stream, idx, st.next)
+			case m.Seq != st.seq+1:
+				st.err = fmt.Errorf("stream %d: got seq %d after %d", stream, m.Seq, st.seq)
+			}
+		}
+		st.next = idx + 1
+		st.seq = m.Seq
+		mu.Unlock()
+		got.Add(1)
+	}
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := 0; i < conns; i++ {
+		cli := newEndpoint(t, cfg, clientName(int64(100+i)), "", true, nil)
+		wg.Add(1)
+		go func(stream uint64) {
+			defer wg.Done()
+			c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for j := 0; j < per; j++ {
+				size := 16 + (j*13)%200
+				if err := c.SendMessage(&msgr.Message{Type: 1, Front: payload(stream, uint64(j), size)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(uint64(i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	waitFor(t, 120*time.Second, "all messages", func() bool { return got.Load() == int64(per*conns) })
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, states, conns)
+	for s, st := range states {
+		require.NoError(t, st.err, "stream %d", s)
+		require.Equal(t, uint64(per), st.next, "stream %d count", s)
+	}
+}
+
+func testPriorities(t *testing.T, stack string) {
+	cfg := Config(stack)
+	srvRec := newRecorder(true)
+	// The server is bound but not started: the client's TCP connection sits
+	// in the listen backlog, its handshake cannot finish, and everything it
+	// is asked to send piles up in the out queues.
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
+	cli := newEndpoint(t, cfg, clientName(1), "", true, nil)
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	prios := []uint16{msgr.PrioLow, msgr.PrioDefault, msgr.PrioHigh, msgr.PrioHighest}
+	const n = 200
+	for i := 0; i < n; i++ {
+		p := prios[(i*7)%len(prios)]
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Priority: p, Front: payload(uint64(p), uint64(i), 16)}))
+	}
+	require.False(t, c.IsConnected())
+	require.NoError(t, srv.m.Start())
+	waitFor(t, 20*time.Second, "all messages", func() bool { return srvRec.count() == n })
+	msgs := srvRec.snapshot()
+	lastPrio := uint16(65535)
+	lastIdx := map[uint16]int64{}
+	for i, m := range msgs {
+		stream, idx, err := checkPayload(m.Front)
+		require.NoError(t, err)
+		require.Equal(t, uint64(m.Priority), stream)
+		require.LessOrEqual(t, m.Priority, lastPrio, "message %d: priority %d after %d", i, m.Priority, lastPrio)
+		lastPrio = m.Priority
+		if prev, ok := lastIdx[m.Priority]; ok {
+			require.Greater(t, int64(idx), prev, "FIFO within priority %d", m.Priority)
+		}
+		lastIdx[m.Priority] = int64(idx)
+	}
+	require.Len(t, lastIdx, len(prios))
+}
+
+func testLargeMessage(t *testing.T, stack string) {
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 60 * time.Second
+	srvRec := newRecorder(true)
+	srvRec.onMsg = func(m *msgr.Message) { // echo
+		_ = m.Conn.SendMessage(&msgr.Message{Type: m.Type + 1, Front: m.Front, Data: m.Data})
+	}
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	cliRec := newRecorder(true)
+	cli := newEndpoint(t, cfg, clientName(1), "", true, cliRec)
+
+	data := make([]byte, 64<<20)
+	for i := range data {
+		data[i] = byte(i*2654435761>>13) ^ byte(i>>20)
+	}
+	want := sha256.Sum256(data)
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 10, Front: []byte("big"), Data: data}))
+	waitFor(t, 120*time.Second, "echo", func() bool { return cliRec.count() == 1 })
+	m := cliRec.snapshot()[0]
+	require.Equal(t, uint16(11), m.Type)
+	require.Equal(t, []byte("big"), m.Front)
+	require.Len(t, m.Data, len(data))
+	require.Equal(t, want, sha256.Sum256(m.Data))
+}
+
+func testLosslessReconnect(t *testing.T, stack string) {
+	cfg := Config(stack)
+	srvRec := newRecorder(true)
+	var seen sync.Map
+	var dup, bad atomic.Int64
+	var next atomic.Uint64
+	srvRec.onMsg = func(m *msgr.Message) {
+		_, idx, err := checkPayload(m.Front)
+		if err != nil {
+			bad.Add(1)
+			return
+		}
+		if _, loaded := seen.LoadOrStore(idx, true); loaded {
+			dup.Add(1)
+		}
+		if idx != next.Load() {
+			bad.Add(1)
+		}
+		next.Store(idx + 1)
+	}
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
+	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	require.NoError(t, srv.m.Start())
+	cli := newEndpoint(t, cfg, clientName(1), "", false, nil)
+	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
+	require.NoError(t, cli.m.Start())
+
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	const n = 5000
+	cuts := 0
+	for i := 0; i < n; i++ {
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 64+i%512)}))
+		if i%1000 == 500 {
+			// cut the socket underneath while messages are in flight
+			waitFor(t, 20*time.Second, "connection ready before cut", c.IsConnected)
+			c.FaultForTest()
+			cuts++
+		}
+	}
+	waitFor(t, 60*time.Second, "all messages after reconnects", func() bool { return next.Load() == n })
+	require.Zero(t, dup.Load(), "duplicates delivered")
+	require.Zero(t, bad.Load(), "out of order or corrupt")
+	st := c.Stats()
+	require.GreaterOrEqual(t, st.Reconnects, uint64(cuts))
+	require.GreaterOrEqual(t, st.Faults, uint64(cuts))
+	require.Empty(t, srvRec.resetList(), "a lossless session must not be reset")
+	require.False(t, c.IsLossy())
+}
+
+func testLossyFault(t *testing.T, stack string) {
+	cfg := Config(stack)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, newRecorder(true))
+	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatelessServer())
+	require.NoError(t, srv.m.Start())
+	cliRec := newRecorder(true)
+	cli := newEndpoint(t, cfg, clientName(1), "", false, cliRec)
+	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LossyClient())
+	require.NoError(t, cli.m.Start())
+
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("x")}))
+	waitFor(t, 10*time.Second, "message", func() bool { return srv.rec.count() == 1 })
+	require.True(t, c.IsLossy())
+	c.FaultForTest()
+	waitFor(t, 10*time.Second, "reset reported", func() bool { return len(cliRec.resetList()) == 1 })
+	ev := cliRec.resetList()[0]
+	require.Same(t, c, ev.c)
+	require.Error(t, ev.err)
+	require.Contains(t, ev.err.Error(), "closed")
+	<-c.Closed()
+	require.Error(t, c.SendMessage(&msgr.Message{Type: 1}))
+	// the server side of a lossy session reports its reset too
+	waitFor(t, 10*time.Second, "server reset", func() bool { return len(srv.rec.resetList()) == 1 })
+	// a new connection to the same address works
+	c2, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	require.NotSame(t, c, c2)
+	require.NoError(t, c2.SendMessage(&msgr.Message{Type: 1, Front: []byte("y")}))
+	waitFor(t, 10*time.Second, "second message", func() bool { return srv.rec.count() == 2 })
+}
+
+// rawPeer is a socket of the suite's own stack that writes raw bytes.
+type rawPeer struct {
+	s netstack.ConnectedSocket
+}
+
+func dialRaw(t *testing.T, st netstack.Stack, addr string) *rawPeer {
+	t.Helper()
+	s, err := st.PickWorker().Connect(addr, netstack.SocketOptions{NoDelay: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return &rawPeer{s: s}
+}
+
+func (p *rawPeer) write(t *testing.T, b []byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b) > 0 {
+		n, err := p.s.Send([][]byte{b}, false)
+		b = b[n:]
+		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
+			t.Fatalf("raw send: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("raw send stuck")
+		}
+		if len(b) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// waitClosed reads (and discards) until the server closes the socket.
+func (p *rawPeer) waitClosed(t *testing.T, within time.Duration) {
+	t.Helper()
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(within)
+	for {
+		_, err := p.s.Read(buf)
+		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
+			if !errors.Is(err, io.EOF) {
+				t.Logf("raw peer read ended with %v", err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not close the raw connection within %v", within)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func helloFrame() []byte {
+	h := msgr2.Hello{EntityType: msgr.EntityTypeClient}
+	return msgr2.AppendFrame(nil, msgr2.TagHello, h.Marshal(nil))
+}
+
+func testBadPeers(t *testing.T, stack string) {
+	cfg := Config(stack)
+	srvRec := newRecorder(true)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+
+	// A healthy client keeps talking while the bad peers are handled.
+	cli := newEndpoint(t, cfg, clientName(1), "", true, nil)
+	good, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var sender sync.WaitGroup
+	sender.Add(1)
+	go func() {
+		defer sender.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if good.SendMessage(&msgr.Message{Type: 1, Front: payload(9, uint64(i), 32)}) != nil {
+				return
+			}
+			sent.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+
+	rawCfg := Config(stack)
+	rawStack, err := netstack.New(rawCfg)
+	require.NoError(t, err)
+	require.NoError(t, rawStack.Start())
+	t.Cleanup(func() { _ = rawStack.Stop() })
+
+	banner := msgr2.AppendBanner(nil, msgr2.FeatureRevision1, 0)
+	badCRC := helloFrame()
+	badCRC[28] ^= 0xff
+	oversized := helloFrame()
+	binary.LittleEndian.PutUint32(oversized[2:], 1<<30)
+	binary.LittleEndian.PutUint32(oversized[28:], msgr2.CRC32C(0, oversized[:28]))
+	cases := []struct {
+		name  string
+		bytes []byte
+		want  string
+	}{
+		{"garbage", bytes.Repeat([]byte("this is not ceph "), 4), "banner"},
+		{"wrong crc", append(append([]byte{}, banner...), badCRC...), "crc mismatch"},
+		{"oversized segment", append(append([]byte{}, banner...), oversized[:32]...), "exceeds limit"},
+		{"half frame then silence", append(append([]byte{}, banner...), helloFrame()[:20]...), "no incoming bytes"},
+		{"half preamble after hello", append(append(append([]byte{}, banner...), helloFrame()...), helloFrame()[:40]...), "no incoming bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(srvRec.resetList())
+			p := dialRaw(t, rawStack, srv.addr)
+			p.write(t, tc.bytes)
+			bound := 3 * (cfg.ConnectionIdleTimeout + cfg.KeepaliveInterval)
+			p.waitClosed(t, bound)
+			waitFor(t, bound, "reset reported", func() bool { return len(srvRec.resetList()) > before })
+			ev := srvRec.resetList()[before]
+			require.Error(t, ev.err)
+			require.Contains(t, ev.err.Error(), tc.want)
+			t.Logf("server closed the bad peer: %v", ev.err)
+		})
+	}
+	close(stop)
+	sender.Wait()
+	waitFor(t, 20*time.Second, "healthy client's messages", func() bool { return int64(srvRec.count()) == sent.Load() })
+	require.True(t, good.IsConnected())
+	require.Zero(t, good.Stats().Faults)
+}
+
+func testShutdownInFlight(t *testing.T, stack string) {
+	runtime.GC()
+	base := runtime.NumGoroutine()
+	func() {
+		cfg := Config(stack)
+		srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, newRecorder(false))
+		srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+		var stopped sync.WaitGroup
+		var clis []*endpoint
+		for i := 0; i < 3; i++ {
+			cli := newEndpoint(t, cfg, clientName(int64(i)), "", true, newRecorder(true))
+			clis = append(clis, cli)
+			c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+			require.NoError(t, err)
+			stopped.Add(1)
+			go func() {
+				defer stopped.Done()
+				for j := 0; ; j++ {
+					if c.SendMessage(&msgr.Message{Type: 1, Front: payload(1, uint64(j), 4096)}) != nil {
+						return
+					}
+					if j%64 == 0 {
+						runtime.Gosched()
+					}
+				}
+			}()
+		}
+		waitFor(t, 20*time.Second, "traffic flowing", func() bool { return srv.rec.count() > 100 })
+		done := make(chan struct{})
+		go func() {
+			_ = srv.m.Shutdown()
+			for _, c := range clis {
+				_ = c.m.Shutdown()
+			}
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Shutdown did not return")
+		}
+		stopped.Wait()
+		srv.m.Wait()
+	}()
+	waitFor(t, 10*time.Second, "goroutines to settle", func() bool {
+		n := runtime.NumGoroutine()
+		return n <= base
+	})
+}
+
+// ------------------------------------------------------------- benchmarks
+
+// BenchLatency measures a round trip of a size-byte message between two
+// messengers (client sends, server echoes from its fast dispatcher).
+func BenchLatency(b *testing.B, stack string, size int) {
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 0
+	cfg.KeepaliveInterval = 0
+	srvRec := newRecorder(true)
+	srvRec.onMsg = func(m *msgr.Message) { _ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: m.Front}) }
+	srv := newEndpoint(b, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	cliRec := newRecorder(true)
+	got := make(chan struct{}, 1)
+	cliRec.onMsg = func(*msgr.Message) { got <- struct{}{} }
+	cli := newEndpoint(b, cfg, clientName(1), "", true, cliRec)
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(b, err)
+	p := make([]byte, size)
+	for i := 0; i < 100; i++ { // warm up
+		require.NoError(b, c.SendMessage(&msgr.Message{Type: 1, Front: p}))
+		<-got
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.SendMessage(&msgr.Message{Type: 1, Front: p}); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
+}
+
+// BenchThroughput streams size-byte messages from a client to a server with
+// at most a window of them outstanding (released as the server receives).
+func BenchThroughput(b *testing.B, stack string, size int) {
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 0
+	cfg.KeepaliveInterval = 0
+	const window = 64
+	sem := make(chan struct{}, window)
+	srvRec := newRecorder(true)
+	srvRec.onMsg = func(*msgr.Message) { <-sem }
+	srv := newEndpoint(b, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	cli := newEndpoint(b, cfg, clientName(1), "", true, nil)
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(b, err)
+	p := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sem <- struct{}{}
+		if err := c.SendMessage(&msgr.Message{Type: 1, Data: p}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < window; i++ { // wait for the tail
+		sem <- struct{}{}
+	}
+}

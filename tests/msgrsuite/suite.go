@@ -424,6 +424,7 @@ func testLosslessReconnect(t *testing.T, stack string) {
 			waitFor(t, 20*time.Second, "connection ready before cut", c.IsConnected)
 			c.FaultForTest()
 			cuts++
+			waitFor(t, 20*time.Second, "fault noticed", func() bool { return c.Stats().Faults >= uint64(cuts) })
 		}
 	}
 	waitFor(t, 60*time.Second, "all messages after reconnects", func() bool { return next.Load() == n })

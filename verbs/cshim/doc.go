@@ -1,0 +1,22 @@
+// Package cshim is the only package of asyncmsgr that imports "C". It is a thin
+// shim over rdma-core's libibverbs and librdmacm (shim.c, shim.h) and exposes
+// them as functions on plain Go types: uintptr handles for C objects, ints and
+// errnos, and slices that view C memory.
+//
+// What it owns:
+//   - the C allocations of reusable work-request, scatter/gather and
+//     work-completion arrays (SendBatch, RecvBatch, WCArray), which Go fills or
+//     reads in place; one cgo crossing posts a whole linked chain or polls a
+//     whole batch;
+//   - crossing counters (ReadCounters) kept by the C side;
+//   - errno capture: every failing call returns a bare syscall.Errno taken in
+//     the same cgo call.
+//
+// What it must not do: keep a Go pointer in C memory (wr_id is an opaque
+// integer chosen by the Go side); block in C (every event fd it creates is
+// O_NONBLOCK, so get-event functions return EAGAIN when nothing is ready);
+// add policy, bookkeeping or typed errors — that is package verbs' job. Only
+// package verbs should import it.
+//
+// Without cgo (or off Linux) this package is empty; verbs then provides stubs.
+package cshim

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package verbs
+
+func memlockLimit() (cur uint64, infinite, ok bool) { return 0, false, false }

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -655,6 +657,9 @@ func testShutdownInFlight(t *testing.T, stack string) {
 // messengers (client sends, server echoes from its fast dispatcher).
 func BenchLatency(b *testing.B, stack string, size int) {
 	cfg := Config(stack)
+	if v := os.Getenv("MSGRSUITE_OP_THREADS"); v != "" {
+		cfg.OpThreads, _ = strconv.Atoi(v)
+	}
 	cfg.ConnectionIdleTimeout = 0
 	cfg.KeepaliveInterval = 0
 	srvRec := newRecorder(true)

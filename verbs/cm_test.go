@@ -1,0 +1,210 @@
+//go:build linux && cgo
+
+package verbs
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// waitCM returns the next event on ch, which must be of type want.
+func waitCM(t *testing.T, ch *CMEventChannel, want CMEventType) *CMEvent {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ev, err := ch.GetEvent()
+		if err == nil {
+			require.Equal(t, want, ev.Type, "got %s (status %d), want %s", ev.Type, ev.Status, want)
+			return ev
+		}
+		require.True(t, isEAGAIN(err), "%v", err)
+		left := time.Until(deadline)
+		require.Positive(t, left, "no %s event within 10s", want)
+		_, err = WaitReadable(ch.FD(), left)
+		require.NoError(t, err)
+	}
+}
+
+type cmSide struct {
+	pd       *PD
+	scq, rcq *CQ
+	buf      *Buffer
+	mr       *MR
+	qp       *QP
+}
+
+func newCMSide(t *testing.T, id *CMID) *cmSide {
+	t.Helper()
+	ctx := id.Context()
+	require.NotNil(t, ctx)
+	s := &cmSide{}
+	var err error
+	s.pd, err = ctx.AllocPD()
+	require.NoError(t, err)
+	s.scq, err = ctx.CreateCQ(64, nil, 0)
+	require.NoError(t, err)
+	s.rcq, err = ctx.CreateCQ(64, nil, 0)
+	require.NoError(t, err)
+	s.buf, err = AllocBuffer(64 << 10)
+	require.NoError(t, err)
+	s.mr, err = s.pd.RegMR(s.buf, AccessLocalWrite|AccessRemoteWrite|AccessRemoteRead)
+	require.NoError(t, err)
+	s.qp, err = id.CreateQP(s.pd, QPInitAttr{SendCQ: s.scq, RecvCQ: s.rcq, MaxSendWR: 16, MaxRecvWR: 16})
+	require.NoError(t, err)
+	require.Same(t, s.qp, id.QP())
+	return s
+}
+
+func (s *cmSide) close(t *testing.T) {
+	t.Helper()
+	for _, c := range []func() error{s.qp.Close, s.mr.Close, s.buf.Free, s.scq.Close, s.rcq.Close, s.pd.Close} {
+		require.NoError(t, c())
+	}
+}
+
+func TestCMConnectAcceptDisconnect(t *testing.T) {
+	name := testDevice(t)
+	ctx, err := Open(name)
+	require.NoError(t, err)
+	g, err := ctx.PickGID(1, -1)
+	require.NoError(t, err)
+	require.NoError(t, ctx.Close())
+	ip, ok := g.GID.IPv4()
+	require.True(t, ok, "need the rxe netdev's IPv4 address")
+
+	sch, err := NewCMEventChannel()
+	require.NoError(t, err)
+	cch, err := NewCMEventChannel()
+	require.NoError(t, err)
+	defer func() {
+		require.NoError(t, sch.Close())
+		require.NoError(t, cch.Close())
+	}()
+
+	listen, err := sch.CreateID(PSTCP)
+	require.NoError(t, err)
+	require.NoError(t, listen.BindAddr(netip.AddrPortFrom(ip, 0)))
+	require.NoError(t, listen.Listen(8))
+	laddr, err := listen.LocalAddr()
+	require.NoError(t, err)
+	require.Equal(t, ip, laddr.Addr())
+	require.NotZero(t, laddr.Port())
+	require.ErrorIs(t, sch.Close(), ErrBusy, "ids still use the channel")
+
+	cid, err := cch.CreateID(PSTCP)
+	require.NoError(t, err)
+	require.NoError(t, cid.ResolveAddr(netip.AddrPort{}, laddr, 3*time.Second))
+	ev := waitCM(t, cch, CMAddrResolved)
+	require.Same(t, cid, ev.ID)
+	require.NoError(t, ev.Err())
+	require.NoError(t, ev.Ack())
+	require.NoError(t, ev.Ack()) // idempotent
+	require.NoError(t, cid.ResolveRoute(3*time.Second))
+	require.NoError(t, waitCM(t, cch, CMRouteResolved).Ack())
+	require.Equal(t, name, cid.Context().Name())
+	require.Equal(t, 1, cid.Port())
+
+	client := newCMSide(t, cid)
+	// The client posts its receive, then connects with private data.
+	_, err = client.qp.PostRecv([]RecvRequest{{ID: 1, SG: []SGE{client.mr.SGE(0, 4096)}}})
+	require.NoError(t, err)
+	cp := DefaultCMConnParam()
+	cp.PrivateData = []byte("hello from client")
+	require.NoError(t, cid.Connect(cp))
+
+	req := waitCM(t, sch, CMConnectRequest)
+	require.Same(t, listen, req.ListenID)
+	require.NotNil(t, req.ID)
+	require.NotSame(t, listen, req.ID)
+	require.Equal(t, cp.PrivateData, req.PrivateData[:len(cp.PrivateData)])
+	sid := req.ID
+	require.ErrorIs(t, sid.Close(), ErrBusy, "its connect request is not acknowledged yet")
+	server := newCMSide(t, sid)
+	_, err = server.qp.PostRecv([]RecvRequest{{ID: 2, SG: []SGE{server.mr.SGE(0, 4096)}}})
+	require.NoError(t, err)
+	require.NoError(t, sid.Accept(DefaultCMConnParam()))
+	require.NoError(t, req.Ack())
+
+	require.NoError(t, waitCM(t, cch, CMEstablished).Ack())
+	est := waitCM(t, sch, CMEstablished)
+	require.Same(t, sid, est.ID)
+	require.NoError(t, est.Ack())
+	st, err := client.qp.State()
+	require.NoError(t, err)
+	require.Equal(t, QPStateRTS, st, "librdmacm moved the QP to RTS")
+
+	// Data both ways over the connection.
+	msg := []byte("ping over rdma_cm")
+	copy(client.mr.Bytes()[8192:], msg)
+	_, err = client.qp.PostSend([]WorkRequest{{ID: 10, Opcode: OpSend, Flags: SendSignaled, SG: []SGE{client.mr.SGE(8192, len(msg))}}})
+	require.NoError(t, err)
+	wc := waitWC(t, server.rcq, 1)[0]
+	require.NoError(t, wc.Err())
+	require.Equal(t, msg, server.mr.Bytes()[:wc.ByteLen])
+	require.NoError(t, waitWC(t, client.scq, 1)[0].Err())
+	reply := []byte("pong")
+	copy(server.mr.Bytes()[8192:], reply)
+	_, err = server.qp.PostSend([]WorkRequest{{ID: 11, Opcode: OpSend, Flags: SendSignaled, SG: []SGE{server.mr.SGE(8192, len(reply))}}})
+	require.NoError(t, err)
+	wc = waitWC(t, client.rcq, 1)[0]
+	require.NoError(t, wc.Err())
+	require.Equal(t, reply, client.mr.Bytes()[:wc.ByteLen])
+	require.NoError(t, waitWC(t, server.scq, 1)[0].Err())
+
+	// Migrate the server id to its own channel; its events follow it.
+	mch, err := NewCMEventChannel()
+	require.NoError(t, err)
+	require.NoError(t, sid.Migrate(mch))
+
+	require.NoError(t, cid.Disconnect())
+	dc := waitCM(t, cch, CMDisconnected)
+	require.Error(t, dc.Err())
+	require.NoError(t, dc.Ack())
+	ds := waitCM(t, mch, CMDisconnected)
+	require.Same(t, sid, ds.ID)
+	require.NoError(t, ds.Ack())
+
+	require.ErrorIs(t, cid.Close(), ErrBusy, "the QP is still open")
+	client.close(t)
+	server.close(t)
+	require.NoError(t, cid.Close())
+	require.NoError(t, sid.Close())
+	require.NoError(t, sid.Close())
+	require.NoError(t, listen.Close())
+	require.NoError(t, mch.Close())
+}
+
+func TestCMResolveUnreachable(t *testing.T) {
+	testDevice(t)
+	ch, err := NewCMEventChannel()
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ch.Close()) }()
+	id, err := ch.CreateID(PSTCP)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, id.Close()) }()
+	// 127.0.0.1 has no RDMA device: resolution fails, synchronously or as an event.
+	err = id.ResolveAddr(netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:7471"), 500*time.Millisecond)
+	if err != nil {
+		t.Logf("resolve failed at once: %v", err)
+		require.Contains(t, err.Error(), "rdma_resolve_addr")
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := WaitReadable(ch.FD(), time.Until(deadline))
+		require.NoError(t, err)
+		ev, err := ch.GetEvent()
+		if isEAGAIN(err) {
+			continue
+		}
+		require.NoError(t, err)
+		t.Logf("event %s status %d", ev.Type, ev.Status)
+		require.Error(t, ev.Err(), "event %s", ev.Type)
+		require.NoError(t, ev.Ack())
+		return
+	}
+	t.Fatal("no address-resolution result")
+}

@@ -25,22 +25,27 @@ func FuzzParseBanner(f *testing.F) {
 }
 
 func FuzzParsePreamble(f *testing.F) {
-	f.Add(AppendFrame(nil, TagWait, nil)[:PreambleLen], 0)
-	f.Add(AppendFrame(nil, TagMessage, filled(41, 1), nil, nil, filled(9, 2))[:PreambleLen], 1<<20)
-	f.Add(make([]byte, PreambleLen), 100)
-	f.Fuzz(func(t *testing.T, b []byte, limit int) {
-		p, err := ParsePreamble(b, limit)
-		if err != nil {
-			require.ErrorIs(t, err, ErrProtocol)
-			return
-		}
-		require.True(t, p.Tag.Valid())
-		require.GreaterOrEqual(t, p.NumSegments, 1)
-		require.LessOrEqual(t, p.NumSegments, MaxSegments)
-		require.GreaterOrEqual(t, p.RestLen(), 0)
-		for i := 0; i < p.NumSegments; i++ {
-			if limit > 0 {
-				require.LessOrEqual(t, int(p.Segments[i].Length), limit)
+	f.Add(AppendFrame(nil, TagWait, nil)[:PreambleLen])
+	f.Add(AppendFrame(nil, TagMessage, filled(41, 1), nil, nil, filled(9, 2))[:PreambleLen])
+	f.Add(AppendFrame(nil, TagAck, filled(70000, 1))[:PreambleLen])
+	f.Add(make([]byte, PreambleLen))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, limit := range []int{0, 1 << 16} {
+			p, err := ParsePreamble(b, limit)
+			if err != nil {
+				require.ErrorIs(t, err, ErrProtocol)
+				continue
+			}
+			require.True(t, p.Tag.Valid())
+			require.GreaterOrEqual(t, p.NumSegments, 1)
+			require.LessOrEqual(t, p.NumSegments, MaxSegments)
+			require.GreaterOrEqual(t, p.RestLen(), 0)
+			for i := 0; i < MaxSegments; i++ {
+				if i >= p.NumSegments {
+					require.Zero(t, p.Segments[i])
+				} else if limit > 0 {
+					require.LessOrEqual(t, int(p.Segments[i].Length), limit)
+				}
 			}
 		}
 	})
@@ -53,13 +58,26 @@ func FuzzParseFrame(f *testing.F) {
 	f.Add(AppendMessageFrame(nil, &MsgHeader2{Seq: 1}, []byte("front"), nil, []byte("data")))
 	f.Add(AppendFrame(nil, TagMessage, nil, []byte("x")))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, segs, n, err := ParseFrame(b, 1<<16)
-		if err != nil {
-			if err != ErrFrameAborted {
-				require.ErrorIs(t, err, ErrProtocol)
-			}
-			return
+		checkParseFrame(t, b)
+		if len(b) >= PreambleLen {
+			// Fix up the preamble crc so the fuzzer reaches segment and
+			// epilogue parsing.
+			fixed := append([]byte(nil), b...)
+			binary.LittleEndian.PutUint32(fixed[28:], CRC32C(0, fixed[:28]))
+			checkParseFrame(t, fixed)
 		}
+	})
+}
+
+func checkParseFrame(t *testing.T, b []byte) {
+	p, segs, n, err := ParseFrame(b, 1<<16)
+	if err != nil {
+		if err != ErrFrameAborted {
+			require.ErrorIs(t, err, ErrProtocol)
+		}
+		return
+	}
+	{
 		require.LessOrEqual(t, n, len(b))
 		// Re-assembling the segments gives a frame that parses back to them.
 		again := AppendFrame(nil, p.Tag, segs[:p.NumSegments]...)
@@ -75,7 +93,7 @@ func FuzzParseFrame(f *testing.F) {
 		} else if pl := NewPayload(p.Tag); pl != nil {
 			_ = pl.Unmarshal(segs[0])
 		}
-	})
+	}
 }
 
 // FuzzUnmarshalPayload covers every control payload decoder: the first byte

@@ -133,7 +133,7 @@ type Connection struct {
 	wbuf           []byte
 	wpos           int
 	iov            [][]byte
-	wroteSinceTick bool
+	wroteSinceTick bool // a message or KEEPALIVE2 was sent (acks do not count)
 	quietFor       time.Duration
 
 	tick     time.Duration

@@ -826,6 +826,7 @@ func (c *Connection) writeReadyLocked() {
 			k := msgr2.Keepalive2{Timestamp: time.Now()}
 			c.appendFrameLocked(msgr2.TagKeepalive2, k.Marshal(c.cbuf[:0]))
 			c.stats.kaSent.Add(1)
+			c.wroteSinceTick = true
 		}
 		wrote := false
 		for len(c.wbuf) < writeBatchMax {
@@ -847,6 +848,7 @@ func (c *Connection) writeReadyLocked() {
 			}
 			c.stats.msgsSent.Add(1)
 			wrote = true
+			c.wroteSinceTick = true
 		}
 		if wrote {
 			c.ackLeft = 0
@@ -876,7 +878,6 @@ func (c *Connection) flushLocked(more bool) bool {
 		c.iov[0] = nil
 		if n > 0 {
 			c.wpos += n
-			c.wroteSinceTick = true
 			c.stats.bytesSent.Add(uint64(n))
 		}
 		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {

@@ -57,6 +57,8 @@ func Run(t *testing.T, stack string) {
 		{"LosslessReconnect", testLosslessReconnect},
 		{"LossyFaultReported", testLossyFault},
 		{"BadPeers", testBadPeers},
+		{"HandshakeTimeout", testHandshakeTimeout},
+		{"KeepaliveKeepsIdleConnAlive", testKeepalive},
 		{"ShutdownInFlight", testShutdownInFlight},
 	}
 	for _, tc := range tests {
@@ -388,55 +390,101 @@ func testLargeMessage(t *testing.T, stack string) {
 	require.Equal(t, want, sha256.Sum256(m.Data))
 }
 
+// orderChecker verifies that a stream of payload() messages arrives complete,
+// in order and exactly once.
+type orderChecker struct {
+	mu   sync.Mutex
+	next uint64
+	errs []string
+	conn *msgr.Connection
+}
+
+func (o *orderChecker) take(m *msgr.Message) {
+	_, idx, err := checkPayload(m.Front)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.conn == nil {
+		o.conn = m.Conn
+	}
+	switch {
+	case err != nil:
+		o.errs = append(o.errs, err.Error())
+	case idx < o.next:
+		o.errs = append(o.errs, fmt.Sprintf("duplicate message %d (next expected %d)", idx, o.next))
+	case idx > o.next:
+		o.errs = append(o.errs, fmt.Sprintf("missing messages %d..%d", o.next, idx-1))
+		o.next = idx + 1
+	default:
+		o.next++
+	}
+}
+
+func (o *orderChecker) count() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.next
+}
+
+func (o *orderChecker) serverConn() *msgr.Connection {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.conn
+}
+
 func testLosslessReconnect(t *testing.T, stack string) {
 	cfg := Config(stack)
+	var atSrv, atCli orderChecker
 	srvRec := newRecorder(true)
-	var seen sync.Map
-	var dup, bad atomic.Int64
-	var next atomic.Uint64
 	srvRec.onMsg = func(m *msgr.Message) {
-		_, idx, err := checkPayload(m.Front)
-		if err != nil {
-			bad.Add(1)
-			return
-		}
-		if _, loaded := seen.LoadOrStore(idx, true); loaded {
-			dup.Add(1)
-		}
-		if idx != next.Load() {
-			bad.Add(1)
-		}
-		next.Store(idx + 1)
+		atSrv.take(m)
+		// answer every message: the server's queue must survive the cuts too
+		_, idx, _ := checkPayload(m.Front)
+		_ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: payload(1, idx, 32+int(idx%100))})
 	}
 	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
 	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
 	require.NoError(t, srv.m.Start())
-	cli := newEndpoint(t, cfg, clientName(1), "", false, nil)
+	cliRec := newRecorder(true)
+	cliRec.onMsg = atCli.take
+	cli := newEndpoint(t, cfg, clientName(1), "", false, cliRec)
 	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
 	require.NoError(t, cli.m.Start())
 
 	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
 	require.NoError(t, err)
-	const n = 5000
+	const n = 6000
 	cuts := 0
 	for i := 0; i < n; i++ {
 		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 64+i%512)}))
 		if i%1000 == 500 {
-			// cut the socket underneath while messages are in flight
+			// Cut the socket underneath while messages are in flight, on
+			// the client's side and on the server's side in turn.
 			waitFor(t, 20*time.Second, "connection ready before cut", c.IsConnected)
-			c.FaultForTest()
+			if cuts%2 == 0 {
+				c.FaultForTest()
+			} else {
+				sc := atSrv.serverConn()
+				require.NotNil(t, sc)
+				sc.FaultForTest()
+			}
 			cuts++
 			waitFor(t, 20*time.Second, "fault noticed", func() bool { return c.Stats().Faults >= uint64(cuts) })
 		}
 	}
-	waitFor(t, 60*time.Second, "all messages after reconnects", func() bool { return next.Load() == n })
-	require.Zero(t, dup.Load(), "duplicates delivered")
-	require.Zero(t, bad.Load(), "out of order or corrupt")
+	waitFor(t, 60*time.Second, "all messages after reconnects", func() bool { return atSrv.count() == n })
+	waitFor(t, 60*time.Second, "all replies after reconnects", func() bool { return atCli.count() == n })
+	require.Empty(t, atSrv.errs, "client -> server stream")
+	require.Empty(t, atCli.errs, "server -> client stream")
 	st := c.Stats()
 	require.GreaterOrEqual(t, st.Reconnects, uint64(cuts))
 	require.GreaterOrEqual(t, st.Faults, uint64(cuts))
 	require.Empty(t, srvRec.resetList(), "a lossless session must not be reset")
+	require.Empty(t, cliRec.resetList(), "a lossless session must not be reset")
 	require.False(t, c.IsLossy())
+	sst := atSrv.serverConn().Stats()
+	t.Logf("client: %+v", st)
+	t.Logf("server: %+v", sst)
+	require.Equal(t, uint64(n), sst.MsgsRecv, "server delivered each message once")
 }
 
 func testLossyFault(t *testing.T, stack string) {
@@ -599,6 +647,56 @@ func testBadPeers(t *testing.T, stack string) {
 	waitFor(t, 20*time.Second, "healthy client's messages", func() bool { return int64(srvRec.count()) == sent.Load() })
 	require.True(t, good.IsConnected())
 	require.Zero(t, good.Stats().Faults)
+}
+
+// testHandshakeTimeout: a peer that keeps trickling bytes (so it is never
+// idle) but never finishes the handshake is cut at ConnectionReadyTimeout.
+func testHandshakeTimeout(t *testing.T, stack string) {
+	cfg := Config(stack)
+	cfg.ConnectionReadyTimeout = 400 * time.Millisecond
+	cfg.ConnectionIdleTimeout = 5 * time.Second
+	srvRec := newRecorder(true)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	rawStack, err := netstack.New(Config(stack))
+	require.NoError(t, err)
+	require.NoError(t, rawStack.Start())
+	t.Cleanup(func() { _ = rawStack.Stop() })
+	p := dialRaw(t, rawStack, srv.addr)
+	p.write(t, msgr2.AppendBanner(nil, msgr2.FeatureRevision1, 0))
+	hello := helloFrame()
+	for i := 0; i < len(hello)-1 && len(srvRec.resetList()) == 0; i++ {
+		p.write(t, hello[i:i+1])
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitFor(t, 10*time.Second, "reset reported", func() bool { return len(srvRec.resetList()) == 1 })
+	err = srvRec.resetList()[0].err
+	require.ErrorContains(t, err, "handshake not finished within 400ms")
+	var te interface{ Timeout() bool }
+	require.ErrorAs(t, err, &te)
+	require.True(t, te.Timeout())
+	p.waitClosed(t, 10*time.Second)
+}
+
+// testKeepalive: an idle session exchanges KEEPALIVE2/KEEPALIVE2_ACK and
+// outlives several idle timeouts.
+func testKeepalive(t *testing.T, stack string) {
+	cfg := Config(stack)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, newRecorder(true))
+	cliRec := newRecorder(true)
+	cli := newEndpoint(t, cfg, clientName(1), "", true, cliRec)
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1}))
+	waitFor(t, 10*time.Second, "message", func() bool { return srv.rec.count() == 1 })
+	// enough keepalive round trips to span more than two idle timeouts
+	acks := uint64(2*cfg.ConnectionIdleTimeout/cfg.KeepaliveInterval) + 1
+	waitFor(t, 30*time.Second, "keepalive acks", func() bool { return c.Stats().KeepaliveAcks >= acks })
+	st := c.Stats()
+	require.GreaterOrEqual(t, st.KeepalivesSent, st.KeepaliveAcks)
+	require.Zero(t, st.Faults)
+	require.True(t, c.IsConnected())
+	require.Empty(t, cliRec.resetList())
+	require.Empty(t, srv.rec.resetList())
 }
 
 func testShutdownInFlight(t *testing.T, stack string) {

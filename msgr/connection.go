@@ -207,6 +207,10 @@ func (c *Connection) writeKick(g uint64) {
 	c.kicked = false
 	if c.gen == g && c.state == stReady {
 		c.writeReadyLocked()
+	} else if c.state == stReady {
+		// The session moved to another socket (maybe another centre) since
+		// this kick was queued: kick again where it lives now.
+		c.kickLocked()
 	}
 	c.unlockAndDeliver()
 }
@@ -392,7 +396,9 @@ func (c *Connection) handlerFor(g uint64) netstack.FileHandler {
 		if mask&netstack.EventReadable != 0 && c.gen == g && c.sock != nil {
 			c.readLocked()
 		}
-		if c.gen == g && c.state == stReady {
+		if c.gen == g && c.state == stReady && len(c.post) == 0 {
+			// (with deliveries pending, the write happens after them so that
+			// replies carry the ack instead of a separate ACK frame)
 			c.writeReadyLocked()
 		}
 		c.unlockAndDeliver()
@@ -624,6 +630,7 @@ func (c *Connection) discardRequeuedUpToLocked(seq uint64) {
 // dispatch on this goroutine, the rest through the DispatchQueue); messages
 // queued by dispatchers meanwhile are written afterwards.
 func (c *Connection) unlockAndDeliver() {
+	center := c.center // the caller runs on this centre's goroutine
 	for len(c.post) > 0 {
 		items := c.post
 		c.post = c.spare[:0]
@@ -642,8 +649,12 @@ func (c *Connection) unlockAndDeliver() {
 		c.mu.Lock()
 		c.spare = items[:0]
 		c.dispatching = false
-		if c.state == stReady && (c.outQ.len() > 0 || c.ackLeft > 0 || c.keepalive) && c.sock != nil {
-			c.writeReadyLocked()
+		if c.state == stReady && (c.outQ.len() > 0 || len(c.resend) > 0 || c.ackLeft > 0 || c.keepalive) && c.sock != nil {
+			if c.center == center {
+				c.writeReadyLocked()
+			} else {
+				c.kickLocked() // adopted by another centre meanwhile
+			}
 		}
 	}
 	c.mu.Unlock()

@@ -84,9 +84,9 @@ func StatelessServer() Policy { return Policy{Lossy: true, Server: true} }
 func StatefulServer() Policy { return Policy{Server: true, ResetCheck: true} }
 
 // DefaultFeatures is the Ceph feature mask advertised when a Policy leaves
-// FeaturesSupported zero: every feature bit of Ceph's CEPH_FEATURES_ALL up to
-// the Quincy release (including MSG_ADDR2, SERVER_NAUTILUS..SERVER_QUINCY,
-// which a msgr2 monitor requires).
+// FeaturesSupported zero: the CEPH_FEATURES_ALL value recent Ceph clients
+// report (`ceph features`), which includes MSG_ADDR2 and the SERVER_* bits a
+// msgr2 monitor requires. The session uses its intersection with the peer's.
 const DefaultFeatures uint64 = 0x3f01cfbffffdffff
 
 // Dispatcher receives messages and connection events (Ceph's Dispatcher).

@@ -10,11 +10,26 @@
 // (on the worker goroutine) or through the messenger's DispatchQueue.
 //
 // Threading: every Connection is driven by exactly one EventCenter goroutine
-// at a time; its state is guarded by Connection.mu so that application
-// goroutines (SendMessage, MarkDown, Stats) can queue work. Dispatcher
-// callbacks run with no messenger lock held. Lock order: Messenger.mu before
-// Connection.mu; a Connection never takes the Messenger lock while holding
-// its own, except through the lock-free maps noted in messenger.go.
+// at a time (its worker's; a lossless server session adopting a reconnected
+// socket moves to that socket's worker). Its state is guarded by
+// Connection.mu so that application goroutines (SendMessage, MarkDown,
+// Stats) can queue work; they never touch the socket, they wake the centre
+// with DispatchExternal. Dials run on helper goroutines and hand the socket
+// back to the centre. Dispatcher callbacks run with no messenger lock held:
+// fast dispatch on the centre goroutine, the rest on the DispatchQueue
+// goroutine.
+//
+// Lock order: Connection.mu of a new (accepting) connection, then
+// Connection.mu of the existing session it reconnects to or replaces, then
+// Messenger.mu, then DispatchQueue.mu. Messenger.mu is never held while
+// taking a Connection's lock.
+//
+// Known limits: auth method none and crc mode only (no cephx, no secure
+// mode, no compression); connection races (both peers dialling each other)
+// are not resolved as Ceph does, an accepted session is keyed by the peer's
+// address and nonce; a lossless accepted session always waits for the peer
+// to reconnect (it never dials back); the DispatchQueue is FIFO (not
+// priority-ordered).
 //
 // msgr owns the session layer only. It must not parse frames itself (that
 // is msgr/msgr2), must not touch sockets except through netstack interfaces,

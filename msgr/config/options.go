@@ -171,7 +171,7 @@ func (c *Config) Set(name, value string) error {
 	case transportOptions[n]:
 		err = c.setTransportFromType(n, value)
 	case optionIndex[n] != nil:
-		err = optionIndex[n].set(c, value)
+		err = optionIndex[n].set(c, strings.TrimSpace(value))
 	default:
 		return fmt.Errorf("config: %w %q", ErrUnknownOption, name)
 	}
@@ -204,8 +204,9 @@ func (c *Config) setTransportFromType(name, value string) error {
 	return nil
 }
 
+// set parses value (already trimmed by the caller; a quoted file value
+// keeps its spaces) into the option's field.
 func (o *option) set(c *Config, value string) error {
-	value = strings.TrimSpace(value)
 	switch p := o.ptr(c).(type) {
 	case *string:
 		*p = value

@@ -111,7 +111,7 @@ func readConf(r io.Reader, name string) (map[string][]setting, []string, error) 
 	for {
 		line, start, ok, err := nextLine(sc, &lineNo)
 		if err != nil {
-			return nil, nil, fmt.Errorf("config: %s:%d: %w", name, lineNo, err)
+			return nil, nil, fmt.Errorf("config: %s:%d: %w", name, start, err)
 		}
 		if !ok {
 			break
@@ -290,7 +290,7 @@ func (c *Config) ApplyEnv(environ []string) (warnings []string, err error) {
 		case transportOptions[n]:
 			err = next.setTransportFromType(n, v)
 		case optionIndex[n] != nil:
-			err = optionIndex[n].set(&next, v)
+			err = optionIndex[n].set(&next, strings.TrimSpace(v))
 		default:
 			warnings = append(warnings, fmt.Sprintf("environment variable %s: unknown option %s ignored", k, n))
 			continue

@@ -1,0 +1,402 @@
+package netstack
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func startCenter(t *testing.T) *EventCenter {
+	t.Helper()
+	c, err := NewEventCenter(t.Name())
+	require.NoError(t, err)
+	c.Start()
+	t.Cleanup(func() { require.NoError(t, c.Stop()) })
+	return c
+}
+
+func pipe(t *testing.T) (r, w int) {
+	t.Helper()
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC))
+	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	return p[0], p[1]
+}
+
+func TestFileEventReadable(t *testing.T) {
+	c := startCenter(t)
+	r, w := pipe(t)
+	got := make(chan []byte, 1)
+	fired := 0 // owner goroutine only
+	require.NoError(t, c.Submit(func() {
+		require.NoError(t, c.CreateFileEvent(r, EventReadable, func(fd int, mask EventMask) {
+			fired++
+			require.Equal(t, r, fd)
+			require.Equal(t, EventReadable, mask)
+			buf := make([]byte, 16)
+			n, err := unix.Read(fd, buf)
+			require.NoError(t, err)
+			got <- buf[:n]
+		}))
+	}))
+	_, err := unix.Write(w, []byte("ping"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("ping"), <-got)
+
+	// Level-triggered: unread data keeps firing until the event is deleted.
+	var counts []int
+	require.NoError(t, c.Submit(func() {
+		require.NoError(t, c.DeleteFileEvent(r, EventReadable))
+		require.NoError(t, c.CreateFileEvent(r, EventReadable, func(fd int, mask EventMask) {
+			fired++
+			if fired == 5 {
+				require.NoError(t, c.DeleteFileEvent(fd, EventReadable))
+				got <- nil
+			}
+		}))
+	}))
+	_, err = unix.Write(w, []byte("x"))
+	require.NoError(t, err)
+	<-got
+	// After deletion, further turns of the loop must not call the handler
+	// although the byte is still unread.
+	for i := 0; i < 20; i++ {
+		require.NoError(t, c.Submit(func() { counts = append(counts, fired) }))
+	}
+	require.NoError(t, c.Submit(func() {}))
+	for _, n := range counts {
+		require.Equal(t, 5, n)
+	}
+}
+
+func TestFileEventReadWriteHandlers(t *testing.T) {
+	c := startCenter(t)
+	r, w := pipe(t)
+	type hit struct {
+		fd   int
+		mask EventMask
+		who  string
+	}
+	hits := make(chan hit, 8)
+	require.NoError(t, c.Submit(func() {
+		// Writable fires at once on an empty pipe; delete it when it does.
+		require.NoError(t, c.CreateFileEvent(w, EventWritable, func(fd int, m EventMask) {
+			hits <- hit{fd, m, "w"}
+			require.NoError(t, c.DeleteFileEvent(fd, EventWritable))
+		}))
+	}))
+	require.Equal(t, hit{w, EventWritable, "w"}, <-hits)
+
+	// Both bits on one fd with separate handlers, then remove one.
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	require.NoError(t, err)
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	_, err = unix.Write(sp[1], []byte("a"))
+	require.NoError(t, err)
+	require.NoError(t, c.Submit(func() {
+		require.NoError(t, c.CreateFileEvent(sp[0], EventReadable, func(fd int, m EventMask) {
+			hits <- hit{fd, m, "r"}
+			require.NoError(t, c.DeleteFileEvent(fd, EventReadable))
+		}))
+		require.NoError(t, c.CreateFileEvent(sp[0], EventWritable, func(fd int, m EventMask) {
+			hits <- hit{fd, m, "w"}
+			require.NoError(t, c.DeleteFileEvent(fd, EventWritable))
+		}))
+	}))
+	a, b := <-hits, <-hits
+	require.ElementsMatch(t, []hit{{sp[0], EventReadable, "r"}, {sp[0], EventWritable, "w"}}, []hit{a, b})
+	_ = r
+
+	// Errors: bad arguments, and deleting the unknown is fine.
+	require.NoError(t, c.Submit(func() {
+		require.ErrorIs(t, c.CreateFileEvent(-1, EventReadable, func(int, EventMask) {}), unix.EINVAL)
+		require.ErrorIs(t, c.CreateFileEvent(r, 0, func(int, EventMask) {}), unix.EINVAL)
+		require.ErrorIs(t, c.CreateFileEvent(r, EventReadable, nil), unix.EINVAL)
+		require.NoError(t, c.DeleteFileEvent(12345, EventReadable))
+		require.NoError(t, c.DeleteFileEvent(r, EventReadable|EventWritable))
+	}))
+}
+
+func TestFileEventClosedFDReuse(t *testing.T) {
+	c := startCenter(t)
+	r, w := pipe(t)
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC))
+	hits := make(chan int, 4)
+	require.NoError(t, c.Submit(func() {
+		require.NoError(t, c.CreateFileEvent(p[0], EventReadable, func(fd int, m EventMask) {}))
+	}))
+	// Close without DeleteFileEvent, then get the same number back.
+	unix.Close(p[0])
+	unix.Close(p[1])
+	nfd, err := unix.Dup(r)
+	require.NoError(t, err)
+	defer unix.Close(nfd)
+	require.NoError(t, c.Submit(func() {
+		require.NoError(t, c.CreateFileEvent(nfd, EventWritable|EventReadable, func(fd int, m EventMask) {
+			require.NoError(t, c.DeleteFileEvent(fd, EventReadable|EventWritable))
+			hits <- fd
+		}))
+	}))
+	_, err = unix.Write(w, []byte("z"))
+	require.NoError(t, err)
+	require.Equal(t, nfd, <-hits)
+}
+
+func TestTimeEventsOrder(t *testing.T) {
+	c := startCenter(t)
+	var order []string // owner goroutine only
+	done := make(chan struct{})
+	require.NoError(t, c.Submit(func() {
+		add := func(d time.Duration, name string) TimerID {
+			return c.CreateTimeEvent(d, func() {
+				order = append(order, name)
+				if name == "last" {
+					close(done)
+				}
+			})
+		}
+		add(40*time.Millisecond, "last")
+		add(20*time.Millisecond, "20ms")
+		cancelled := add(10*time.Millisecond, "cancelled")
+		add(0, "now-a")
+		add(-time.Second, "past")
+		add(0, "now-b")
+		add(10*time.Millisecond, "10ms")
+		c.DeleteTimeEvent(cancelled)
+		c.DeleteTimeEvent(cancelled) // twice is harmless
+		c.DeleteTimeEvent(0)
+	}))
+	<-done
+	require.NoError(t, c.Submit(func() {
+		require.Equal(t, []string{"past", "now-a", "now-b", "10ms", "20ms", "last"}, order)
+		require.Equal(t, 0, c.PendingTimeEvents())
+	}))
+}
+
+func TestTimeEventHeapRandom(t *testing.T) {
+	c := startCenter(t)
+	// Many timers created and half deleted; the survivors must run in
+	// deadline order (ties in creation order).
+	type rec struct {
+		d   time.Duration
+		seq int
+	}
+	var ran []rec
+	done := make(chan struct{})
+	const n = 200
+	require.NoError(t, c.Submit(func() {
+		ids := make([]TimerID, 0, n)
+		left := 0
+		for i := 0; i < n; i++ {
+			d := time.Duration((i*7919)%23) * time.Millisecond
+			r := rec{d, i}
+			ids = append(ids, c.CreateTimeEvent(d, func() {
+				ran = append(ran, r)
+				left--
+				if left == 0 {
+					close(done)
+				}
+			}))
+		}
+		for i := 0; i < n; i += 2 {
+			c.DeleteTimeEvent(ids[i])
+		}
+		left = n / 2
+	}))
+	<-done
+	require.NoError(t, c.Submit(func() {
+		require.Len(t, ran, n/2)
+		for i := 1; i < len(ran); i++ {
+			a, b := ran[i-1], ran[i]
+			require.True(t, a.d < b.d || (a.d == b.d && a.seq < b.seq), "timer %v ran before %v", a, b)
+			require.Equal(t, 1, b.seq%2)
+		}
+	}))
+}
+
+func TestDispatchExternalManyGoroutines(t *testing.T) {
+	c := startCenter(t)
+	const goroutines, per = 16, 2000
+	counter := 0                         // owner goroutine only: -race checks it
+	last := make([]int, goroutines)      // per-goroutine FIFO check, owner only
+	var wg sync.WaitGroup
+	var orderErr error
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= per; i++ {
+				require.NoError(t, c.DispatchExternal(func() {
+					counter++
+					if last[g] != i-1 && orderErr == nil {
+						orderErr = errors.New("out of order")
+					}
+					last[g] = i
+				}))
+			}
+		}()
+	}
+	wg.Wait()
+	var got int
+	require.NoError(t, c.Submit(func() { got = counter }))
+	require.Equal(t, goroutines*per, got)
+	require.NoError(t, orderErr)
+}
+
+func TestSubmitAndOwner(t *testing.T) {
+	c := startCenter(t)
+	require.False(t, c.IsOwner())
+	ran := false
+	require.NoError(t, c.Submit(func() {
+		ran = true
+		require.True(t, c.IsOwner())
+		// Submit and Stop from the owner would deadlock: refused.
+		require.ErrorIs(t, c.Submit(func() {}), ErrNotOwner)
+		require.ErrorIs(t, c.Stop(), ErrNotOwner)
+		// Another goroutine is not the owner even while the loop is busy.
+		other := make(chan bool)
+		go func() { other <- c.IsOwner() }()
+		require.False(t, <-other)
+	}))
+	require.True(t, ran)
+	require.Equal(t, t.Name(), c.Name())
+}
+
+func TestStopRunsAcceptedWorkAndRefusesLater(t *testing.T) {
+	c, err := NewEventCenter("stop")
+	require.NoError(t, err)
+	c.Start()
+	block := make(chan struct{})
+	require.NoError(t, c.DispatchExternal(func() { <-block }))
+	ran := 0
+	for i := 0; i < 100; i++ {
+		require.NoError(t, c.DispatchExternal(func() { ran++ }))
+	}
+	var timerRan bool
+	require.NoError(t, c.DispatchExternal(func() { c.CreateTimeEvent(time.Hour, func() { timerRan = true }) }))
+	stopped := make(chan error)
+	go func() { stopped <- c.Stop() }()
+	close(block)
+	require.NoError(t, <-stopped)
+	require.Equal(t, 100, ran)
+	require.False(t, timerRan)
+
+	err = c.DispatchExternal(func() {})
+	require.ErrorIs(t, err, ErrStackStopped)
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.ErrorIs(t, c.Submit(func() {}), ErrStackStopped)
+	require.NoError(t, c.Stop())
+	c.Start() // no effect after Stop
+	require.ErrorIs(t, c.DispatchExternal(func() {}), ErrStackStopped)
+}
+
+func TestStopNeverStarted(t *testing.T) {
+	c, err := NewEventCenter("idle")
+	require.NoError(t, err)
+	require.NoError(t, c.DispatchExternal(func() { t.Error("ran on a centre that never started") }))
+	submitted := make(chan error)
+	go func() { submitted <- c.Submit(func() { t.Error("ran") }) }()
+	require.NoError(t, c.Stop())
+	require.ErrorIs(t, <-submitted, ErrStackStopped)
+	require.NoError(t, c.Stop())
+}
+
+func TestStopLeavesNoGoroutine(t *testing.T) {
+	settle := func() int {
+		runtime.GC()
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	for i := 0; i < 20; i++ {
+		c, err := NewEventCenter("g")
+		require.NoError(t, err)
+		c.Start()
+		c.Start()
+		require.NoError(t, c.Submit(func() { c.CreateTimeEvent(time.Hour, func() {}) }))
+		var wg sync.WaitGroup
+		for j := 0; j < 3; j++ { // concurrent Stops all return after the loop exits
+			wg.Add(1)
+			go func() { defer wg.Done(); require.NoError(t, c.Stop()) }()
+		}
+		wg.Wait()
+		require.ErrorIs(t, c.Submit(func() {}), ErrStackStopped)
+	}
+	// The owner goroutines exited before Stop returned, so no waiting is
+	// needed; the helper goroutines above may still be unwinding.
+	deadline := time.Now().Add(10 * time.Second)
+	for settle() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.LessOrEqual(t, settle(), before)
+}
+
+func TestEventMaskString(t *testing.T) {
+	for _, tc := range []struct {
+		m    EventMask
+		want string
+	}{{0, "none"}, {EventReadable, "r"}, {EventWritable, "w"}, {EventReadable | EventWritable, "rw"}} {
+		require.Equal(t, tc.want, tc.m.String())
+	}
+}
+
+// BenchmarkDispatchExternal measures queueing plus the eventfd wake-up; it
+// reports allocations (the steady state should allocate nothing).
+func BenchmarkDispatchExternal(b *testing.B) {
+	c, err := NewEventCenter("bench")
+	require.NoError(b, err)
+	c.Start()
+	defer c.Stop()
+	f := func() {}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := c.DispatchExternal(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	require.NoError(b, c.Submit(func() {}))
+}
+
+// BenchmarkFileEventPingPong bounces one byte between two fds registered on
+// one centre: the cost of one epoll turn plus handler dispatch.
+func BenchmarkFileEventPingPong(b *testing.B) {
+	c, err := NewEventCenter("bench")
+	require.NoError(b, err)
+	c.Start()
+	defer c.Stop()
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	require.NoError(b, err)
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	done := make(chan struct{})
+	n := b.N
+	var buf [1]byte
+	h := func(fd int, _ EventMask) {
+		if _, err := unix.Read(fd, buf[:]); err != nil {
+			return
+		}
+		if fd == sp[0] {
+			n--
+			if n <= 0 {
+				close(done)
+				return
+			}
+		}
+		_, _ = unix.Write(fd, buf[:]) // reaches the other end
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	require.NoError(b, c.Submit(func() {
+		require.NoError(b, c.CreateFileEvent(sp[0], EventReadable, h))
+		require.NoError(b, c.CreateFileEvent(sp[1], EventReadable, h))
+		_, _ = unix.Write(sp[0], buf[:])
+	}))
+	<-done
+}

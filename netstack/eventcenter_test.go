@@ -225,8 +225,8 @@ func TestTimeEventHeapRandom(t *testing.T) {
 func TestDispatchExternalManyGoroutines(t *testing.T) {
 	c := startCenter(t)
 	const goroutines, per = 16, 2000
-	counter := 0                         // owner goroutine only: -race checks it
-	last := make([]int, goroutines)      // per-goroutine FIFO check, owner only
+	counter := 0                    // owner goroutine only: -race checks it
+	last := make([]int, goroutines) // per-goroutine FIFO check, owner only
 	var wg sync.WaitGroup
 	var orderErr error
 	for g := 0; g < goroutines; g++ {

@@ -22,8 +22,10 @@ func (s *fakeStack) Name() string { return s.name }
 
 type fakeWorker struct{ *BaseWorker }
 
-func (fakeWorker) Listen(string, SocketOptions) (ServerSocket, error)     { return nil, errors.New("fake") }
-func (fakeWorker) Connect(string, SocketOptions) (ConnectedSocket, error) { return nil, errors.New("fake") }
+func (fakeWorker) Listen(string, SocketOptions) (ServerSocket, error) { return nil, errors.New("fake") }
+func (fakeWorker) Connect(string, SocketOptions) (ConnectedSocket, error) {
+	return nil, errors.New("fake")
+}
 
 func newFake(t testing.TB, name string, n int) *fakeStack {
 	ws := make([]Worker, n)

@@ -1,0 +1,25 @@
+package netstack
+
+// ReadinessMasker is optionally implemented by a ConnectedSocket whose FD does
+// not follow socket readiness semantics. Adapters that wait for a socket to
+// become readable or writable (msgr/netconn) register the masks it returns
+// instead of EventReadable (to wait before Read) and EventWritable (to wait
+// before Send). For example the rdma stack's FD is an eventfd that turns
+// readable when data arrives or TX space frees, so it returns
+// (EventReadable, EventReadable).
+//
+// Readiness is always a hint: after a wake-up the caller retries the
+// non-blocking operation and waits again on ErrWouldBlock.
+type ReadinessMasker interface {
+	ReadinessMasks() (read, write EventMask)
+}
+
+// ReadinessMasks returns the masks to wait on before Read and Send on s:
+// s's own when it implements ReadinessMasker, else (EventReadable,
+// EventWritable).
+func ReadinessMasks(s ConnectedSocket) (read, write EventMask) {
+	if m, ok := s.(ReadinessMasker); ok {
+		return m.ReadinessMasks()
+	}
+	return EventReadable, EventWritable
+}

@@ -1,0 +1,44 @@
+package msgr2
+
+import "testing"
+
+func BenchmarkAppendMessageFrame(b *testing.B) {
+	h := MsgHeader2{Seq: 1, Type: 42}
+	front := make([]byte, 256)
+	data := make([]byte, 64<<10)
+	dst := make([]byte, 0, 70<<10)
+	b.SetBytes(int64(len(front) + len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = AppendMessageFrame(dst[:0], &h, front, nil, data)
+	}
+}
+
+func BenchmarkParseFrame(b *testing.B) {
+	h := MsgHeader2{Seq: 1, Type: 42}
+	wire := AppendMessageFrame(nil, &h, make([]byte, 256), nil, make([]byte, 64<<10))
+	b.SetBytes(int64(len(wire)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, err := ParseFrame(wire, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkControlFrameRoundTrip(b *testing.B) {
+	dst := make([]byte, 0, 256)
+	m := &Ack{Seq: 7}
+	var got Ack
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = AppendControlFrame(dst[:0], m)
+		_, segs, _, err := ParseFrame(dst, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := got.Unmarshal(segs[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

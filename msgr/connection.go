@@ -100,7 +100,9 @@ type Connection struct {
 	fd          int
 	gen         uint64
 	wantWrite   bool // EventWritable registered
-	kicked      bool // a write kick is queued on the centre
+	kicked      bool // a write kick is queued on the centre kickedOn
+	kickedOn    *netstack.EventCenter
+	kickFn      func()
 	dispatching bool
 	err         error
 	everReady   bool
@@ -180,9 +182,11 @@ func (c *Connection) kickLocked() {
 			return // the centre will look at the queue anyway
 		}
 		c.kicked = true
-		g := c.gen
-		center := c.center
-		if err := center.DispatchExternal(func() { c.writeKick(g) }); err != nil {
+		c.kickedOn = c.center
+		if c.kickFn == nil {
+			c.kickFn = c.writeKick
+		}
+		if err := c.center.DispatchExternal(c.kickFn); err != nil {
 			c.kicked = false
 		}
 	case stStandby:
@@ -202,10 +206,11 @@ func (c *Connection) kickLocked() {
 	}
 }
 
-func (c *Connection) writeKick(g uint64) {
+// writeKick runs on the centre the kick was queued to (kickedOn).
+func (c *Connection) writeKick() {
 	c.mu.Lock()
 	c.kicked = false
-	if c.gen == g && c.state == stReady {
+	if c.center == c.kickedOn && c.state == stReady {
 		c.writeReadyLocked()
 	} else if c.state == stReady {
 		// The session moved to another socket (maybe another centre) since

@@ -768,7 +768,10 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 		c.ackLeft++
 	}
 	fl, ml, dl := len(segs[1]), len(segs[2]), len(segs[3])
-	buf := make([]byte, fl+ml+dl)
+	var buf []byte
+	if fl+ml+dl > 0 {
+		buf = make([]byte, fl+ml+dl) // the message's own storage: one allocation
+	}
 	copy(buf, segs[1])
 	copy(buf[fl:], segs[2])
 	copy(buf[fl+ml:], segs[3])

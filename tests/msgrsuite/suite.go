@@ -775,6 +775,7 @@ func BenchLatency(b *testing.B, stack string, size int) {
 		<-got
 	}
 	b.SetBytes(int64(size))
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := c.SendMessage(&msgr.Message{Type: 1, Front: p}); err != nil {
@@ -800,6 +801,7 @@ func BenchThroughput(b *testing.B, stack string, size int) {
 	require.NoError(b, err)
 	p := make([]byte, size)
 	b.SetBytes(int64(size))
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sem <- struct{}{}

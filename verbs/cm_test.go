@@ -4,6 +4,7 @@ package verbs
 
 import (
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,8 +95,15 @@ func TestCMConnectAcceptDisconnect(t *testing.T) {
 	require.NotZero(t, laddr.Port())
 	require.ErrorIs(t, sch.Close(), ErrBusy, "ids still use the channel")
 
-	cid, err := cch.CreateID(PSTCP)
+	// The client id starts on a scratch channel and migrates to cch: its
+	// events must then arrive on cch.
+	mch, err := NewCMEventChannel()
 	require.NoError(t, err)
+	cid, err := mch.CreateID(PSTCP)
+	require.NoError(t, err)
+	require.ErrorIs(t, mch.Close(), ErrBusy)
+	require.NoError(t, cid.Migrate(cch))
+	require.NoError(t, mch.Close(), "nothing uses the scratch channel after the migration")
 	require.NoError(t, cid.ResolveAddr(netip.AddrPort{}, laddr, 3*time.Second))
 	ev := waitCM(t, cch, CMAddrResolved)
 	require.Same(t, cid, ev.ID)
@@ -154,18 +162,21 @@ func TestCMConnectAcceptDisconnect(t *testing.T) {
 	require.Equal(t, reply, client.mr.Bytes()[:wc.ByteLen])
 	require.NoError(t, waitWC(t, server.scq, 1)[0].Err())
 
-	// Migrate the server id to its own channel; its events follow it.
-	mch, err := NewCMEventChannel()
-	require.NoError(t, err)
-	require.NoError(t, sid.Migrate(mch))
-
+	// rdma_cm disconnect protocol: the initiator's DREQ gives the peer
+	// DISCONNECTED; the peer answers with its own Disconnect (DREP), which
+	// gives the initiator DISCONNECTED.
 	require.NoError(t, cid.Disconnect())
-	dc := waitCM(t, cch, CMDisconnected)
-	require.Error(t, dc.Err())
-	require.NoError(t, dc.Ack())
-	ds := waitCM(t, mch, CMDisconnected)
+	ds := waitCM(t, sch, CMDisconnected)
 	require.Same(t, sid, ds.ID)
+	require.ErrorIs(t, ds.Err(), syscall.ECONNRESET)
 	require.NoError(t, ds.Ack())
+	require.NoError(t, sid.Disconnect())
+	dc := waitCM(t, cch, CMDisconnected)
+	require.Same(t, cid, dc.ID)
+	require.NoError(t, dc.Ack())
+	st, err = server.qp.State()
+	require.NoError(t, err)
+	require.Equal(t, QPStateErr, st, "librdmacm moved the QP to ERR")
 
 	require.ErrorIs(t, cid.Close(), ErrBusy, "the QP is still open")
 	client.close(t)
@@ -174,37 +185,48 @@ func TestCMConnectAcceptDisconnect(t *testing.T) {
 	require.NoError(t, sid.Close())
 	require.NoError(t, sid.Close())
 	require.NoError(t, listen.Close())
-	require.NoError(t, mch.Close())
 }
 
-func TestCMResolveUnreachable(t *testing.T) {
-	testDevice(t)
+// Connecting to a port nobody listens on is rejected (ECONNREFUSED).
+func TestCMConnectRejected(t *testing.T) {
+	name := testDevice(t)
+	ctx, err := Open(name)
+	require.NoError(t, err)
+	g, err := ctx.PickGID(1, -1)
+	require.NoError(t, err)
+	require.NoError(t, ctx.Close())
+	ip, _ := g.GID.IPv4()
+
 	ch, err := NewCMEventChannel()
 	require.NoError(t, err)
 	defer func() { require.NoError(t, ch.Close()) }()
 	id, err := ch.CreateID(PSTCP)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, id.Close()) }()
-	// 127.0.0.1 has no RDMA device: resolution fails, synchronously or as an event.
-	err = id.ResolveAddr(netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:7471"), 500*time.Millisecond)
-	if err != nil {
-		t.Logf("resolve failed at once: %v", err)
-		require.Contains(t, err.Error(), "rdma_resolve_addr")
-		return
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		_, err := WaitReadable(ch.FD(), time.Until(deadline))
-		require.NoError(t, err)
+	require.NoError(t, id.ResolveAddr(netip.AddrPort{}, netip.AddrPortFrom(ip, 7471), 3*time.Second))
+	require.NoError(t, waitCM(t, ch, CMAddrResolved).Ack())
+	require.NoError(t, id.ResolveRoute(3*time.Second))
+	require.NoError(t, waitCM(t, ch, CMRouteResolved).Ack())
+	side := newCMSide(t, id)
+	defer side.close(t)
+	require.NoError(t, id.Connect(DefaultCMConnParam()))
+	for {
 		ev, err := ch.GetEvent()
 		if isEAGAIN(err) {
+			ok, err := WaitReadable(ch.FD(), 10*time.Second)
+			require.NoError(t, err)
+			require.True(t, ok, "no answer to a connect to a closed port")
 			continue
 		}
 		require.NoError(t, err)
 		t.Logf("event %s status %d", ev.Type, ev.Status)
-		require.Error(t, ev.Err(), "event %s", ev.Type)
+		require.Contains(t, []CMEventType{CMRejected, CMUnreachable}, ev.Type)
+		err = ev.Err()
+		if ev.Type == CMRejected {
+			require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		}
+		require.Error(t, err)
 		require.NoError(t, ev.Ack())
 		return
 	}
-	t.Fatal("no address-resolution result")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,26 +19,42 @@ var rdmaResources = []string{"qp", "cq", "mr", "pd", "cm_id"}
 // rdmaCounts counts, per resource kind, the entries `rdma -j resource show`
 // lists for this process.
 func rdmaCounts() (map[string]int, error) {
+	out, _, err := rdmaCountsRaw()
+	return out, err
+}
+
+func rdmaCountsRaw() (map[string]int, map[string]string, error) {
 	out := map[string]int{}
-	pid := float64(os.Getpid())
+	raws := map[string]string{}
+	// The kernel records the thread that created a resource; cgo calls run on
+	// any of the process's threads (Go threads do not exit here).
+	ours := map[float64]bool{float64(os.Getpid()): true}
+	if tasks, err := os.ReadDir("/proc/self/task"); err == nil {
+		for _, d := range tasks {
+			if tid, err := strconv.Atoi(d.Name()); err == nil {
+				ours[float64(tid)] = true
+			}
+		}
+	}
 	for _, kind := range rdmaResources {
 		raw, err := exec.Command("rdma", "-j", "resource", "show", kind).Output()
 		if err != nil {
-			return nil, fmt.Errorf("rdma -j resource show %s: %w", kind, err)
+			return nil, nil, fmt.Errorf("rdma -j resource show %s: %w", kind, err)
 		}
+		raws[kind] = string(raw)
 		var entries []map[string]any
 		if len(raw) > 0 {
 			if err := json.Unmarshal(raw, &entries); err != nil {
-				return nil, fmt.Errorf("rdma -j resource show %s: %w: %q", kind, err, raw)
+				return nil, nil, fmt.Errorf("rdma -j resource show %s: %w: %q", kind, err, raw)
 			}
 		}
 		for _, e := range entries {
-			if p, ok := e["pid"].(float64); ok && p == pid {
+			if p, ok := e["pid"].(float64); ok && ours[p] {
 				out[kind]++
 			}
 		}
 	}
-	return out, nil
+	return out, raws, nil
 }
 
 // The accounting sees what this process opens, so the final leak check can fail.
@@ -50,8 +67,9 @@ func TestRdmaResourceAccounting(t *testing.T) {
 
 	e := newEnv(t)
 	a, b := e.pair(t, nil)
-	open, err := rdmaCounts()
+	open, raw, err := rdmaCountsRaw()
 	require.NoError(t, err)
+	t.Logf("pid %d, with 2 QPs open: %v\n%s", os.Getpid(), open, raw["qp"])
 	require.Equal(t, base["qp"]+2, open["qp"])
 	require.Equal(t, base["cq"]+2, open["cq"])
 	require.Equal(t, base["mr"]+1, open["mr"])

@@ -533,14 +533,16 @@ func (a *QPInitAttr) shim() (cshim.QPInit, []*node, error) {
 func newQP(ctx *Context, n *node, h uintptr, qpn uint32, in *cshim.QPInit, a *QPInitAttr, destroy func() error) (*QP, error) {
 	caps := QPCaps{MaxSendWR: int(in.MaxSendWR), MaxRecvWR: int(in.MaxRecvWR), MaxSendSGE: int(in.MaxSendSGE),
 		MaxRecvSGE: int(in.MaxRecvSGE), MaxInlineData: int(in.MaxInline)}
-	sendCap := min(max(caps.MaxSendWR, 1), 4096)
+	// The arrays hold at least 64 WRs, so that a chain longer than the queue
+	// reaches the device, which reports ENOMEM at the first WR that does not fit.
+	sendCap := min(max(caps.MaxSendWR, 64), 4096)
 	send, err := cshim.NewSendBatch(sendCap, sendCap*max(caps.MaxSendSGE, 1))
 	if err != nil {
 		return nil, err
 	}
 	var recv *cshim.RecvBatch
 	if a.SRQ == nil {
-		recvCap := min(max(caps.MaxRecvWR, 1), 4096)
+		recvCap := min(max(caps.MaxRecvWR, 64), 4096)
 		if recv, err = cshim.NewRecvBatch(recvCap, recvCap*max(caps.MaxRecvSGE, 1)); err != nil {
 			send.Free()
 			return nil, err
@@ -763,7 +765,7 @@ func (p *PD) CreateSRQ(attr SRQInitAttr) (*SRQ, error) {
 		n.detach()
 		return nil, opErr(op, err)
 	}
-	bcap := min(max(got, 1), 4096)
+	bcap := min(max(got, 64), 4096)
 	b, err := cshim.NewRecvBatch(bcap, bcap*maxSGE)
 	if err != nil {
 		_ = cshim.DestroySRQ(h)

@@ -59,6 +59,7 @@ func Run(t *testing.T, stack string) {
 		{"BadPeers", testBadPeers},
 		{"HandshakeTimeout", testHandshakeTimeout},
 		{"KeepaliveKeepsIdleConnAlive", testKeepalive},
+		{"LosslessBackoffAndPeerRestart", testBackoffAndRestart},
 		{"ShutdownInFlight", testShutdownInFlight},
 	}
 	for _, tc := range tests {
@@ -73,12 +74,13 @@ type recorder struct {
 	msgr.BaseDispatcher
 	fast bool // take messages on the worker goroutine
 
-	mu      sync.Mutex
-	msgs    []*msgr.Message
-	resets  []resetEvent
-	accepts int
-	onMsg   func(m *msgr.Message)
-	notify  chan struct{}
+	mu           sync.Mutex
+	msgs         []*msgr.Message
+	resets       []resetEvent
+	accepts      int
+	remoteResets int
+	onMsg        func(m *msgr.Message)
+	notify       chan struct{}
 }
 
 type resetEvent struct {
@@ -118,6 +120,19 @@ func (r *recorder) MsHandleAccept(*msgr.Connection) {
 	r.accepts++
 	r.mu.Unlock()
 }
+func (r *recorder) MsHandleRemoteReset(c *msgr.Connection) {
+	r.mu.Lock()
+	r.remoteResets++
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) remoteResetCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.remoteResets
+}
+
 func (r *recorder) MsHandleReset(c *msgr.Connection, err error) bool {
 	r.mu.Lock()
 	r.resets = append(r.resets, resetEvent{c, err})
@@ -697,6 +712,55 @@ func testKeepalive(t *testing.T, stack string) {
 	require.True(t, c.IsConnected())
 	require.Empty(t, cliRec.resetList())
 	require.Empty(t, srv.rec.resetList())
+}
+
+// testBackoffAndRestart: a lossless client keeps retrying (with backoff)
+// while its peer is down and delivers what it queued once the peer is up;
+// when the peer restarts and lost the session, the client is told
+// (MsHandleRemoteReset) and starts a new session.
+func testBackoffAndRestart(t *testing.T, stack string) {
+	cfg := Config(stack)
+	// find a free port, then leave it closed
+	probe := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, nil)
+	addr := probe.addr
+	require.NoError(t, probe.m.Shutdown())
+
+	cliRec := newRecorder(true)
+	cli := newEndpoint(t, cfg, clientName(1), "", false, cliRec)
+	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
+	require.NoError(t, cli.m.Start())
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, addr)
+	require.NoError(t, err)
+	for i := 0; i < 10; i++ {
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 16)}))
+	}
+	waitFor(t, 10*time.Second, "a few refused attempts", func() bool { return c.Stats().Faults >= 3 })
+	require.False(t, c.IsConnected())
+
+	var first orderChecker
+	rec1 := newRecorder(true)
+	rec1.onMsg = first.take
+	srv1 := newEndpoint(t, cfg, osdName(1), addr, false, rec1)
+	srv1.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	require.NoError(t, srv1.m.Start())
+	waitFor(t, 20*time.Second, "queued messages after the peer came up", func() bool { return first.count() == 10 })
+	require.Empty(t, first.errs)
+	require.NotZero(t, c.Stats().Reconnects)
+	require.Empty(t, cliRec.resetList())
+
+	// restart the peer: the session is gone on its side
+	require.NoError(t, srv1.m.Shutdown())
+	var second orderChecker
+	rec2 := newRecorder(true)
+	rec2.onMsg = second.take
+	srv2 := newEndpoint(t, cfg, osdName(1), addr, false, rec2)
+	srv2.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	require.NoError(t, srv2.m.Start())
+	waitFor(t, 20*time.Second, "remote reset reported", func() bool { return cliRec.remoteResetCount() == 1 })
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, 0, 16)}))
+	waitFor(t, 20*time.Second, "message on the new session", func() bool { return second.count() == 1 })
+	require.Empty(t, second.errs)
+	require.True(t, c.IsConnected())
 }
 
 func testShutdownInFlight(t *testing.T, stack string) {

@@ -40,4 +40,10 @@
 //     the family in network byte order). IPv6 flowinfo/scope id are dropped.
 //   - KEEPALIVE2 timestamps: the zero time.Time is sent as 0.0 and 0.0
 //     decodes to the zero time.Time.
+//   - After AUTH_DONE both sides send AUTH_SIGNATURE (ProtocolV2::
+//     finish_auth), all zeros with auth none; a Ceph 16.2 monitor waits for
+//     ours before it reads CLIENT_IDENT. TestInteropCephMon walks the whole
+//     client handshake and a MESSAGE round trip against a real ceph-mon
+//     (started on loopback when ceph-mon, monmaptool and ceph-authtool are
+//     installed; ASYNCMSGR_CEPH_MON=ip:port uses a running one instead).
 package msgr2

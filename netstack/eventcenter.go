@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -54,8 +55,6 @@ var ErrNotOwner = errors.New("netstack: wrong goroutine for this event centre op
 const (
 	// maxEventsPerWait bounds the epoll event slice reused by every wait.
 	maxEventsPerWait = 128
-	// maxWait caps one epoll_wait so a clock jump cannot stall timers for long.
-	maxWait = 30 * time.Second
 )
 
 type fileEvent struct {
@@ -90,6 +89,11 @@ type EventCenter struct {
 	name   string
 	epfd   int
 	wakefd int
+	// epFile wraps epfd so the owner goroutine waits for it in the Go
+	// netpoller (an epoll fd is itself pollable) instead of blocking an OS
+	// thread in epoll_wait; epRaw is its RawConn.
+	epFile *os.File
+	epRaw  syscall.RawConn
 
 	// Cross-goroutine state, guarded by mu.
 	mu       sync.Mutex
@@ -115,6 +119,10 @@ type EventCenter struct {
 	freeTimers []*timer
 	nextTimer  TimerID
 	timerSeq   uint64
+	deadline   time.Time // read deadline currently set on epFile
+	pollFn     func(fd uintptr) bool
+	pollN      int
+	pollErr    error
 	wakeBuf    [8]byte
 }
 
@@ -139,14 +147,31 @@ func NewEventCenter(name string) (*EventCenter, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("netstack: event centre %s: epoll_ctl add eventfd: %w", name, os.NewSyscallError("epoll_ctl", err))
 	}
-	return &EventCenter{
+	// Non-blocking, so os.NewFile registers it with the runtime poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wfd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("netstack: event centre %s: set non-blocking: %w", name, os.NewSyscallError("fcntl", err))
+	}
+	epFile := os.NewFile(uintptr(epfd), "epoll:"+name)
+	epRaw, err := epFile.SyscallConn()
+	if err != nil {
+		epFile.Close()
+		unix.Close(wfd)
+		return nil, fmt.Errorf("netstack: event centre %s: %w", name, err)
+	}
+	c := &EventCenter{
 		name:      name,
 		epfd:      epfd,
+		epFile:    epFile,
+		epRaw:     epRaw,
 		wakefd:    wfd,
 		done:      make(chan struct{}),
 		events:    make([]unix.EpollEvent, maxEventsPerWait),
 		timerByID: make(map[TimerID]*timer),
-	}, nil
+	}
+	c.pollFn = c.pollReady
+	return c, nil
 }
 
 // Name returns the name given to NewEventCenter.
@@ -194,7 +219,7 @@ func (c *EventCenter) Stop() error {
 			close(c.done)
 		}
 		err1 := unix.Close(c.wakefd)
-		err2 := unix.Close(c.epfd)
+		err2 := c.epFile.Close()
 		if err := errors.Join(err1, err2); err != nil {
 			c.stopErr = fmt.Errorf("netstack: event centre %s: close: %w", c.name, err)
 		}
@@ -436,29 +461,41 @@ func (c *EventCenter) loop(ready chan<- struct{}) {
 
 // runOnce waits for events (bounded by the nearest timer) and runs every
 // ready callback once.
+//
+// The wait never blocks an OS thread: epoll_wait is only called with a zero
+// timeout, and when nothing is ready the owner goroutine parks in the Go
+// netpoller until epfd turns readable (any registered fd, or the eventfd,
+// became ready) or the read deadline set to the nearest timer passes. A
+// blocking epoll_wait would hold its P until sysmon retakes it, which costs
+// tens of microseconds to milliseconds of latency per wake-up.
 func (c *EventCenter) runOnce() {
-	timeout := -1
+	wait := true
 	if len(c.timers) > 0 {
-		d := time.Until(c.timers[0].when)
-		switch {
-		case d <= 0:
-			timeout = 0
-		case d > maxWait:
-			timeout = int(maxWait / time.Millisecond)
-		default:
-			// Round up: waking early would only spin until the deadline.
-			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+		at := c.timers[0].when
+		if !at.After(time.Now()) {
+			wait = false // a timer is due: only collect what is ready now
+		} else if !at.Equal(c.deadline) {
+			c.deadline = at
+			_ = c.epFile.SetReadDeadline(at)
 		}
+	} else if !c.deadline.IsZero() {
+		c.deadline = time.Time{}
+		_ = c.epFile.SetReadDeadline(time.Time{})
 	}
 	c.busy.Store(false)
-	n, err := unix.EpollWait(c.epfd, c.events, timeout)
-	c.busy.Store(true)
-	if err != nil {
-		if err != unix.EINTR {
-			// Only EBADF/EFAULT/EINVAL are possible, all programming errors.
-			panic(fmt.Sprintf("netstack: event centre %s: epoll_wait: %v", c.name, err))
+	if wait {
+		if err := c.epRaw.Read(c.pollFn); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic(fmt.Sprintf("netstack: event centre %s: wait: %v", c.name, err))
 		}
-		n = 0
+	} else {
+		c.pollFn(uintptr(c.epfd))
+	}
+	c.busy.Store(true)
+	n, werr := c.pollN, c.pollErr
+	c.pollN, c.pollErr = 0, nil
+	if werr != nil {
+		// Only EBADF/EFAULT/EINVAL are possible, all programming errors.
+		panic(fmt.Sprintf("netstack: event centre %s: epoll_wait: %v", c.name, werr))
 	}
 	woken := false
 	for i := 0; i < n; i++ {
@@ -480,6 +517,17 @@ func (c *EventCenter) runOnce() {
 		c.wakePending.Store(false)
 		c.runExternal()
 	}
+}
+
+// pollReady collects ready events without blocking; it returns false (so the
+// RawConn parks the goroutine until epfd is readable) when there are none.
+func (c *EventCenter) pollReady(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), c.events, 0)
+	if err == unix.EINTR {
+		n, err = 0, nil
+	}
+	c.pollN, c.pollErr = n, err
+	return n > 0 || err != nil
 }
 
 func (c *EventCenter) dispatchFile(fd int, events uint32) {

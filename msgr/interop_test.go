@@ -1,0 +1,129 @@
+package msgr_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+)
+
+const (
+	cephMsgMonGetVersion      = 19 // CEPH_MSG_MON_GET_VERSION
+	cephMsgMonGetVersionReply = 20 // CEPH_MSG_MON_GET_VERSION_REPLY
+)
+
+// cephMon starts a scratch ceph-mon (auth none, msgr2 only) on loopback and
+// returns its address; ASYNCMSGR_CEPH_MON=host:port uses a running one. It
+// skips when Ceph is not installed unless ASYNCMSGR_REQUIRE_CEPH=1.
+func cephMon(t *testing.T) string {
+	t.Helper()
+	if a := os.Getenv("ASYNCMSGR_CEPH_MON"); a != "" {
+		return a
+	}
+	for _, tool := range []string{"ceph-mon", "monmaptool", "ceph-authtool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
+				t.Fatalf("%s missing and ASYNCMSGR_REQUIRE_CEPH=1", tool)
+			}
+			t.Skipf("%s not installed (Debian package ceph-mon)", tool)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	dir := t.TempDir()
+	fsid := fmt.Sprintf("6d1c2a40-1b7e-4c55-8f0a-%012x", time.Now().UnixNano()&0xffffffffffff)
+	conf := filepath.Join(dir, "ceph.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
+fsid = %[1]s
+mon host = v2:%[2]s
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+ms bind msgr1 = false
+ms bind msgr2 = true
+mon data = %[3]s/mon.$id
+log file = %[3]s/$name.log
+run dir = %[3]s
+admin socket = %[3]s/$name.asok
+`, fsid, addr, dir)), 0o600))
+	for _, args := range [][]string{
+		{"monmaptool", "--create", "--add", "a", "v2:" + addr, "--fsid", fsid, filepath.Join(dir, "monmap")},
+		{"ceph-authtool", "--create-keyring", filepath.Join(dir, "keyring"), "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"},
+		{"ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", filepath.Join(dir, "monmap"), "--keyring", filepath.Join(dir, "keyring")},
+	} {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		require.NoError(t, err, "%v: %s", args, out)
+	}
+	mon := exec.Command("ceph-mon", "-c", conf, "-i", "a", "-f")
+	mon.Stdout, mon.Stderr = io.Discard, io.Discard
+	require.NoError(t, mon.Start())
+	t.Cleanup(func() { _ = mon.Process.Kill(); _ = mon.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ceph-mon not listening on %s", addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestInteropCephMon runs the messenger's client side against a real Ceph
+// monitor: handshake (auth none), keepalive, and MMonGetVersion answered by
+// MMonGetVersionReply.
+func TestInteropCephMon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a ceph-mon")
+	}
+	addr := cephMon(t)
+	cfg := testConfig()
+	cfg.KeepaliveInterval = 100 * time.Millisecond
+	cli, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: -1})
+	require.NoError(t, err)
+	defer cli.Shutdown()
+	got := make(chan *msgr.Message, 4)
+	cli.AddDispatcherTail(&catcher{ch: got})
+	require.NoError(t, cli.Start())
+	c, err := cli.ConnectTo(msgr.EntityTypeMon, addr)
+	require.NoError(t, err)
+
+	front := binary.LittleEndian.AppendUint64(nil, 4242) // handle
+	front = binary.LittleEndian.AppendUint32(front, uint32(len("osdmap")))
+	front = append(front, "osdmap"...)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: cephMsgMonGetVersion, Version: 1, Tid: 1, Front: front}))
+	var r *msgr.Message
+	select {
+	case r = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no reply from ceph-mon (connection error: %v)", c.Err())
+	}
+	require.Equal(t, uint16(cephMsgMonGetVersionReply), r.Type)
+	require.GreaterOrEqual(t, len(r.Front), 24)
+	require.Equal(t, uint64(4242), binary.LittleEndian.Uint64(r.Front))
+	require.Equal(t, msgr2.EntityName{Type: msgr.EntityTypeMon, Num: 0}, r.Peer)
+	require.True(t, c.IsLossy(), "a monitor makes client sessions lossy")
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Stats().KeepaliveAcks < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no KEEPALIVE2_ACK from ceph-mon: %+v", c.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Zero(t, c.Stats().Faults)
+	t.Logf("ceph-mon %s answered: osdmap version %d; stats %+v", addr, binary.LittleEndian.Uint64(r.Front[8:]), c.Stats())
+}

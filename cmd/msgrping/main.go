@@ -35,7 +35,11 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	cfg, err := loadConfig(*confPath)
+	section := "client.msgrping"
+	if *server != "" {
+		section = "osd.0"
+	}
+	cfg, err := loadConfig(*confPath, section)
 	if err != nil {
 		fatalf("config: %v", err)
 	}

@@ -9,7 +9,14 @@ package netstack
 // (EventReadable, EventReadable).
 //
 // Readiness is always a hint: after a wake-up the caller retries the
-// non-blocking operation and waits again on ErrWouldBlock.
+// non-blocking operation and waits again on ErrWouldBlock. Waiters never
+// drain the FD, so it must be level-consistent: readable while Read could
+// make progress (data, EOF or an error pending) or while Send could make
+// progress after it last returned ErrWouldBlock, and not readable otherwise
+// (an always-readable FD makes waiters spin). An eventfd-backed socket keeps
+// the counter in step with that state after every Read, Send and completion,
+// rather than draining it inside Read or Send: draining on one direction
+// would swallow the other direction's wake-up.
 type ReadinessMasker interface {
 	ReadinessMasks() (read, write EventMask)
 }

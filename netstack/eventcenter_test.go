@@ -400,3 +400,44 @@ func BenchmarkFileEventPingPong(b *testing.B) {
 	}))
 	<-done
 }
+
+// TestSteadyStateNoAlloc checks that a file-event round trip through the loop
+// and DispatchExternal of a prepared function allocate nothing once warm.
+func TestSteadyStateNoAlloc(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts need a quiet process; skipped with -short")
+	}
+	c := startCenter(t)
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+	require.NoError(t, err)
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	got := make(chan struct{}, 1)
+	var rbuf [1]byte
+	require.NoError(t, c.Submit(func() {
+		require.NoError(t, c.CreateFileEvent(sp[1], EventReadable, func(fd int, _ EventMask) {
+			_, _ = unix.Read(fd, rbuf[:])
+			got <- struct{}{}
+		}))
+	}))
+	one := []byte{1}
+	roundTrip := func() {
+		_, _ = unix.Write(sp[0], one)
+		<-got
+	}
+	for i := 0; i < 100; i++ {
+		roundTrip()
+	}
+	require.Zero(t, testing.AllocsPerRun(200, roundTrip), "file event round trip allocates")
+
+	done := make(chan struct{}, 1)
+	f := func() { done <- struct{}{} }
+	dispatch := func() {
+		_ = c.DispatchExternal(f)
+		<-done
+	}
+	for i := 0; i < 100; i++ {
+		dispatch()
+	}
+	require.Zero(t, testing.AllocsPerRun(200, dispatch), "DispatchExternal allocates")
+}

@@ -118,11 +118,12 @@ func TestSet(t *testing.T) {
 func TestSetErrors(t *testing.T) {
 	cases := []struct{ name, value, want string }{
 		{"ms_nope", "1", `config: unknown option "ms_nope"`},
-		{"ms_async_op_threads", "three", `config: ms_async_op_threads: invalid integer "three" (suffix "three" not one of K, M, G, T, P, E, B)`},
+		{"ms_async_op_threads", "three", `config: ms_async_op_threads: invalid integer "three" (suffix "three" not one of K, M, G, T, P, E)`},
 		{"ms_async_op_threads", "", "config: ms_async_op_threads: value not specified"},
-		{"ms_async_op_threads", "1.5", `config: ms_async_op_threads: invalid integer "1.5" (suffix ".5" not one of K, M, G, T, P, E, B)`},
+		{"ms_async_op_threads", "1.5", `config: ms_async_op_threads: invalid integer "1.5" (suffix ".5" not one of K, M, G, T, P, E)`},
 		{"ms_async_op_threads", "99999999999999999999", `config: ms_async_op_threads: invalid integer "99999999999999999999"`},
 		{"ms_async_rdma_send_buffers", "10000000000000000E", `config: ms_async_rdma_send_buffers: "10000000000000000E" out of range`},
+		{"ms_async_rdma_polling_us", "7B", `config: ms_async_rdma_polling_us: invalid integer "7B"`},
 		{"ms_async_rdma_buffer_size", "12KB", `config: ms_async_rdma_buffer_size: invalid size "12KB"`},
 		{"ms_async_rdma_buffer_size", "1Bi", `config: ms_async_rdma_buffer_size: invalid size "1Bi"`},
 		{"ms_async_rdma_buffer_size", "1k", `config: ms_async_rdma_buffer_size: invalid size "1k"`},
@@ -272,7 +273,7 @@ func TestParseSections(t *testing.T) {
 	t.Run("mon section value error", func(t *testing.T) {
 		c := Default()
 		_, err := c.Parse(strings.NewReader(sampleConf), "ceph.conf", "mon.a")
-		require.EqualError(t, err, `config: ceph.conf:27: ms_async_rdma_sl: invalid integer "not-a-number" (suffix "not-a-number" not one of K, M, G, T, P, E, B)`)
+		require.EqualError(t, err, `config: ceph.conf:27: ms_async_rdma_sl: invalid integer "not-a-number" (suffix "not-a-number" not one of K, M, G, T, P, E)`)
 		require.Equal(t, Default(), c, "a failed Parse changes nothing")
 	})
 }
@@ -295,6 +296,12 @@ func TestParseSyntax(t *testing.T) {
 		{"continuation", "[global]\nms_async_rdma_device_name = ab\\\ncd\n", "abcd"},
 		{"empty file", "", ""},
 		{"spaced header", "[ global ]\nms_async_rdma_device_name = q\n", "q"},
+		// Ceph: quotes are special only at the start of a value; quoted
+		// values are trimmed too.
+		{"inner quotes literal", "[global]\nms_async_rdma_device_name = ab'c'\"d\"\n", `ab'c'"d"`},
+		{"quoted spaces trimmed", "[global]\nms_async_rdma_device_name = \"  sp  \"\n", "sp"},
+		{"quoted then comment", "[global]\nms_async_rdma_device_name = 'x' # c\n", "x"},
+		{"backslash continuation of backslash", "[global]\nms_async_rdma_device_name = x\\\\\n", `x\`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,9 +321,10 @@ func TestParseErrors(t *testing.T) {
 		{"empty key", "[global]\n = 2\n", "config: f:2: empty option name"},
 		{"header", "[global\n", `config: f:1: section header "[global" lacks ']'`},
 		{"empty header", "[]\n", `config: f:1: bad section header "[]"`},
-		{"unterminated quote", "[global]\nms_async_rdma_device_name = \"abc\n", "config: f:2: unterminated \" quote"},
+		{"unterminated quote", "[global]\nms_async_rdma_device_name = \"abc\n", "config: f:2: ms_async_rdma_device_name: unterminated \" quote"},
 		{"text after quote", "[global]\nms_async_rdma_device_name = \"abc\" def\n", `config: f:2: ms_async_rdma_device_name: text after quoted value: "def"`},
-		{"stray quote", "[global]\nms_async_rdma_device_name = ab'c'\n", `config: f:2: ms_async_rdma_device_name: unexpected quote in unquoted value "ab'c'"`},
+		{"text after header", "[global] x\n", `config: f:1: text after section header: "x"`},
+		{"comment in key", "[global]\nms_x # = 1\n", `config: f:2: expected "key = value", got "ms_x # = 1"`},
 		{"bad value", "[global]\n\nms_async_op_threads = lots\n", `config: f:3: ms_async_op_threads: invalid integer "lots"`},
 		{"bad bool", "[global]\nms tcp nodelay = perhaps\n", `config: f:2: ms_tcp_nodelay: invalid boolean "perhaps"`},
 		{"bad type", "[global]\nms_type = simple\n", `config: f:2: ms_type: messenger type "simple" not supported`},
@@ -408,7 +416,7 @@ func TestLoad(t *testing.T) {
 func TestWriteToRoundTrip(t *testing.T) {
 	c := Default()
 	c.TransportType = "rdma"
-	c.RDMADeviceName = ` odd "name" #1;\ `
+	c.RDMADeviceName = `odd "name" #1;\`
 	c.RDMABufferSize = 12345
 	c.InitialBackoff = 123456789 * time.Nanosecond
 	c.RDMACM = true

@@ -16,8 +16,8 @@ const (
 	kindString kind = iota
 	kindBool
 	// kindInt is Ceph's TYPE_INT/TYPE_UINT: an integer with an optional SI
-	// suffix (K = 1000, M = 10^6, G = 10^9, T, P, E; B = 1), as
-	// strict_si_cast parses it.
+	// suffix (K = 1000, M = 10^6, G = 10^9, T, P, E), as strict_si_cast
+	// parses it.
 	kindInt
 	// kindSize is Ceph's TYPE_SIZE: an integer with an optional IEC
 	// suffix (K or Ki = 1024, M or Mi, G or Gi, T, P, E; B = 1), as
@@ -284,7 +284,9 @@ func splitNumber(s string) (num, unit string) {
 }
 
 // parseSI is Ceph's strict_si_cast: an integer with an optional one-letter
-// suffix K, M, G, T, P, E (powers of 1000) or B.
+// suffix K, M, G, T, P, E (powers of 1000). strict_si_cast nominally takes
+// "B" too but then fails to parse the number before it, so "7B" is invalid
+// for counts in Ceph, and here.
 func parseSI(s string) (int64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("value not specified")
@@ -293,7 +295,6 @@ func parseSI(s string) (int64, error) {
 	exp := 0
 	switch unit {
 	case "":
-	case "B":
 	case "K":
 		exp = 3
 	case "M":
@@ -307,7 +308,7 @@ func parseSI(s string) (int64, error) {
 	case "E":
 		exp = 18
 	default:
-		return 0, fmt.Errorf("invalid integer %q (suffix %q not one of K, M, G, T, P, E, B)", s, unit)
+		return 0, fmt.Errorf("invalid integer %q (suffix %q not one of K, M, G, T, P, E)", s, unit)
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil {

@@ -119,27 +119,27 @@ func readConf(r io.Reader, name string) (map[string][]setting, []string, error) 
 		if len(line) > maxLineLen {
 			return nil, nil, fmt.Errorf("config: %s:%d: line longer than %d bytes", name, start, maxLineLen)
 		}
-		body, err := stripComment(line)
-		if err != nil {
-			return nil, nil, fmt.Errorf("config: %s:%d: %w", name, start, err)
-		}
-		body = strings.TrimSpace(body)
-		if body == "" {
+		body := strings.TrimSpace(line)
+		if body == "" || body[0] == '#' || body[0] == ';' {
 			continue
 		}
 		if body[0] == '[' {
-			if body[len(body)-1] != ']' {
+			end := strings.IndexByte(body, ']')
+			if end < 0 {
 				return nil, nil, fmt.Errorf("config: %s:%d: section header %q lacks ']'", name, start, body)
 			}
-			s := strings.ToLower(strings.TrimSpace(body[1 : len(body)-1]))
-			if s == "" || strings.ContainsAny(s, "[]") {
+			if rest := strings.TrimSpace(body[end+1:]); rest != "" && rest[0] != '#' && rest[0] != ';' {
+				return nil, nil, fmt.Errorf("config: %s:%d: text after section header: %q", name, start, rest)
+			}
+			s := strings.ToLower(strings.TrimSpace(body[1:end]))
+			if s == "" || strings.ContainsAny(s, "[") {
 				return nil, nil, fmt.Errorf("config: %s:%d: bad section header %q", name, start, body)
 			}
 			section = s
 			continue
 		}
 		key, value, ok := strings.Cut(body, "=")
-		if !ok {
+		if !ok || strings.ContainsAny(key, "#;") {
 			return nil, nil, fmt.Errorf("config: %s:%d: expected \"key = value\", got %q", name, start, body)
 		}
 		key = strings.TrimSpace(key)
@@ -152,7 +152,7 @@ func readConf(r io.Reader, name string) (map[string][]setting, []string, error) 
 		if section == "" {
 			return nil, nil, fmt.Errorf("config: %s:%d: option %q outside of a section", name, start, key)
 		}
-		v, err := unquote(strings.TrimSpace(value))
+		v, err := parseValue(value)
 		if err != nil {
 			return nil, nil, fmt.Errorf("config: %s:%d: %s: %w", name, start, NormalizeName(key), err)
 		}
@@ -191,37 +191,18 @@ func nextLine(sc *bufio.Scanner, lineNo *int) (line string, start int, ok bool, 
 	return "", start, false, nil
 }
 
-// stripComment cuts the line at the first '#' or ';' outside quotes.
-func stripComment(line string) (string, error) {
-	var quote byte
-	for i := 0; i < len(line); i++ {
-		ch := line[i]
-		switch {
-		case quote == '"' && ch == '\\':
-			i++ // skip the escaped byte
-		case quote != 0:
-			if ch == quote {
-				quote = 0
-			}
-		case ch == '"' || ch == '\'':
-			quote = ch
-		case ch == '#' || ch == ';':
-			return line[:i], nil
+// parseValue reads the text after '=': a value quoted with " (with \"
+// and \\ escapes) or ' and then only an optional comment, or unquoted
+// text up to a '#' or ';' comment. Like Ceph, quotes are special only at
+// the start of the value, and the result is trimmed of surrounding spaces
+// (also inside quotes).
+func parseValue(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || (v[0] != '"' && v[0] != '\'') {
+		if i := strings.IndexAny(v, "#;"); i >= 0 {
+			v = v[:i]
 		}
-	}
-	if quote != 0 {
-		return "", fmt.Errorf("unterminated %c quote", quote)
-	}
-	return line, nil
-}
-
-// unquote removes one level of quotes around a whole value.
-func unquote(v string) (string, error) {
-	if len(v) == 0 || (v[0] != '"' && v[0] != '\'') {
-		if strings.ContainsAny(v, "\"'") {
-			return "", fmt.Errorf("unexpected quote in unquoted value %q", v)
-		}
-		return v, nil
+		return strings.TrimSpace(v), nil
 	}
 	q := v[0]
 	var b strings.Builder
@@ -233,19 +214,20 @@ func unquote(v string) (string, error) {
 			continue
 		}
 		if ch == q {
-			if rest := strings.TrimSpace(v[i+1:]); rest != "" {
+			if rest := strings.TrimSpace(v[i+1:]); rest != "" && rest[0] != '#' && rest[0] != ';' {
 				return "", fmt.Errorf("text after quoted value: %q", rest)
 			}
-			return b.String(), nil
+			return strings.TrimSpace(b.String()), nil
 		}
 		b.WriteByte(ch)
 	}
 	return "", fmt.Errorf("unterminated %c quote", q)
 }
 
-// quote writes v so that Parse reads it back unchanged.
+// quote writes v so that Parse reads it back unchanged (except for
+// surrounding spaces, which Parse trims like Ceph).
 func quote(v string) string {
-	if v != "" && v == strings.TrimSpace(v) && !strings.ContainsAny(v, "#;\"'\\\n\r") {
+	if v == "" || (v[0] != '"' && v[0] != '\'' && !strings.ContainsAny(v, "#;\n\r") && !strings.HasSuffix(v, "\\")) {
 		return v
 	}
 	var b strings.Builder

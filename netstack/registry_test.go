@@ -37,7 +37,17 @@ func newFake(t testing.TB, name string, n int) *fakeStack {
 	return &fakeStack{WorkerSet: NewWorkerSet(ws), name: name}
 }
 
+// unregister removes test transports so the test can run with -count > 1.
+func unregister(names ...string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	for _, n := range names {
+		delete(registry, n)
+	}
+}
+
 func TestRegistry(t *testing.T) {
+	t.Cleanup(func() { unregister(FallbackTransport, "test-ok", "test-unavail", "test-broken") })
 	// The fake "posix" stands in for posixfallback, which this package
 	// cannot import.
 	Register(FallbackTransport, func(cfg *config.Config) (Stack, error) { return newFake(t, FallbackTransport, 1), nil })
@@ -108,6 +118,15 @@ func TestRegistry(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, FallbackTransport, s.Name())
 		require.NoError(t, s.Stop())
+	})
+	t.Run("fallback not registered", func(t *testing.T) {
+		unregister(FallbackTransport)
+		cfg := config.Default()
+		cfg.TransportType = "test-unavail"
+		cfg.TransportFallback = true
+		_, err := New(cfg)
+		require.ErrorIs(t, err, ErrUnavailable)
+		require.Contains(t, err.Error(), "not registered")
 	})
 	t.Run("duplicate panics", func(t *testing.T) {
 		require.Panics(t, func() { Register("test-ok", func(*config.Config) (Stack, error) { return nil, nil }) })

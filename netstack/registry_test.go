@@ -157,8 +157,10 @@ func TestWorkerSet(t *testing.T) {
 	require.Equal(t, 0, s.PickWorker().ID())
 	require.Equal(t, 0, ws[0].Load())
 
+	require.False(t, s.Stopped())
 	require.NoError(t, s.Stop())
 	require.NoError(t, s.Stop())
+	require.True(t, s.Stopped())
 	require.Equal(t, 1, stopped)
 	require.ErrorIs(t, ws[1].Center().DispatchExternal(func() {}), ErrStackStopped)
 

@@ -126,6 +126,14 @@ func (s *WorkerSet) Stop() error {
 	return errors.Join(errs...)
 }
 
+// Stopped reports whether Stop has been called; a transport's Listen and
+// Connect return ErrStackStopped then.
+func (s *WorkerSet) Stopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
 // Workers returns the workers; the slice must not be modified.
 func (s *WorkerSet) Workers() []Worker { return s.workers }
 

@@ -427,6 +427,11 @@ func TestRegisteredAndConfig(t *testing.T) {
 	require.Len(t, st.Workers(), 3)
 	require.NoError(t, st.Stop())
 	require.NoError(t, st.Stop())
+	_, err = st.PickWorker().Listen("127.0.0.1:0", netstack.SocketOptions{})
+	require.ErrorIs(t, err, netstack.ErrStackStopped)
+	_, err = st.PickWorker().Connect("127.0.0.1:1", netstack.SocketOptions{})
+	require.ErrorIs(t, err, netstack.ErrStackStopped)
+	require.ErrorIs(t, err, net.ErrClosed)
 
 	for _, n := range []int{0, 25} {
 		cfg.OpThreads = n

@@ -119,6 +119,9 @@ func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.Serv
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "tcp", Addr: addrOrNil(addr), Err: err}
 	}
+	if w.stack.Stopped() {
+		return nil, opErr(netstack.ErrStackStopped)
+	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return nil, opErr(err)
@@ -183,6 +186,9 @@ func (w *Worker) listenFD(ta *net.TCPAddr, opts netstack.SocketOptions, wildcard
 func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
 	if w.Center().IsOwner() {
 		return nil, fmt.Errorf("posixfallback: Connect from the event centre's goroutine: %w", netstack.ErrNotOwner)
+	}
+	if w.stack.Stopped() {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: addrOrNil(addr), Err: netstack.ErrStackStopped}
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {

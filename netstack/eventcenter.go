@@ -80,6 +80,10 @@ type timer struct {
 // function passed to DispatchExternal or Submit). DispatchExternal and Submit
 // may be called from any goroutine (Submit not from the owner).
 //
+// The owner goroutine never blocks an OS thread in epoll_wait: it parks in
+// the Go netpoller on the epoll fd itself and calls epoll_wait with a zero
+// timeout once that fd is readable, or when the nearest time event is due.
+//
 // Stop semantics: work accepted by DispatchExternal or Submit before Stop
 // began is run on the owner goroutine before Stop returns; after that,
 // DispatchExternal and Submit return ErrStackStopped. Pending time events are
@@ -103,7 +107,7 @@ type EventCenter struct {
 	wakePending atomic.Bool // an eventfd write is outstanding
 	stopReq     atomic.Bool
 	started     atomic.Bool
-	busy        atomic.Bool   // the owner is running callbacks (not in epoll_wait)
+	busy        atomic.Bool   // the owner is running callbacks (not parked waiting)
 	ownerGID    atomic.Uint64 // goroutine id of the owner, 0 before Start
 	startOnce   sync.Once
 	stopOnce    sync.Once

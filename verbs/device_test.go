@@ -561,3 +561,33 @@ func TestBadArguments(t *testing.T) {
 		waitWC(t, e.scq, n)
 	})
 }
+
+// Posting and polling allocate nothing on the Go heap.
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.pair(t, nil)
+	wrs := []WorkRequest{{ID: 1, Opcode: OpRDMAWrite, Flags: SendSignaled,
+		SG: []SGE{e.mr.SGE(0, 64)}, RemoteAddr: e.mr.Addr() + 8192, RKey: e.mr.RKey()}}
+	recvs := []RecvRequest{{ID: 2, SG: []SGE{e.mr.SGE(4096, 64)}}}
+	dst := make([]WorkCompletion, 8)
+	var failed error
+	allocs := testing.AllocsPerRun(50, func() {
+		if _, err := b.PostRecv(recvs); err != nil {
+			failed = err
+		}
+		if _, err := a.PostSend(wrs); err != nil {
+			failed = err
+		}
+		for got := 0; got < 1 && failed == nil; {
+			n, err := e.scq.Poll(dst)
+			if err != nil {
+				failed = err
+			}
+			got += n
+		}
+	})
+	require.NoError(t, failed)
+	require.Zero(t, allocs, "PostRecv+PostSend+Poll allocations per round")
+	require.NoError(t, b.ToError()) // flush the 51 unused receives
+	waitWC(t, e.rcq, 51)
+}

@@ -460,9 +460,8 @@ func (b *SendBatch) Free() {
 // Post links WR[:n] into one chain and calls ibv_post_send once. It returns how
 // many WRs were accepted (n on success, the bad WR's index on failure).
 func (b *SendBatch) Post(qp uintptr, n int) (int, error) {
-	var bad C.int
-	rc := C.shim_post_send((*C.struct_ibv_qp)(ptr(qp)), b.p, C.int(n), &bad)
-	return int(bad), rcErr(rc)
+	rc := C.shim_post_send((*C.struct_ibv_qp)(ptr(qp)), b.p, C.int(n))
+	return int(b.p.bad), rcErr(rc)
 }
 
 // RecvBatch is a reused C array of receive WRs and their SGEs.
@@ -495,16 +494,14 @@ func (b *RecvBatch) Free() {
 
 // Post calls ibv_post_recv once for WR[:n].
 func (b *RecvBatch) Post(qp uintptr, n int) (int, error) {
-	var bad C.int
-	rc := C.shim_post_recv((*C.struct_ibv_qp)(ptr(qp)), b.p, C.int(n), &bad)
-	return int(bad), rcErr(rc)
+	rc := C.shim_post_recv((*C.struct_ibv_qp)(ptr(qp)), b.p, C.int(n))
+	return int(b.p.bad), rcErr(rc)
 }
 
 // PostSRQ calls ibv_post_srq_recv once for WR[:n].
 func (b *RecvBatch) PostSRQ(srq uintptr, n int) (int, error) {
-	var bad C.int
-	rc := C.shim_post_srq_recv((*C.struct_ibv_srq)(ptr(srq)), b.p, C.int(n), &bad)
-	return int(bad), rcErr(rc)
+	rc := C.shim_post_srq_recv((*C.struct_ibv_srq)(ptr(srq)), b.p, C.int(n))
+	return int(b.p.bad), rcErr(rc)
 }
 
 // ---------- QPs ----------

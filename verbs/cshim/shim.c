@@ -135,8 +135,9 @@ static int copy_sges(struct ibv_sge *dst, const struct shim_sge *src, int off, i
 	return 0;
 }
 
-int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n, int *bad)
+int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n)
 {
+	int *bad = &b->bad;
 	struct ibv_send_wr *bad_wr = NULL;
 	int i, rc;
 
@@ -207,8 +208,9 @@ static int build_recv(struct shim_recv_batch *b, int n, int *bad)
 	return 0;
 }
 
-int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n, int *bad)
+int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n)
 {
+	int *bad = &b->bad;
 	struct ibv_recv_wr *bad_wr = NULL;
 	int rc;
 
@@ -229,8 +231,9 @@ int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n, int *bad
 	return 0;
 }
 
-int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n, int *bad)
+int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n)
 {
+	int *bad = &b->bad;
 	struct ibv_recv_wr *bad_wr = NULL;
 	int rc;
 

@@ -69,6 +69,7 @@ struct shim_wc {
  * the shim builds the chain in. */
 struct shim_send_batch {
 	int cap;
+	int bad;	/* index of the first WR not posted by the last post */
 	int sge_cap;
 	struct shim_send_wr *wr;
 	struct shim_sge *sge;
@@ -78,6 +79,7 @@ struct shim_send_batch {
 
 struct shim_recv_batch {
 	int cap;
+	int bad;
 	int sge_cap;
 	struct shim_recv_wr *wr;
 	struct shim_sge *sge;
@@ -98,10 +100,11 @@ void shim_recv_batch_free(struct shim_recv_batch *b);
 struct shim_wc_array *shim_wc_array_new(int cap);
 void shim_wc_array_free(struct shim_wc_array *a);
 
-/* One crossing each. *bad receives the index of the first WR not posted. */
-int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n, int *bad);
-int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n, int *bad);
-int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n, int *bad);
+/* One crossing each. b->bad receives the index of the first WR not posted
+ * (n on success). */
+int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n);
+int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n);
+int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n);
 int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n);
 
 /* Devices. */

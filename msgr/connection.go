@@ -127,6 +127,8 @@ type Connection struct {
 	rbuf          []byte
 	rstart, rend  int
 	havePre       bool
+	donateRBuf    bool // the frame being handled sits in a one-off buffer
+	rbufDonated   bool // a message took that buffer
 	pre           msgr2.Preamble
 	readSinceTick bool
 	idleFor       time.Duration

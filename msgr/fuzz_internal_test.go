@@ -262,3 +262,30 @@ func TestScriptedMessageBeforeHandshake(t *testing.T) {
 	require.Equal(t, stClosed, c.state)
 	require.ErrorContains(t, c.err, "unexpected MESSAGE frame in state hello")
 }
+
+// A frame larger than the kept read buffer is handed to its message without
+// a copy; bytes after it (the next frame) must survive the buffer switch.
+func TestScriptedBigFrameDonatesBuffer(t *testing.T) {
+	setup := fuzzFrames()[0] // a whole server session; its message has seq 1
+	c, _ := newScriptConn(t, false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	big := make([]byte, 3<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	var stream []byte
+	stream = append(stream, setup...)
+	stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 2}, []byte("big"), nil, big)
+	stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 3}, []byte("after"), nil, []byte("tail"))
+	got := feedLocked(c, stream, 4096)
+	require.Equal(t, stReady, c.state, "%v", c.err)
+	require.Len(t, got, 3)
+	require.Equal(t, []byte("big"), got[1].Front)
+	require.Equal(t, big, got[1].Data)
+	require.Equal(t, []byte("after"), got[2].Front)
+	require.Equal(t, []byte("tail"), got[2].Data)
+	require.LessOrEqual(t, len(c.rbuf), maxKeepRBuf, "read buffer back to normal size")
+	big[0] ^= 1 // the message owns its storage
+	require.NotEqual(t, big[0], got[1].Data[0])
+}

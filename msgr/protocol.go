@@ -126,7 +126,17 @@ func (c *Connection) parseLocked() {
 			c.faultLocked(fmt.Errorf("msgr: bad %s frame in state %s: %w", c.pre.Tag, c.state, err))
 			return
 		}
+		// A frame that needed a one-off big buffer gives that buffer to the
+		// message (no copy); reading continues in a fresh buffer.
+		c.donateRBuf = len(c.rbuf) > maxKeepRBuf && c.pre.Tag == msgr2.TagMessage
 		c.handleFrameLocked(c.pre.Tag, segs)
+		if c.donateRBuf && c.rbufDonated {
+			rest := c.rbuf[c.rstart:c.rend]
+			nb := make([]byte, max(defaultRBuf, len(rest)))
+			c.rend = copy(nb, rest)
+			c.rbuf, c.rstart = nb, 0
+		}
+		c.donateRBuf, c.rbufDonated = false, false
 	}
 	if c.rstart == c.rend {
 		c.rstart, c.rend = 0, 0
@@ -768,26 +778,40 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 		c.ackLeft++
 	}
 	fl, ml, dl := len(segs[1]), len(segs[2]), len(segs[3])
-	var buf []byte
-	if fl+ml+dl > 0 {
-		buf = make([]byte, fl+ml+dl) // the message's own storage: one allocation
-	}
-	copy(buf, segs[1])
-	copy(buf[fl:], segs[2])
-	copy(buf[fl+ml:], segs[3])
 	m := &Message{Type: h.Type, Priority: h.Priority, Version: h.Version, Tid: h.Tid, Seq: h.Seq,
 		Conn: c, RecvStamp: time.Now(), Peer: c.peerName}
-	if fl > 0 {
-		m.Front = buf[:fl:fl]
-	}
-	if ml > 0 {
-		m.Middle = buf[fl : fl+ml : fl+ml]
-	}
-	if dl > 0 {
-		m.Data = buf[fl+ml:]
+	if c.donateRBuf {
+		// the segments live in a read buffer allocated for this frame alone
+		c.rbufDonated = true
+		m.Front, m.Middle, m.Data = clip(segs[1]), clip(segs[2]), clip(segs[3])
+	} else {
+		var buf []byte
+		if fl+ml+dl > 0 {
+			buf = make([]byte, fl+ml+dl) // the message's own storage: one allocation
+		}
+		copy(buf, segs[1])
+		copy(buf[fl:], segs[2])
+		copy(buf[fl+ml:], segs[3])
+		if fl > 0 {
+			m.Front = buf[:fl:fl]
+		}
+		if ml > 0 {
+			m.Middle = buf[fl : fl+ml : fl+ml]
+		}
+		if dl > 0 {
+			m.Data = buf[fl+ml:]
+		}
 	}
 	c.stats.msgsRecv.Add(1)
 	c.post = append(c.post, dqItem{kind: dqMessage, m: m, c: c})
+}
+
+// clip returns b with its capacity cut to its length (nil when empty).
+func clip(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b[:len(b):len(b)]
 }
 
 func (c *Connection) handleAckLocked(seq uint64) {

@@ -2,6 +2,7 @@ package msgr2
 
 import (
 	"bufio"
+	"encoding/json"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -32,7 +33,7 @@ func startCephMon(t *testing.T) netip.AddrPort {
 	if addr := os.Getenv("ASYNCMSGR_CEPH_MON"); addr != "" {
 		return netip.MustParseAddrPort(addr)
 	}
-	for _, bin := range []string{"ceph-mon", "monmaptool", "ceph-authtool"} {
+	for _, bin := range []string{"ceph-mon", "monmaptool", "ceph-authtool", "ceph"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
 				t.Fatalf("%s not found and ASYNCMSGR_REQUIRE_CEPH=1", bin)
@@ -76,18 +77,41 @@ mon initial members = a
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		if t.Failed() {
+			if log, err := os.ReadFile(filepath.Join(dir, "mon.a.log")); err == nil {
+				if len(log) > 8000 {
+					log = log[len(log)-8000:]
+				}
+				t.Logf("tail of the ceph-mon log:\n%s", log)
+			}
+		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	// Wait until the monitor is leader of monmap epoch 1: on first boot it
+	// wins an election at epoch 0, bootstraps again (dropping client
+	// connections) and only then settles.
+	asok := filepath.Join(dir, "mon.a.asok")
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
 	for {
-		c, err := net.DialTimeout("tcp", addr.String(), time.Second)
+		out, err := exec.Command("ceph", "--admin-daemon", asok, "mon_status").Output()
 		if err == nil {
-			c.Close()
-			return addr
+			var st struct {
+				State  string `json:"state"`
+				Monmap struct {
+					Epoch int `json:"epoch"`
+				} `json:"monmap"`
+			}
+			if json.Unmarshal(out, &st) == nil && st.State == "leader" && st.Monmap.Epoch >= 1 {
+				return addr
+			}
+			last = string(out)
+		} else {
+			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ceph-mon did not listen on %s: %v", addr, err)
+			t.Fatalf("ceph-mon on %s did not become leader: %s", addr, last)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

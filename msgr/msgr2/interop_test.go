@@ -2,8 +2,8 @@ package msgr2
 
 import (
 	"bufio"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"

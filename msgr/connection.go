@@ -331,6 +331,15 @@ func (c *Connection) startConnectLocked() {
 		c.closeLocked(ErrMarkedDown, false)
 		return
 	}
+	if t := m.cfg.ConnectionReadyTimeout; t > 0 {
+		center.CreateTimeEvent(t, func() {
+			c.mu.Lock()
+			if c.gen == g && c.state == stConnecting {
+				c.faultLocked(&timeoutError{fmt.Sprintf("msgr: connect %s did not complete within %v", target, t)})
+			}
+			c.unlockAndDeliver()
+		})
+	}
 	go func() {
 		defer m.dialing.done()
 		sock, err := w.Connect(target, opts)

@@ -17,7 +17,8 @@ const (
 // Message is one messenger message: a type, a priority and three payload
 // parts carried in a msgr2 MESSAGE frame. After SendMessage the messenger
 // owns the Message until it is acknowledged (lossless) or written (lossy);
-// the caller must not modify it meanwhile.
+// the caller must not modify it meanwhile, nor queue it on another
+// connection (Seq is assigned per connection).
 type Message struct {
 	Type     uint16
 	Priority uint16 // 0 means PrioDefault

@@ -464,21 +464,18 @@ func (m *Messenger) ConnectTo(peerType uint8, addr string) (*Connection, error) 
 	m.conns[addr] = c
 	m.all[c] = struct{}{}
 	m.mu.Unlock()
-	c.mu.Lock()
-	c.startConnectLocked()
-	c.unlockAndDeliverOffCentre()
-	return c, nil
-}
-
-// unlockAndDeliverOffCentre is unlock for callers not on the centre: any
-// queued deliveries go through the dispatch queue.
-func (c *Connection) unlockAndDeliverOffCentre() {
-	post := c.post
-	c.post = nil
-	c.mu.Unlock()
-	for _, it := range post {
-		c.msgr.dq.enqueue(it)
+	// the dial starts from the connection's centre (its timers live there)
+	if err := c.center.DispatchExternal(func() {
+		c.mu.Lock()
+		if c.state == stNone {
+			c.startConnectLocked()
+		}
+		c.unlockAndDeliver()
+	}); err != nil {
+		c.markDown(ErrShutdown)
+		return nil, ErrShutdown
 	}
+	return c, nil
 }
 
 // SendMessage sends msg to addr, connecting first if needed.

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/netstack"
@@ -19,45 +18,27 @@ type Conn struct {
 	sock   netstack.ConnectedSocket
 	center *netstack.EventCenter
 	fd     int
+	rmask  netstack.EventMask // waited on before Read
+	wmask  netstack.EventMask // waited on before Send
 
 	readMu  sync.Mutex
 	writeMu sync.Mutex
 	wbuf    [1][]byte // Send argument, guarded by writeMu
 
-	rw, ww    waiter        // readers and writers waiting for readiness
-	closing   chan struct{} // closed by Close
-	closeOnce sync.Once
-	closeErr  error
-	rd, wd    deadline
+	readReady  chan struct{} // capacity 1: the centre saw rmask
+	writeReady chan struct{} // capacity 1: the centre saw wmask
+	closing    chan struct{} // closed by Close
+	closeOnce  sync.Once
+	closeErr   error
+	rd, wd     deadline
 
 	// Owner-goroutine state (only touched on c.center's goroutine).
-	registered netstack.EventMask
-	dead       bool
-	updateFn   func()
-	onReadyFn  netstack.FileHandler
-}
-
-// Waiter states. A direction's interest stays registered with the event
-// centre after it fired (idle), so a Read or Write that comes back to wait
-// only flips idle to waiting, with no work for the centre; the centre drops
-// the interest when it fires while nobody waits (so a socket nobody reads
-// does not keep the level-triggered loop busy).
-//
-//	waiter goroutine: off -> waiting (then asks the centre to register),
-//	                  idle -> waiting
-//	owner goroutine:  waiting -> idle (fired: wake the waiter),
-//	                  idle -> off (fired with no waiter: unregister),
-//	                  waiting -> off (cannot register: wake the waiter)
-const (
-	stOff int32 = iota
-	stIdle
-	stWaiting
-)
-
-type waiter struct {
-	st    atomic.Int32
-	mask  netstack.EventMask // waited on before the operation
-	ready chan struct{}      // capacity 1: the centre saw mask
+	wantRead, wantWrite bool
+	registered          netstack.EventMask
+	dead                bool
+	armReadFn           func()
+	armWriteFn          func()
+	onReadyFn           netstack.FileHandler
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -66,17 +47,18 @@ var _ net.Conn = (*Conn)(nil)
 // The Conn owns sock from now on: Close closes it.
 func NewConn(sock netstack.ConnectedSocket, center *netstack.EventCenter) *Conn {
 	c := &Conn{
-		sock:    sock,
-		center:  center,
-		fd:      sock.FD(),
-		closing: make(chan struct{}),
+		sock:       sock,
+		center:     center,
+		fd:         sock.FD(),
+		readReady:  make(chan struct{}, 1),
+		writeReady: make(chan struct{}, 1),
+		closing:    make(chan struct{}),
 	}
-	c.rw.mask, c.ww.mask = netstack.ReadinessMasks(sock)
-	c.rw.ready = make(chan struct{}, 1)
-	c.ww.ready = make(chan struct{}, 1)
+	c.rmask, c.wmask = netstack.ReadinessMasks(sock)
 	c.rd.init()
 	c.wd.init()
-	c.updateFn = c.updateInterest
+	c.armReadFn = c.armRead
+	c.armWriteFn = c.armWrite
 	c.onReadyFn = c.onReady
 	return c
 }
@@ -129,7 +111,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		if c.rd.expired() {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
-		drain(c.rw.ready)
+		drain(c.readReady)
 		n, err := c.sock.Read(b)
 		if n > 0 {
 			return n, nil
@@ -145,8 +127,13 @@ func (c *Conn) Read(b []byte) (int, error) {
 			}
 			return 0, c.opErr("read", err)
 		}
-		if err := c.wait(&c.rw, &c.rd); err != nil {
+		if err := c.center.DispatchExternal(c.armReadFn); err != nil {
 			return 0, c.opErr("read", err)
+		}
+		select {
+		case <-c.readReady:
+		case <-c.closing:
+		case <-c.rd.wait():
 		}
 	}
 }
@@ -167,7 +154,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if nn == len(b) && nn > 0 {
 			return nn, nil
 		}
-		drain(c.ww.ready)
+		drain(c.writeReady)
 		c.wbuf[0] = b[nn:]
 		n, err := c.sock.Send(c.wbuf[:], false)
 		c.wbuf[0] = nil
@@ -185,8 +172,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 			}
 			return nn, c.opErr("write", err)
 		}
-		if err := c.wait(&c.ww, &c.wd); err != nil {
+		if err := c.center.DispatchExternal(c.armWriteFn); err != nil {
 			return nn, c.opErr("write", err)
+		}
+		select {
+		case <-c.writeReady:
+		case <-c.closing:
+		case <-c.wd.wait():
 		}
 	}
 }
@@ -273,72 +265,57 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// wait parks the caller until w's readiness fires, the deadline passes or
-// Close; the caller then retries its operation (readiness is a hint).
-func (c *Conn) wait(w *waiter, dl *deadline) error {
-	for {
-		st := w.st.Load()
-		if st == stWaiting {
-			break // an earlier wait's registration still stands
-		}
-		if st == stIdle && w.st.CompareAndSwap(stIdle, stWaiting) {
-			break // still registered: the centre wakes us, no dispatch needed
-		}
-		if st == stOff && w.st.CompareAndSwap(stOff, stWaiting) {
-			if err := c.center.DispatchExternal(c.updateFn); err != nil {
-				return err
-			}
-			break
-		}
+// Owner-goroutine side: interest is registered only while a Read or Write
+// waits, and dropped when it fires (level-triggered epoll would otherwise
+// spin on a readable socket nobody reads).
+
+func (c *Conn) armRead() {
+	if c.dead {
+		return
 	}
-	select {
-	case <-w.ready:
-	case <-c.closing:
-	case <-dl.wait():
-	}
-	return nil
+	c.wantRead = true
+	c.updateInterest()
 }
 
-// Owner-goroutine side.
+func (c *Conn) armWrite() {
+	if c.dead {
+		return
+	}
+	c.wantWrite = true
+	c.updateInterest()
+}
 
 func (c *Conn) onReady(_ int, mask netstack.EventMask) {
-	for _, w := range [2]*waiter{&c.rw, &c.ww} {
-		if mask&w.mask == 0 {
-			continue
-		}
-		if w.st.CompareAndSwap(stWaiting, stIdle) {
-			notify(w.ready)
-		} else {
-			w.st.CompareAndSwap(stIdle, stOff)
-		}
+	if c.wantRead && mask&c.rmask != 0 {
+		c.wantRead = false
+		notify(c.readReady)
+	}
+	if c.wantWrite && mask&c.wmask != 0 {
+		c.wantWrite = false
+		notify(c.writeReady)
 	}
 	c.updateInterest()
 }
 
-// updateInterest makes the centre's interest in fd the union of the masks
-// of the directions that are not off.
 func (c *Conn) updateInterest() {
 	if c.dead {
 		return
 	}
 	var want netstack.EventMask
-	for _, w := range [2]*waiter{&c.rw, &c.ww} {
-		if w.st.Load() != stOff {
-			want |= w.mask
-		}
+	if c.wantRead {
+		want |= c.rmask
+	}
+	if c.wantWrite {
+		want |= c.wmask
 	}
 	if add := want &^ c.registered; add != 0 {
 		if err := c.center.CreateFileEvent(c.fd, add, c.onReadyFn); err != nil {
 			// Cannot wait on this fd: wake the waiters, whose retry of the
 			// operation reports the socket's own error.
-			for _, w := range [2]*waiter{&c.rw, &c.ww} {
-				if w.st.CompareAndSwap(stWaiting, stOff) {
-					notify(w.ready)
-				} else {
-					w.st.CompareAndSwap(stIdle, stOff)
-				}
-			}
-			want = c.registered
+			c.wantRead, c.wantWrite = false, false
+			notify(c.readReady)
+			notify(c.writeReady)
+			want = 0
 		}
 	}
 	if del := c.registered &^ want; del != 0 {

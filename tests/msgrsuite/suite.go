@@ -535,24 +535,47 @@ func testLossyFault(t *testing.T, stack string) {
 	waitFor(t, 10*time.Second, "second message", func() bool { return srv.rec.count() == 2 })
 }
 
-// rawPeer is a socket of the suite's own stack that writes raw bytes.
+// rawPeer is a socket of the suite's own stack that writes raw bytes. Its
+// Send/Read/Close run on its worker's event centre (through Submit), as the
+// netstack contract asks, so the same code drives posix and rdma sockets.
 type rawPeer struct {
 	s netstack.ConnectedSocket
+	w netstack.Worker
 }
 
 func dialRaw(t *testing.T, st netstack.Stack, addr string) *rawPeer {
 	t.Helper()
-	s, err := st.PickWorker().Connect(addr, netstack.SocketOptions{NoDelay: true})
+	w := st.PickWorker()
+	s, err := w.Connect(addr, netstack.SocketOptions{NoDelay: true})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	return &rawPeer{s: s}
+	p := &rawPeer{s: s, w: w}
+	t.Cleanup(func() {
+		if err := w.Center().Submit(func() { _ = s.Close() }); err != nil {
+			_ = s.Close()
+		}
+	})
+	return p
+}
+
+func (p *rawPeer) send(b []byte) (n int, err error) {
+	if serr := p.w.Center().Submit(func() { n, err = p.s.Send([][]byte{b}, false) }); serr != nil {
+		return 0, serr
+	}
+	return n, err
+}
+
+func (p *rawPeer) read(b []byte) (n int, err error) {
+	if serr := p.w.Center().Submit(func() { n, err = p.s.Read(b) }); serr != nil {
+		return 0, serr
+	}
+	return n, err
 }
 
 func (p *rawPeer) write(t *testing.T, b []byte) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(b) > 0 {
-		n, err := p.s.Send([][]byte{b}, false)
+		n, err := p.send(b)
 		b = b[n:]
 		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
 			t.Fatalf("raw send: %v", err)
@@ -572,7 +595,7 @@ func (p *rawPeer) waitClosed(t *testing.T, within time.Duration) {
 	buf := make([]byte, 4096)
 	deadline := time.Now().Add(within)
 	for {
-		_, err := p.s.Read(buf)
+		_, err := p.read(buf)
 		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
 			if !errors.Is(err, io.EOF) {
 				t.Logf("raw peer read ended with %v", err)

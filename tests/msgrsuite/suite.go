@@ -29,6 +29,10 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
+// Tweak, when set (before Run), adjusts every configuration the suite
+// builds, e.g. the rdma test binary's device name and GID index.
+var Tweak func(cfg *config.Config)
+
 // Config returns the suite's configuration for stack: short timeouts so
 // faults are detected quickly.
 func Config(stack string) *config.Config {
@@ -41,6 +45,9 @@ func Config(stack string) *config.Config {
 	cfg.InitialBackoff = 10 * time.Millisecond
 	cfg.MaxBackoff = 200 * time.Millisecond
 	cfg.MaxFrameSegment = 128 << 20
+	if Tweak != nil {
+		Tweak(cfg)
+	}
 	return cfg
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -438,4 +439,25 @@ func TestRegisteredAndConfig(t *testing.T) {
 		_, err := NewStack(cfg)
 		require.Error(t, err)
 	}
+}
+
+// TestLeakBackstop: a socket dropped without Close has its fd closed by the
+// garbage collector's cleanup (a safety net, not the mechanism).
+func TestLeakBackstop(t *testing.T) {
+	s := newStack(t, nil)
+	w := s.PickWorker()
+	leak := func() int {
+		ss, err := w.Listen("127.0.0.1:0", netstack.SocketOptions{})
+		require.NoError(t, err)
+		return ss.FD()
+	}
+	fd := leak()
+	closed := false
+	for i := 0; i < 50 && !closed; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
+		_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		closed = errors.Is(err, unix.EBADF)
+	}
+	require.True(t, closed, "fd %d of an unreachable server socket is still open", fd)
 }

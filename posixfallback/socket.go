@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -24,6 +25,7 @@ type serverSocket struct {
 	closed bool
 	addr   *net.TCPAddr
 	worker *Worker
+	leak   runtime.Cleanup // closes fd if the socket is dropped unclosed
 }
 
 var _ netstack.ServerSocket = (*serverSocket)(nil)
@@ -72,6 +74,7 @@ func (s *serverSocket) Abort() error {
 		return nil
 	}
 	s.closed = true
+	s.leak.Stop()
 	if err := unix.Close(s.fd); err != nil {
 		return &net.OpError{Op: "close", Net: "tcp", Addr: s.addr, Err: os.NewSyscallError("close", err)}
 	}
@@ -88,6 +91,7 @@ type conn struct {
 	laddr  net.Addr
 	raddr  net.Addr
 	load   netstack.LoadAdder // charged +1 at creation, -1 at Close; may be nil
+	leak   runtime.Cleanup    // closes fd if the socket is dropped unclosed
 
 	iov []unix.Iovec // reused by Send, grows up to iovMax
 	msg unix.Msghdr
@@ -111,8 +115,20 @@ func newConn(fd int, w netstack.Worker) *conn {
 		c.load = la
 		la.AddLoad(1)
 	}
+	c.leak = runtime.AddCleanup(c, closeLeaked, fd)
 	return c
 }
+
+// newServerSocket wraps a listening fd.
+func newServerSocket(fd int, addr *net.TCPAddr, w *Worker) *serverSocket {
+	s := &serverSocket{fd: fd, addr: addr, worker: w}
+	s.leak = runtime.AddCleanup(s, closeLeaked, fd)
+	return s
+}
+
+// closeLeaked is the backstop for a socket garbage-collected without Close
+// (a bug in the caller); the worker's load count is not corrected.
+func closeLeaked(fd int) { unix.Close(fd) }
 
 func (c *conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.laddr, Addr: c.raddr, Err: err}
@@ -225,6 +241,7 @@ func (c *conn) Close() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.leak.Stop()
 	if c.load != nil {
 		c.load.AddLoad(-1)
 	}

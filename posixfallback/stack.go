@@ -133,7 +133,7 @@ func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.Serv
 	if err != nil {
 		return nil, opErr(err)
 	}
-	return &serverSocket{fd: fd, addr: tcpAddrOf(sa), worker: w}, nil
+	return newServerSocket(fd, tcpAddrOf(sa), w), nil
 }
 
 func (w *Worker) listenFD(ta *net.TCPAddr, opts netstack.SocketOptions, wildcardV6 bool) (int, unix.Sockaddr, error) {

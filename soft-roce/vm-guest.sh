@@ -23,6 +23,8 @@ ip addr add 10.77.0.2/24 dev veth1
 ip link set veth0 up
 ip link set veth1 up
 rdma link add rxe0 type rxe netdev veth0
+# Tests read these to find the device(s); the job's own environment wins.
+export RXE_HOST_A=10.77.0.1 RXE_DEV_A=rxe0 RXE_GID_IDX=1
 if [ "$(cat "$job/two_host")" = 1 ]; then
 	# Two "hosts" joined by the veth wire: host A is 10.77.0.1 on veth0 with
 	# rxe0, host B is 10.77.0.2 on veth1 with rxe1. rdma_rxe in Debian 12's
@@ -44,6 +46,7 @@ if [ "$(cat "$job/two_host")" = 1 ]; then
 	ip rule add pref 20 lookup local
 	ip rule del pref 0
 	rdma link add rxe1 type rxe netdev veth1
+	export RXE_TWO_HOST=1 RXE_HOST_B=10.77.0.2 RXE_DEV_B=rxe1
 	cat >&2 <<'MSG'
 vm-guest: two-host mode: host A = 10.77.0.1 (veth0, rxe0), host B = 10.77.0.2 (veth1, rxe1), traffic crosses veth0<->veth1
 MSG

@@ -14,6 +14,8 @@
 #               the hosts with `ip netns exec hosta|hostb ...`.
 # CMD runs as root with `ulimit -l unlimited`, in the caller's working
 # directory, with CI, GO*, ASYNCMSGR_* and RXE_* variables passed through.
+# Tests find the devices in RXE_DEV_A/RXE_HOST_A (rxe0, 10.77.0.1), RXE_GID_IDX
+# and, with --two-host, RXE_TWO_HOST=1, RXE_DEV_B/RXE_HOST_B (rxe1, 10.77.0.2).
 # Its output streams to this terminal and its exit code is ours
 # (125 when the VM itself failed).
 #

@@ -25,5 +25,5 @@ fi
 if ls /sys/class/infiniband/ 2>/dev/null | grep -q .; then
 	tests/rdma-inner.sh "$bindir"
 else
-	soft-roce/vm-run.sh ${RDMA_TWO_HOST:+--two-host} -- tests/rdma-inner.sh "$bindir"
+	soft-roce/vm-run.sh --two-host -- tests/rdma-inner.sh "$bindir"
 fi

@@ -401,6 +401,10 @@ func (c *EventCenter) ctl(op, fd int, mask EventMask) error {
 // given duration (at once, on the next loop turn, when after <= 0). Time
 // events with the same deadline run in creation order. Owner goroutine only.
 func (c *EventCenter) CreateTimeEvent(after time.Duration, f func()) TimerID {
+	return c.createTimerAt(time.Now().Add(after), f)
+}
+
+func (c *EventCenter) createTimerAt(when time.Time, f func()) TimerID {
 	var t *timer
 	if n := len(c.freeTimers); n > 0 {
 		t = c.freeTimers[n-1]
@@ -411,7 +415,7 @@ func (c *EventCenter) CreateTimeEvent(after time.Duration, f func()) TimerID {
 	}
 	c.nextTimer++
 	c.timerSeq++
-	*t = timer{when: time.Now().Add(after), id: c.nextTimer, seq: c.timerSeq, f: f}
+	*t = timer{when: when, id: c.nextTimer, seq: c.timerSeq, f: f}
 	c.timerByID[t.id] = t
 	c.heapPush(t)
 	return t.id

@@ -181,6 +181,28 @@ func TestTimeEventsOrder(t *testing.T) {
 	}))
 }
 
+// TestTimeEventTies: events with the very same deadline run in creation
+// order, whatever the heap shape.
+func TestTimeEventTies(t *testing.T) {
+	c := startCenter(t)
+	var ran []int
+	done := make(chan struct{})
+	require.NoError(t, c.Submit(func() {
+		at := time.Now().Add(5 * time.Millisecond)
+		c.createTimerAt(at.Add(time.Millisecond), func() { close(done) })
+		for i := 0; i < 50; i++ {
+			c.createTimerAt(at, func() { ran = append(ran, i) })
+		}
+	}))
+	<-done
+	require.NoError(t, c.Submit(func() {
+		require.Len(t, ran, 50)
+		for i, v := range ran {
+			require.Equal(t, i, v)
+		}
+	}))
+}
+
 func TestTimeEventHeapRandom(t *testing.T) {
 	c := startCenter(t)
 	// Many timers created and half deleted; the survivors must run in

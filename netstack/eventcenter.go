@@ -263,7 +263,8 @@ func (c *EventCenter) DispatchExternal(f func()) error {
 	return nil
 }
 
-// Submit runs f on the owner goroutine and waits until it has run. It returns
+// Submit runs f on the owner goroutine and waits until it has run (on a
+// centre not yet started, until Start, or until Stop refuses it). It returns
 // ErrNotOwner when called from the owner goroutine (that would deadlock; call
 // f directly there) and ErrStackStopped when the centre stopped before f ran.
 func (c *EventCenter) Submit(f func()) error {

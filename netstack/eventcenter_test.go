@@ -462,4 +462,16 @@ func TestSteadyStateNoAlloc(t *testing.T) {
 		dispatch()
 	}
 	require.Zero(t, testing.AllocsPerRun(200, dispatch), "DispatchExternal allocates")
+
+	// A time event (which also moves the poller deadline) once warm.
+	fire := func() { done <- struct{}{} }
+	schedule := func() { c.CreateTimeEvent(50*time.Microsecond, fire) }
+	timerTrip := func() {
+		_ = c.DispatchExternal(schedule)
+		<-done
+	}
+	for i := 0; i < 100; i++ {
+		timerTrip()
+	}
+	require.Zero(t, testing.AllocsPerRun(200, timerTrip), "time event allocates")
 }

@@ -197,7 +197,10 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Close unblocks pending Read and Write calls, unregisters the socket from
-// its event centre and closes it. It is idempotent (later calls return nil)
+// its event centre and closes it. Called from a goroutine other than the
+// socket's centre it waits (Submit) for that centre to unregister the fd, so
+// calling it from a different centre's callback stalls that centre briefly.
+// It is idempotent (later calls return nil)
 // and nil-safe.
 func (c *Conn) Close() error {
 	if c == nil {

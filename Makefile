@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps build demo test test-host test-rdma bench clean
+.PHONY: all deps test-deps build demo test test-host test-rdma bench clean
 
 all: build
 
@@ -21,14 +21,17 @@ build: deps
 demo: deps
 	soft-roce/demo.sh
 
-test: deps
+test: deps test-deps
 	tests/all.sh
 
-test-host: deps
+test-host: deps test-deps
 	tests/host.sh
 
-test-rdma: deps
+test-rdma: deps test-deps
 	tests/rdma.sh
+
+test-deps:
+	@. soft-roce/deps.sh && ensure_test_deps
 
 bench: deps
 	soft-roce/bench.sh

@@ -4,6 +4,9 @@
 
 # Packages to build (cgo against rdma-core) and to use a host's rxe device.
 ASYNCMSGR_BUILD_PKGS="gcc libc6-dev pkg-config libibverbs-dev librdmacm-dev rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2 kmod"
+# Real Ceph for the interop tests (ceph-mon 16.2 is built with RDMA support)
+# and ceph-conf for the config parser's cross-check.
+ASYNCMSGR_TEST_PKGS="ceph-mon ceph-common"
 # Extra packages to boot the Soft-RoCE VM on a host without rdma_rxe.
 ASYNCMSGR_VM_PKGS="qemu-system-x86 linux-image-amd64 busybox-static"
 
@@ -29,6 +32,11 @@ ensure_build_deps() {
 ensure_vm_deps() {
 	# shellcheck disable=SC2086
 	apt_install $ASYNCMSGR_BUILD_PKGS $ASYNCMSGR_VM_PKGS
+}
+
+ensure_test_deps() {
+	# shellcheck disable=SC2086
+	apt_install $ASYNCMSGR_BUILD_PKGS $ASYNCMSGR_TEST_PKGS
 }
 
 # pick_kernel prints the newest Debian kernel version with both an image and

@@ -391,17 +391,17 @@ func BenchmarkDispatchExternal(b *testing.B) {
 func BenchmarkFileEventPingPong(b *testing.B) {
 	c, err := NewEventCenter("bench")
 	require.NoError(b, err)
-	c.Start()
-	defer c.Stop()
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
 	require.NoError(b, err)
 	defer unix.Close(sp[0])
 	defer unix.Close(sp[1])
+	c.Start()
+	defer c.Stop() // before the fds close: runs first
 	done := make(chan struct{})
 	n := b.N
 	var buf [1]byte
 	h := func(fd int, _ EventMask) {
-		if _, err := unix.Read(fd, buf[:]); err != nil {
+		if m, err := unix.Read(fd, buf[:]); err != nil || m != 1 {
 			return
 		}
 		if fd == sp[0] {

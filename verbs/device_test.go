@@ -591,3 +591,58 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	require.NoError(t, b.ToError()) // flush the 51 unused receives
 	waitWC(t, e.rcq, 51)
 }
+
+// Inline sends carry data the device never reads through an MR: the payload
+// here lives in a buffer that is not registered at all.
+func TestInlineSend(t *testing.T) {
+	e := newEnv(t)
+	a := e.qp(t, QPInitAttr{MaxInlineData: 64})
+	b := e.qp(t, QPInitAttr{})
+	e.connect(t, a, b, nil)
+	require.GreaterOrEqual(t, a.Caps().MaxInlineData, 64)
+	plain, err := AllocBuffer(4096)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, plain.Free()) }()
+	fillRandom(plain.Bytes()[:48], 9)
+	_, err = b.PostRecv([]RecvRequest{{ID: 3, SG: []SGE{e.mr.SGE(0, 64)}}})
+	require.NoError(t, err)
+	_, err = a.PostSend([]WorkRequest{{ID: 4, Opcode: OpSend, Flags: SendSignaled,
+		SG: []SGE{{Addr: plain.Addr(), Length: 48, LKey: 0}}}})
+	require.NoError(t, err)
+	wc := waitWC(t, e.rcq, 1)[0]
+	require.NoError(t, wc.Err())
+	require.Equal(t, uint32(48), wc.ByteLen)
+	require.Equal(t, plain.Bytes()[:48], e.mr.Bytes()[:48])
+	require.NoError(t, waitWC(t, e.scq, 1)[0].Err())
+}
+
+// mmap'd memory registers and receives RDMA WRITEs like C-heap memory.
+func TestMapBufferRegistered(t *testing.T) {
+	e := newEnv(t)
+	a, _ := e.pair(t, nil)
+	mb, err := MapBuffer(3*4096+1, false)
+	require.NoError(t, err)
+	require.Equal(t, 3*4096+1, mb.Len())
+	mmr, err := e.pd.RegMR(mb, AccessLocalWrite|AccessRemoteWrite)
+	require.NoError(t, err)
+	fillRandom(e.mr.Bytes()[:8192], 12)
+	_, err = a.PostSend([]WorkRequest{{ID: 1, Opcode: OpRDMAWrite, Flags: SendSignaled,
+		SG: []SGE{e.mr.SGE(0, 8192)}, RemoteAddr: mmr.Addr() + 100, RKey: mmr.RKey()}})
+	require.NoError(t, err)
+	require.NoError(t, waitWC(t, e.scq, 1)[0].Err())
+	require.Equal(t, e.mr.Bytes()[:8192], mb.Bytes()[100:8292])
+	require.ErrorIs(t, mb.Free(), ErrBusy)
+	require.NoError(t, mmr.Close())
+	require.NoError(t, mb.Free())
+
+	hb, err := MapBuffer(1, true)
+	if err != nil {
+		// No huge pages reserved: the documented errno, not a crash.
+		require.ErrorIs(t, err, syscall.ENOMEM)
+		require.Contains(t, err.Error(), "MAP_HUGETLB")
+		return
+	}
+	require.Equal(t, HugePageSize, hb.Len())
+	require.Zero(t, hb.Addr()%HugePageSize)
+	require.NoError(t, hb.Free())
+}

@@ -117,6 +117,12 @@ func (c *Context) CreateCQ(cqe int, ch *CompChannel, vector int) (*CQ, error) {
 // AllocBuffer allocates registrable memory; ErrNotSupported without cgo.
 func AllocBuffer(size int) (*Buffer, error) { return nil, notSupported("posix_memalign") }
 
+// HugePageSize is the huge page size MapBuffer uses (2 MiB).
+const HugePageSize = 2 << 20
+
+// MapBuffer allocates mmap'd registrable memory; ErrNotSupported without cgo.
+func MapBuffer(size int, huge bool) (*Buffer, error) { return nil, notSupported("mmap") }
+
 // Bytes is the buffer's memory (nil without cgo).
 func (b *Buffer) Bytes() []byte { return nil }
 

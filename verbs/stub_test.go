@@ -26,6 +26,7 @@ func TestStubsNotSupported(t *testing.T) {
 		"Devices":           func() error { _, err := Devices(); return err },
 		"Open":              func() error { _, err := Open(""); return err },
 		"AllocBuffer":       func() error { _, err := AllocBuffer(4096); return err },
+		"MapBuffer":         func() error { _, err := MapBuffer(4096, false); return err },
 		"NewCMEventChannel": func() error { _, err := NewCMEventChannel(); return err },
 		"QueryDevice":       func() error { _, err := ctx.QueryDevice(); return err },
 		"QueryPort":         func() error { _, err := ctx.QueryPort(1); return err },

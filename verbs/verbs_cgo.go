@@ -13,9 +13,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 	"weak"
 
 	"github.com/asyncmsgr/asyncmsgr/verbs/cshim"
+	"golang.org/x/sys/unix"
 )
 
 // Supported reports whether this build can use RDMA devices (cgo on Linux).
@@ -319,6 +321,35 @@ func AllocBuffer(size int) (*Buffer, error) {
 	n, _ := newNode(op)
 	b := &Buffer{n: n, p: p, size: size}
 	arm(n, b, func() error { cshim.Free(p); return nil })
+	return b, nil
+}
+
+// HugePageSize is the huge page size MapBuffer uses (2 MiB).
+const HugePageSize = 2 << 20
+
+// MapBuffer allocates size zeroed bytes with an anonymous private mmap, which
+// the Go GC never moves or frees. With huge it uses MAP_HUGETLB pages of
+// HugePageSize (size is rounded up) and MAP_POPULATE; when the system has no
+// free huge pages that fails with ENOMEM and the caller may fall back to
+// huge=false. Free unmaps it.
+func MapBuffer(size int, huge bool) (*Buffer, error) {
+	op := "mmap"
+	if size <= 0 {
+		return nil, kindErr(op, syscall.EINVAL, nil, "size must be positive")
+	}
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_POPULATE
+	if huge {
+		op = "mmap MAP_HUGETLB"
+		flags |= unix.MAP_HUGETLB
+		size = (size + HugePageSize - 1) &^ (HugePageSize - 1)
+	}
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, opErr(op, err)
+	}
+	n, _ := newNode(op)
+	b := &Buffer{n: n, p: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), size: size}
+	arm(n, b, func() error { return unix.Munmap(mem) })
 	return b, nil
 }
 

@@ -1,0 +1,21 @@
+// Package dispatcher is the rdma stack's RDMADispatcher (after Ceph's
+// RDMADispatcher): it owns the device context, protection domain, the shared
+// TX and RX completion queues with their completion channels, the SRQ, and
+// the TX/RX memory pools of one stack, and runs the single polling goroutine
+// that drains both CQs.
+//
+// The poller (locked to its OS thread) busy-polls up to 32 completions per
+// call while they flow and for ms_async_rdma_polling_us after, then re-arms
+// both CQs, polls once more and sleeps in poll(2) on the two completion-channel
+// fds, the async-event fd and an eventfd used to wake it (never inside a C
+// call). RX completions are grouped per connection and handed over with a
+// per-connection receive sequence number; TX completions return chunks to the
+// TX pool and wake connections waiting for memory; failed completions and
+// fatal async events fault the connection they belong to; retired QPs are
+// moved to ERR, drained with a beacon send and destroyed only once the beacon
+// completed and both CQs were polled empty after it.
+//
+// dispatcher must not: know the socket or handshake layers (it calls
+// connections back through the Conn interface only), block in C, call a Conn
+// back while holding its own locks, or allocate per completion.
+package dispatcher

@@ -1,0 +1,658 @@
+package rdmastack
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncmsgr/asyncmsgr/dispatcher"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+	"github.com/asyncmsgr/asyncmsgr/verbs"
+)
+
+// Merge-mode parameters (seed 003): the first target of WRs per post, and
+// its ceiling.
+const (
+	mergeStartTarget = 3
+	mergeMaxTarget   = 10
+	// finGrace is how long a TCP side-channel EOF waits for the peer's FIN
+	// (which travels over RDMA) before faulting the connection.
+	finGrace = 200 * time.Millisecond
+	// closeLinger bounds how long a closed socket's QP waits for its
+	// inflight sends before it is moved to ERR.
+	closeLinger = 2 * time.Second
+)
+
+type connState int
+
+const (
+	stHandshake connState = iota
+	stConnected
+	stClosed
+)
+
+// pendWR is a filled TX chunk not yet posted.
+type pendWR struct {
+	chunk uint32
+	n     int
+}
+
+// conn is a connected RDMA socket. Every exported method takes mu; the
+// dispatcher's callbacks take it too (lock order: conn.mu, then dispatcher
+// and pool locks).
+type conn struct {
+	mu    sync.Mutex
+	st    *Stack
+	d     *dispatcher.Dispatcher
+	h     *dispatcher.QPHandle
+	efd   int
+	evSet bool
+	state connState
+	err   error
+	tcp   net.Conn
+	laddr net.Addr
+	raddr net.Addr
+	load  netstack.LoadAdder
+	qpOK  bool // QP reached RTS
+
+	// receive side
+	rxq     []dispatcher.RxItem
+	rxOff   int
+	rxNext  uint64 // cur_recv_seq: the next sequence number to deliver
+	finRecv bool
+	rets    []uint32
+
+	// send side
+	pend       []pendWR
+	open       bool // the last pend chunk still takes bytes
+	one        [1]uint32
+	wrs        []verbs.WorkRequest
+	sges       []verbs.SGE
+	txBlocked  bool
+	txReady    bool
+	shut       bool
+	finPending bool
+	finSent    bool
+	merge      bool
+	target     int
+	lastInfl   int
+
+	closed atomic.Bool
+	psn    uint32
+}
+
+var (
+	_ netstack.ConnectedSocket = (*conn)(nil)
+	_ netstack.ReadinessMasker = (*conn)(nil)
+	_ dispatcher.Conn          = (*conn)(nil)
+)
+
+func newConn(st *Stack, w netstack.Worker, tc net.Conn) (*conn, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	c := &conn{st: st, d: st.d, efd: efd, tcp: tc, laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), psn: rand.Uint32() & 0xffffff}
+	h, err := st.d.CreateQP(c)
+	if err != nil {
+		unix.Close(efd)
+		return nil, err
+	}
+	c.h = h
+	if la, ok := w.(netstack.LoadAdder); ok {
+		c.load = la
+		la.AddLoad(1)
+	}
+	return c, nil
+}
+
+func (c *conn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "rdma", Source: c.laddr, Addr: c.raddr, Err: err}
+}
+
+// ReadinessMasks: the eventfd turns readable for both directions.
+func (c *conn) ReadinessMasks() (read, write netstack.EventMask) {
+	return netstack.EventReadable, netstack.EventReadable
+}
+
+// FD is the connection's eventfd: readable while Read can make progress
+// (data, EOF or an error pending) or Send can after it returned
+// ErrWouldBlock.
+func (c *conn) FD() int { return c.efd }
+
+// LocalAddr is the side channel's local TCP address.
+func (c *conn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr is the side channel's remote TCP address.
+func (c *conn) RemoteAddr() net.Addr { return c.raddr }
+
+// syncReadyLocked keeps the eventfd counter in step with readiness.
+func (c *conn) syncReadyLocked() {
+	if c.state == stClosed {
+		return
+	}
+	want := len(c.rxq) > 0 || c.finRecv || c.err != nil || (c.txBlocked && c.txReady)
+	var b [8]byte
+	switch {
+	case want && !c.evSet:
+		b[0] = 1
+		_, _ = unix.Write(c.efd, b[:])
+		c.evSet = true
+	case !want && c.evSet:
+		_, _ = unix.Read(c.efd, b[:])
+		c.evSet = false
+	}
+}
+
+// faultLocked records the first fatal error.
+func (c *conn) faultLocked(err error) {
+	if c.err == nil && c.state != stClosed {
+		c.err = err
+		c.syncReadyLocked()
+	}
+}
+
+// ------------------------------------------------------------- handshake
+
+func (c *conn) localMeta(peer uint32) Meta {
+	return Meta{LID: c.d.LID(), QPN: c.h.QP().Num(), PSN: c.psn, PeerQPN: peer, GID: c.d.GID().GID}
+}
+
+// readMeta does one read of the side channel: exactly MetaLen bytes is a
+// meta, 0 (EOF) is a disconnect, any other length an error.
+func (c *conn) readMeta(deadline time.Time, what string) (Meta, error) {
+	var buf [2 * MetaLen]byte
+	_ = c.tcp.SetReadDeadline(deadline)
+	n, err := c.tcp.Read(buf[:])
+	if n == 0 {
+		if err == nil || errors.Is(err, io.EOF) {
+			return Meta{}, fmt.Errorf("rdmastack: peer disconnected before sending its %s: %w", what, syscall.ECONNRESET)
+		}
+		return Meta{}, fmt.Errorf("rdmastack: reading %s: %w", what, err)
+	}
+	if n != MetaLen {
+		return Meta{}, fmt.Errorf("rdmastack: %s read of %d bytes, want %d: %w", what, n, MetaLen, ErrBadMeta)
+	}
+	m, err := ParseMeta(buf[:n])
+	if err != nil {
+		return Meta{}, fmt.Errorf("rdmastack: %s: %w", what, err)
+	}
+	return m, nil
+}
+
+func (c *conn) writeMeta(m Meta, deadline time.Time) error {
+	b := m.Marshal()
+	_ = c.tcp.SetWriteDeadline(deadline)
+	_, err := c.tcp.Write(b[:])
+	return err
+}
+
+// connectQP moves the QP to RTR and RTS toward the peer's meta.
+func (c *conn) connectQP(peer Meta) error {
+	cfg := &c.st.cfg
+	p := verbs.DefaultConnParams()
+	p.Port = c.d.Port()
+	p.SGIDIndex = c.d.GID().Index
+	p.TrafficClass = cfg.RDMADSCP
+	p.SL = cfg.RDMASL
+	p.RemoteQPN = peer.QPN
+	p.RemotePSN = peer.PSN
+	p.LocalPSN = c.psn
+	p.RemoteGID = peer.GID
+	p.DLID = peer.LID
+	qp := c.h.QP()
+	if err := qp.ToRTR(p); err != nil {
+		return err
+	}
+	return qp.ToRTS(p)
+}
+
+// clientHandshake: send our meta (peer qpn 0), read the server's, connect
+// the QP, send our meta again with the peer's qpn (the ACK).
+func (c *conn) clientHandshake(deadline time.Time) error {
+	if err := c.writeMeta(c.localMeta(0), deadline); err != nil {
+		return fmt.Errorf("rdmastack: sending meta: %w", err)
+	}
+	peer, err := c.readMeta(deadline, "server meta")
+	if err != nil {
+		return err
+	}
+	if peer.PeerQPN != c.h.QP().Num() {
+		return fmt.Errorf("rdmastack: server meta names QP %#x, ours is %#x: %w", peer.PeerQPN, c.h.QP().Num(), ErrBadMeta)
+	}
+	if err := c.connectQP(peer); err != nil {
+		return fmt.Errorf("rdmastack: connecting QP: %w", err)
+	}
+	c.mu.Lock()
+	c.qpOK = true
+	c.setConnectedLocked()
+	c.mu.Unlock()
+	if err := c.writeMeta(c.localMeta(peer.QPN), deadline); err != nil {
+		return fmt.Errorf("rdmastack: sending ack meta: %w", err)
+	}
+	_ = c.tcp.SetDeadline(time.Time{})
+	return nil
+}
+
+// serverSide runs the server half of the handshake, then watches the side
+// channel. Errors fault the socket (the owner sees them on Read/Send).
+func (c *conn) serverSide(deadline time.Time) {
+	err := c.serverHandshake(deadline)
+	if err != nil {
+		c.d.C.HandshakeErrors.Add(1)
+		slog.Debug("rdmastack: handshake failed", "peer", c.raddr, "err", err)
+		c.mu.Lock()
+		c.faultLocked(c.opErr("handshake", errors.Join(err, net.ErrClosed)))
+		c.mu.Unlock()
+		return
+	}
+	c.watch()
+}
+
+func (c *conn) serverHandshake(deadline time.Time) error {
+	peer, err := c.readMeta(deadline, "client meta")
+	if err != nil {
+		return err
+	}
+	if peer.PeerQPN != 0 {
+		return fmt.Errorf("rdmastack: client meta names peer QP %#x, want 0: %w", peer.PeerQPN, ErrBadMeta)
+	}
+	if err := c.connectQP(peer); err != nil {
+		return fmt.Errorf("rdmastack: connecting QP: %w", err)
+	}
+	c.mu.Lock()
+	c.qpOK = true
+	c.mu.Unlock()
+	if err := c.writeMeta(c.localMeta(peer.QPN), deadline); err != nil {
+		return fmt.Errorf("rdmastack: sending meta: %w", err)
+	}
+	ack, err := c.readMeta(deadline, "client ack meta")
+	if err != nil {
+		return err
+	}
+	if ack.QPN != peer.QPN || ack.PeerQPN != c.h.QP().Num() {
+		return fmt.Errorf("rdmastack: ack meta %#x->%#x does not match %#x->%#x: %w", ack.QPN, ack.PeerQPN, peer.QPN, c.h.QP().Num(), ErrBadMeta)
+	}
+	_ = c.tcp.SetDeadline(time.Time{})
+	c.mu.Lock()
+	c.setConnectedLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// setConnectedLocked marks the socket connected and flushes queued sends.
+func (c *conn) setConnectedLocked() {
+	if c.state != stHandshake {
+		return
+	}
+	c.state = stConnected
+	c.flushLocked(true)
+	c.syncReadyLocked()
+}
+
+// watch blocks on the side channel: EOF or an error there faults the RDMA
+// connection (after a grace period for the FIN still in flight).
+func (c *conn) watch() {
+	var b [MetaLen]byte
+	for {
+		n, err := c.tcp.Read(b[:])
+		if err == nil && n > 0 {
+			continue // a stray meta after the handshake: ignore
+		}
+		if c.closed.Load() {
+			return
+		}
+		c.mu.Lock()
+		fin := c.finRecv
+		c.mu.Unlock()
+		if !fin {
+			time.Sleep(finGrace)
+		}
+		c.mu.Lock()
+		if !c.finRecv || err == nil || !errors.Is(err, io.EOF) {
+			if err == nil {
+				err = io.EOF
+			}
+			c.faultLocked(c.opErr("read", fmt.Errorf("rdmastack: TCP side channel closed: %w", errors.Join(err, net.ErrClosed))))
+		}
+		c.mu.Unlock()
+		return
+	}
+}
+
+// ------------------------------------------------------------ dispatcher
+
+// OnRecv queues received chunks (dispatcher goroutine).
+func (c *conn) OnRecv(items []dispatcher.RxItem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stClosed {
+		for _, it := range items {
+			c.rets = append(c.rets, it.Chunk)
+		}
+		c.h.ReturnRX(c.rets...)
+		c.rets = c.rets[:0]
+		return
+	}
+	c.rxq = append(c.rxq, items...)
+	if c.state == stHandshake && c.qpOK {
+		// The server is connected on the first data received.
+		c.setConnectedLocked()
+	}
+	c.syncReadyLocked()
+}
+
+// OnTxComplete posts what merging deferred and wakes a blocked sender.
+func (c *conn) OnTxComplete(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stConnected {
+		return
+	}
+	if len(c.pend) > 0 || c.finPending {
+		c.flushLocked(false)
+	}
+	if c.txBlocked {
+		c.txReady = true
+	}
+	c.syncReadyLocked()
+}
+
+// OnTxSpace wakes a sender that found the TX pool empty.
+func (c *conn) OnTxSpace() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.txBlocked {
+		c.txReady = true
+		c.syncReadyLocked()
+	}
+}
+
+// OnFault records a QP error.
+func (c *conn) OnFault(err error) {
+	c.mu.Lock()
+	c.faultLocked(c.opErr("rdma", err))
+	c.mu.Unlock()
+}
+
+// ------------------------------------------------------------------ data
+
+// Read copies received bytes, strictly in receive-sequence order.
+func (c *conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stClosed {
+		return 0, c.opErr("read", net.ErrClosed)
+	}
+	if c.d.Closed() {
+		return 0, c.opErr("read", netstack.ErrStackStopped)
+	}
+	n := 0
+	for n < len(p) && len(c.rxq) > 0 && !c.finRecv {
+		i := 0
+		if c.rxq[0].Seq != c.rxNext {
+			// Out of order: find the next in sequence (never expected
+			// with one poller, kept as the contract's guard).
+			for i = 1; i < len(c.rxq) && c.rxq[i].Seq != c.rxNext; i++ {
+			}
+			if i == len(c.rxq) {
+				break
+			}
+			c.rxq[0], c.rxq[i] = c.rxq[i], c.rxq[0]
+		}
+		it := &c.rxq[0]
+		if it.Len == 0 {
+			c.finRecv = true
+		} else {
+			buf := c.d.RX().Bytes(it.Chunk)
+			k := copy(p[n:], buf[c.rxOff:it.Len])
+			n += k
+			c.rxOff += k
+			if c.rxOff < int(it.Len) {
+				break
+			}
+		}
+		c.rets = append(c.rets, it.Chunk)
+		c.rxOff = 0
+		c.rxNext++
+		c.rxq = c.rxq[1:]
+		if len(c.rxq) == 0 {
+			c.rxq = c.rxq[:0:0]
+		}
+	}
+	if len(c.rets) > 0 {
+		c.h.ReturnRX(c.rets...)
+		c.rets = c.rets[:0]
+	}
+	if c.finRecv && len(c.rxq) > 0 {
+		// bytes after a FIN are not data; give the chunks back
+		for _, it := range c.rxq {
+			c.rets = append(c.rets, it.Chunk)
+		}
+		c.rxq = c.rxq[:0]
+		c.h.ReturnRX(c.rets...)
+		c.rets = c.rets[:0]
+	}
+	c.syncReadyLocked()
+	if n > 0 || len(p) == 0 {
+		return n, nil
+	}
+	if c.finRecv {
+		return 0, io.EOF
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return 0, netstack.ErrWouldBlock
+}
+
+// Send copies bufs into TX chunks and posts them (unless more defers the
+// flush). With the TX pool empty it accepts what fit and returns
+// ErrWouldBlock when nothing did; the FD turns readable when chunks return.
+func (c *conn) Send(bufs [][]byte, more bool) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stClosed {
+		return 0, c.opErr("write", net.ErrClosed)
+	}
+	if c.d.Closed() {
+		return 0, c.opErr("write", netstack.ErrStackStopped)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.shut {
+		return 0, c.opErr("write", syscall.EPIPE)
+	}
+	c.txBlocked, c.txReady = false, false
+	tx := c.d.TX()
+	cs := tx.ChunkSize()
+	total, want := 0, 0
+	for _, b := range bufs {
+		want += len(b)
+	}
+	short := false
+outer:
+	for _, b := range bufs {
+		for len(b) > 0 {
+			if !c.open || c.pend[len(c.pend)-1].n == cs {
+				if tx.Get(c.one[:], false) == 0 {
+					c.d.WaitTxSpace(c)
+					if tx.Get(c.one[:], false) == 0 {
+						short = true
+						break outer
+					}
+				}
+				c.pend = append(c.pend, pendWR{chunk: c.one[0]})
+				c.open = true
+			}
+			last := &c.pend[len(c.pend)-1]
+			k := copy(tx.Bytes(last.chunk)[last.n:cs], b)
+			last.n += k
+			total += k
+			b = b[k:]
+		}
+	}
+	if short {
+		if total == 0 {
+			c.d.C.TxNoMem.Add(1)
+		} else {
+			c.d.C.TxPartialMem.Add(1)
+		}
+		c.txBlocked = true
+	}
+	if !more || short {
+		c.flushLocked(false)
+	}
+	if short && total == 0 {
+		c.syncReadyLocked()
+		return 0, netstack.ErrWouldBlock
+	}
+	c.syncReadyLocked()
+	return total, nil
+}
+
+// flushLocked posts pending chunks as one chained post, honouring the send
+// queue's room and, unless force, adaptive merging.
+func (c *conn) flushLocked(force bool) {
+	if c.state != stConnected || c.err != nil {
+		return
+	}
+	cfg := &c.st.cfg
+	infl := c.h.Inflight()
+	if cfg.RDMASubmitTimeTrigger && !force {
+		switch {
+		case !c.merge && infl > cfg.RDMACountTrigger:
+			c.merge, c.target, c.lastInfl = true, mergeStartTarget, infl
+			c.d.C.MergeEnter.Add(1)
+		case c.merge && infl == 0:
+			c.merge = false
+			c.d.C.MergeLeave.Add(1)
+		}
+		if c.merge && len(c.pend) > 0 && len(c.pend) < c.target && infl > 0 {
+			if infl > c.lastInfl && c.target < mergeMaxTarget {
+				c.target++ // the queue still grows: merge more
+			}
+			c.lastInfl = infl
+			c.d.C.MergeDeferred.Add(1)
+			return // a TX completion will come back here
+		}
+	}
+	room := c.d.MaxSendWR() - infl
+	k := min(len(c.pend), room)
+	if k > 0 {
+		tx := c.d.TX()
+		if cap(c.wrs) < k {
+			c.wrs = make([]verbs.WorkRequest, k)
+			c.sges = make([]verbs.SGE, k)
+		}
+		wrs, sges := c.wrs[:k], c.sges[:k]
+		bytes := 0
+		for i := 0; i < k; i++ {
+			sges[i] = tx.SGE(c.pend[i].chunk, c.pend[i].n)
+			wrs[i] = verbs.WorkRequest{ID: dispatcher.TXID(c.pend[i].chunk), Opcode: verbs.OpSend, Flags: verbs.SendSignaled, SG: sges[i : i+1]}
+			bytes += c.pend[i].n
+		}
+		c.h.AddInflight(k)
+		posted, err := c.h.QP().PostSend(wrs)
+		c.d.C.Posts.Add(1)
+		c.d.C.PostedWRs.Add(uint64(posted))
+		c.d.C.TXBytes.Add(uint64(bytes))
+		if posted < k {
+			c.h.AddInflight(posted - k)
+		}
+		if posted == len(c.pend) {
+			c.open = false
+		}
+		c.pend = append(c.pend[:0], c.pend[posted:]...)
+		if err != nil {
+			c.faultLocked(c.opErr("write", fmt.Errorf("rdmastack: post send: %w", errors.Join(err, net.ErrClosed))))
+			return
+		}
+	}
+	if len(c.pend) == 0 && c.finPending && !c.finSent && c.h.Inflight() < c.d.MaxSendWR() {
+		c.postFinLocked()
+	}
+}
+
+func (c *conn) postFinLocked() {
+	c.finPending = false
+	c.finSent = true
+	c.h.AddInflight(1)
+	wr := [1]verbs.WorkRequest{{ID: dispatcher.CtlID(), Opcode: verbs.OpSend, Flags: verbs.SendSignaled}}
+	if n, err := c.h.QP().PostSend(wr[:]); err != nil || n != 1 {
+		c.h.AddInflight(-1)
+	}
+	c.d.C.Posts.Add(1)
+	c.d.C.PostedWRs.Add(1)
+}
+
+// Shutdown flushes what is queued and sends the FIN (a zero-length SEND).
+func (c *conn) Shutdown() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stClosed {
+		return c.opErr("shutdown", net.ErrClosed)
+	}
+	if c.shut {
+		return nil
+	}
+	c.shut = true
+	c.finPending = true
+	c.flushLocked(true)
+	return nil
+}
+
+// Close sends the FIN when connected, returns every chunk, closes the side
+// channel and hands the QP to the dispatcher for draining and destruction.
+// Idempotent and nil-safe.
+func (c *conn) Close() error {
+	if c == nil || !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	c.mu.Lock()
+	if c.state == stConnected && c.err == nil && !c.d.Closed() {
+		if !c.shut {
+			c.shut, c.finPending = true, true
+		}
+		c.flushLocked(true)
+	}
+	c.state = stClosed
+	if len(c.pend) > 0 {
+		for _, p := range c.pend {
+			c.rets = append(c.rets, p.chunk)
+		}
+		c.d.TX().Put(c.rets...)
+		c.rets = c.rets[:0]
+		c.pend = nil
+	}
+	for _, it := range c.rxq {
+		c.rets = append(c.rets, it.Chunk)
+	}
+	c.rxq = nil
+	if len(c.rets) > 0 {
+		c.h.ReturnRX(c.rets...)
+		c.rets = c.rets[:0]
+	}
+	c.mu.Unlock()
+	c.h.Retire(closeLinger)
+	err := c.tcp.Close()
+	if c.load != nil {
+		c.load.AddLoad(-1)
+	}
+	unix.Close(c.efd)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return c.opErr("close", err)
+	}
+	return nil
+}

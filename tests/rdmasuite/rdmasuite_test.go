@@ -1,0 +1,105 @@
+package rdmasuite
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/nettest"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr/netconn"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
+	"github.com/asyncmsgr/asyncmsgr/verbs"
+)
+
+// device returns the rxe device and GID index the VM provides, skipping
+// (outside CI) or failing (in CI) when there is none.
+func device(t testing.TB, env string) (string, int) {
+	t.Helper()
+	dev := os.Getenv(env)
+	if dev == "" {
+		if devs, _ := verbs.Devices(); len(devs) > 0 && env == "RXE_DEV_A" {
+			dev = devs[0].Name
+		}
+	}
+	if dev == "" || !verbs.Supported {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no RDMA device (%s unset, cgo=%v): run in soft-roce/vm-run.sh", env, verbs.Supported)
+		}
+		t.Skipf("no RDMA device (%s unset): run in soft-roce/vm-run.sh", env)
+	}
+	gid := -1
+	if v := os.Getenv("RXE_GID_IDX"); v != "" {
+		gid, _ = strconv.Atoi(v)
+	}
+	return dev, gid
+}
+
+// small sizes the pools for a TCG VM running many messengers at once.
+func small(cfg *config.Config, dev string, gid int) {
+	cfg.RDMADeviceName = dev
+	cfg.RDMAGIDIdx = gid
+	cfg.RDMABufferSize = 32 << 10
+	cfg.RDMASendBuffers = 256
+	cfg.RDMAReceiveQueueLen = 256
+	cfg.RDMAReceiveBuffers = 2048
+	cfg.RDMAPollingUS = 200
+}
+
+func TestMessengerSuite(t *testing.T) {
+	dev, gid := device(t, "RXE_DEV_A")
+	msgrsuite.Tweak = func(cfg *config.Config) { small(cfg, dev, gid) }
+	t.Cleanup(func() { msgrsuite.Tweak = nil })
+	start := time.Now()
+	msgrsuite.Run(t, "rdma")
+	t.Logf("messenger suite over rdma (%s) took %v", dev, time.Since(start))
+}
+
+func newStack(t testing.TB, dev string, gid int) *rdmastack.Stack {
+	t.Helper()
+	cfg := msgrsuite.Config("rdma")
+	small(cfg, dev, gid)
+	s, err := rdmastack.NewStack(cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Start())
+	t.Cleanup(func() { require.NoError(t, s.Stop()) })
+	return s
+}
+
+func pipe(t testing.TB, s netstack.Stack, addr string) (*netconn.Conn, *netconn.Conn) {
+	t.Helper()
+	l, err := netconn.Listen(s, addr)
+	require.NoError(t, err)
+	defer l.Close()
+	type res struct {
+		c   *netconn.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := l.AcceptConn()
+		ch <- res{c, err}
+	}()
+	c1, err := netconn.Dial(s, l.Addr().String())
+	require.NoError(t, err)
+	r := <-ch
+	require.NoError(t, r.err)
+	return c1, r.c
+}
+
+func TestNettestConn(t *testing.T) {
+	dev, gid := device(t, "RXE_DEV_A")
+	s := newStack(t, dev, gid)
+	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {
+		c1, c2 := pipe(t, s, "127.0.0.1:0")
+		return c1, c2, func() { c1.Close(); c2.Close() }, nil
+	})
+	st := s.Stats()
+	t.Logf("rdma stack counters: %+v (WRs per post %.2f)", st, st.WRsPerPost())
+}

@@ -1,0 +1,218 @@
+package rdmatest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ResourceKinds are the `rdma resource show` object kinds counted per
+// process. A kind the installed rdma tool or kernel does not know is left
+// out of the counts (and reported by Resources' second result).
+var ResourceKinds = []string{"qp", "cq", "mr", "pd", "cm_id", "srq", "ctx"}
+
+// Counts maps a resource kind ("qp", "fd:eventfd", ...) to how many exist.
+type Counts map[string]int
+
+// String lists the non-zero counts in a stable order.
+func (c Counts) String() string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		if c[k] != 0 {
+			fmt.Fprintf(&b, "%s=%d ", k, c[k])
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// Diff returns after-before for every key of either, keeping non-zero ones.
+func Diff(before, after Counts) Counts {
+	d := Counts{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	for k, v := range before {
+		if _, ok := after[k]; !ok && v != 0 {
+			d[k] = -v
+		}
+	}
+	return d
+}
+
+// RDMAResources counts the RDMA objects owned by pid, per kind, from
+// `rdma -j resource show KIND` (kernel-owned objects such as the GSI QP have
+// no pid and are not counted). unsupported lists kinds the tool or kernel
+// rejected.
+func RDMAResources(pid int) (c Counts, unsupported []string, err error) {
+	c = Counts{}
+	for _, kind := range ResourceKinds {
+		out, err := exec.Command("rdma", "-j", "resource", "show", kind).CombinedOutput()
+		if err != nil {
+			unsupported = append(unsupported, kind)
+			continue
+		}
+		n, err := countPid(out, pid)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rdma resource show %s: %w: %s", kind, err, out)
+		}
+		c[kind] = n
+	}
+	if len(unsupported) == len(ResourceKinds) {
+		return nil, unsupported, fmt.Errorf("rdma resource show works for no kind (is rdma (iproute2) installed, are we root?)")
+	}
+	return c, unsupported, nil
+}
+
+// countPid counts the objects of a `rdma -j` listing whose "pid" is pid.
+func countPid(out []byte, pid int) (int, error) {
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		return 0, nil
+	}
+	var objs []map[string]any
+	if err := json.Unmarshal([]byte(s), &objs); err != nil {
+		// some iproute2 versions print one JSON array per device
+		dec := json.NewDecoder(strings.NewReader(s))
+		objs = objs[:0]
+		for dec.More() {
+			var part []map[string]any
+			if err := dec.Decode(&part); err != nil {
+				return 0, err
+			}
+			objs = append(objs, part...)
+		}
+	}
+	n := 0
+	for _, o := range objs {
+		if p, ok := o["pid"].(float64); ok && int(p) == pid {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// FDs counts this process's open file descriptors by kind: "fd" (all),
+// "fd:eventfd", "fd:eventpoll", "fd:socket", "fd:uverbs" (/dev/infiniband
+// files), "fd:anon:NAME" for other anonymous inodes, "fd:pipe", "fd:file".
+func FDs() (Counts, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	c := Counts{}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // the fd ReadDir itself used, closed meanwhile
+		}
+		c["fd"]++
+		switch {
+		case target == "anon_inode:[eventfd]":
+			c["fd:eventfd"]++
+		case target == "anon_inode:[eventpoll]":
+			c["fd:eventpoll"]++
+		case strings.HasPrefix(target, "socket:"):
+			c["fd:socket"]++
+		case strings.HasPrefix(target, "pipe:"):
+			c["fd:pipe"]++
+		case strings.HasPrefix(target, "/dev/infiniband/"):
+			c["fd:uverbs"]++
+		case strings.HasPrefix(target, "anon_inode:"):
+			c["fd:anon:"+strings.Trim(strings.TrimPrefix(target, "anon_inode:"), "[]")]++
+		default:
+			c["fd:file"]++
+		}
+	}
+	return c, nil
+}
+
+// Resources is RDMAResources(own pid) merged with FDs: one snapshot for
+// before/after leak checks. It fails the test when neither can be read.
+func Resources(t testing.TB) Counts {
+	t.Helper()
+	c, _, err := RDMAResources(os.Getpid())
+	if err != nil {
+		t.Fatalf("rdma resources: %v", err)
+	}
+	fds, err := FDs()
+	if err != nil {
+		t.Fatalf("fd count: %v", err)
+	}
+	for k, v := range fds {
+		c[k] = v
+	}
+	return c
+}
+
+// WaitResources waits (bounded by limit) until Resources equals want on every
+// key of want, since QPs die asynchronously (a dead QP is destroyed after
+// its beacon completes). It returns the last snapshot; the caller asserts.
+func WaitResources(t testing.TB, want Counts, limit time.Duration) Counts {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		got := Resources(t)
+		same := true
+		for k, v := range want {
+			if got[k] != v {
+				same = false
+				break
+			}
+		}
+		if same || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ProcCPU is the CPU time (user + system) this process has used, from
+// /proc/self/stat, with the kernel's clock-tick resolution (10 ms).
+func ProcCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// clockTicks is USER_HZ, which is 100 on every Linux architecture Go
+// supports (sysconf(_SC_CLK_TCK) returns it).
+const clockTicks = 100
+
+func parseStatCPU(s string) (time.Duration, error) {
+	// comm (field 2) may contain spaces and parentheses: fields after the
+	// last ')' start at field 3 (state).
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/self/stat: no ')' in %q", s)
+	}
+	f := strings.Fields(s[i+1:])
+	// field 14 utime, 15 stime -> indices 11, 12 after field 3
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/self/stat: %d fields after comm", len(f))
+	}
+	ut, err := strconv.ParseUint(f[11], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/stat utime %q: %w", f[11], err)
+	}
+	st, err := strconv.ParseUint(f[12], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/stat stime %q: %w", f[12], err)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}

@@ -72,6 +72,8 @@ type connStats struct {
 
 const (
 	defaultRBuf   = 64 << 10
+	ownFrameMin   = 16 << 10 // messages this big are read into their own buffer
+	prefetchBig   = 4 << 10  // read size between big frames (Ceph's ms_tcp_prefetch_max_size)
 	maxKeepRBuf   = 1 << 20
 	maxKeepWBuf   = 4 << 20
 	writeBatchMax = 256 << 10
@@ -127,8 +129,11 @@ type Connection struct {
 	rbuf          []byte
 	rstart, rend  int
 	havePre       bool
-	donateRBuf    bool // the frame being handled sits in a one-off buffer
-	rbufDonated   bool // a message took that buffer
+	donateRBuf    bool   // the frame being handled sits in a one-off buffer
+	ownFrame      bool   // rbuf is a buffer of exactly the current frame
+	bigFrames     bool   // the last frame was big: read with a small prefetch
+	normRBuf      []byte // the normal read buffer while ownFrame
+	rbufDonated   bool   // a message took that buffer
 	pre           msgr2.Preamble
 	readSinceTick bool
 	idleFor       time.Duration
@@ -373,7 +378,7 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	c.sock = sock
 	c.fd = sock.FD()
 	c.wantWrite = false
-	c.rstart, c.rend, c.havePre = 0, 0, false
+	c.resetReadLocked()
 	c.wbuf, c.wpos = c.wbuf[:0], 0
 	c.idleFor, c.quietFor = 0, 0
 	c.readSinceTick, c.wroteSinceTick = false, false
@@ -432,7 +437,7 @@ func (c *Connection) closeSocketLocked() {
 	}
 	c.fd = -1
 	c.wantWrite = false
-	c.rstart, c.rend, c.havePre = 0, 0, false
+	c.resetReadLocked()
 	if cap(c.rbuf) > maxKeepRBuf {
 		c.rbuf = nil
 	}

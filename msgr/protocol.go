@@ -34,7 +34,12 @@ func (c *Connection) readLocked() {
 			c.makeRoomLocked(0)
 		}
 		space := len(c.rbuf) - c.rend
-		n, err := c.sock.Read(c.rbuf[c.rend:])
+		if c.bigFrames && !c.ownFrame && !c.havePre && space > prefetchBig {
+			// Big messages are flowing: read little past the next preamble
+			// so that the frame's body goes straight into its own buffer.
+			space = prefetchBig
+		}
+		n, err := c.sock.Read(c.rbuf[c.rend : c.rend+space])
 		if n > 0 {
 			c.rend += n
 			c.readSinceTick = true
@@ -85,6 +90,15 @@ func (c *Connection) makeRoomLocked(need int) {
 	}
 }
 
+// resetReadLocked forgets buffered input (new or dropped socket).
+func (c *Connection) resetReadLocked() {
+	if c.ownFrame {
+		c.rbuf, c.normRBuf, c.ownFrame = c.normRBuf, nil, false
+	}
+	c.rstart, c.rend, c.havePre = 0, 0, false
+	c.donateRBuf, c.rbufDonated = false, false
+}
+
 // parseLocked handles every complete banner/frame in the read buffer.
 func (c *Connection) parseLocked() {
 	g := c.gen
@@ -110,6 +124,18 @@ func (c *Connection) parseLocked() {
 			}
 			c.pre = p
 			c.havePre = true
+			if total := msgr2.PreambleLen + p.RestLen(); p.Tag == msgr2.TagMessage &&
+				total >= ownFrameMin && avail < total && !c.ownFrame {
+				// A big message is read straight into a buffer of its own,
+				// which then becomes the message's storage: no compaction
+				// of the shared buffer, no copy out.
+				nb := make([]byte, total)
+				n := copy(nb, c.rbuf[c.rstart:c.rend])
+				c.normRBuf = c.rbuf
+				c.rbuf, c.rstart, c.rend = nb, 0, n
+				c.ownFrame = true
+				avail = n
+			}
 		}
 		total := msgr2.PreambleLen + c.pre.RestLen()
 		if avail < total {
@@ -126,11 +152,18 @@ func (c *Connection) parseLocked() {
 			c.faultLocked(fmt.Errorf("msgr: bad %s frame in state %s: %w", c.pre.Tag, c.state, err))
 			return
 		}
-		// A frame that needed a one-off big buffer gives that buffer to the
-		// message (no copy); reading continues in a fresh buffer.
-		c.donateRBuf = len(c.rbuf) > maxKeepRBuf && c.pre.Tag == msgr2.TagMessage
+		// A message whose frame sits in a buffer of its own (see above, or
+		// a one-off big buffer) takes that buffer; reading continues in the
+		// normal one.
+		c.donateRBuf = c.ownFrame || (len(c.rbuf) > maxKeepRBuf && c.pre.Tag == msgr2.TagMessage)
+		c.bigFrames = total >= ownFrameMin
 		c.handleFrameLocked(c.pre.Tag, segs)
-		if c.donateRBuf && c.rbufDonated {
+		switch {
+		case c.ownFrame:
+			// the own buffer held exactly this frame
+			c.rbuf, c.normRBuf, c.rstart, c.rend = c.normRBuf, nil, 0, 0
+			c.ownFrame = false
+		case c.donateRBuf && c.rbufDonated:
 			rest := c.rbuf[c.rstart:c.rend]
 			nb := make([]byte, max(defaultRBuf, len(rest)))
 			c.rend = copy(nb, rest)
@@ -138,7 +171,7 @@ func (c *Connection) parseLocked() {
 		}
 		c.donateRBuf, c.rbufDonated = false, false
 	}
-	if c.rstart == c.rend {
+	if c.rstart == c.rend && !c.ownFrame {
 		c.rstart, c.rend = 0, 0
 		if cap(c.rbuf) > maxKeepRBuf && c.sock != nil {
 			c.rbuf = make([]byte, defaultRBuf)
@@ -707,7 +740,7 @@ func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover
 	c.sock = sock
 	c.fd = sock.FD()
 	c.wantWrite = false
-	c.rstart, c.rend, c.havePre = 0, 0, false
+	c.resetReadLocked()
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, defaultRBuf)
 	}

@@ -266,26 +266,42 @@ func TestScriptedMessageBeforeHandshake(t *testing.T) {
 // A frame larger than the kept read buffer is handed to its message without
 // a copy; bytes after it (the next frame) must survive the buffer switch.
 func TestScriptedBigFrameDonatesBuffer(t *testing.T) {
-	setup := fuzzFrames()[0] // a whole server session; its message has seq 1
-	c, _ := newScriptConn(t, false)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	big := make([]byte, 3<<20)
-	for i := range big {
-		big[i] = byte(i * 7)
+	tests := []struct {
+		name        string
+		size, chunk int
+	}{
+		{"3MiB in 4KiB reads", 3 << 20, 4096},
+		{"64KiB in 1000-byte reads", 64 << 10, 1000},
+		{"20KiB in one read", 20 << 10, 1 << 20},
+		{"below the own-buffer size", 8 << 10, 777},
 	}
-	var stream []byte
-	stream = append(stream, setup...)
-	stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 2}, []byte("big"), nil, big)
-	stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 3}, []byte("after"), nil, []byte("tail"))
-	got := feedLocked(c, stream, 4096)
-	require.Equal(t, stReady, c.state, "%v", c.err)
-	require.Len(t, got, 3)
-	require.Equal(t, []byte("big"), got[1].Front)
-	require.Equal(t, big, got[1].Data)
-	require.Equal(t, []byte("after"), got[2].Front)
-	require.Equal(t, []byte("tail"), got[2].Data)
-	require.LessOrEqual(t, len(c.rbuf), maxKeepRBuf, "read buffer back to normal size")
-	big[0] ^= 1 // the message owns its storage
-	require.NotEqual(t, big[0], got[1].Data[0])
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			setup := fuzzFrames()[0] // a whole server session; its message has seq 1
+			c, _ := newScriptConn(t, false)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			big := make([]byte, tc.size)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
+			var stream []byte
+			stream = append(stream, setup...)
+			stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 2}, []byte("big"), nil, big)
+			stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 3}, []byte("after"), nil, []byte("tail"))
+			stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 4}, nil, nil, big[:tc.size/2])
+			got := feedLocked(c, stream, tc.chunk)
+			require.Equal(t, stReady, c.state, "%v", c.err)
+			require.Len(t, got, 4)
+			require.Equal(t, []byte("big"), got[1].Front)
+			require.Equal(t, big, got[1].Data)
+			require.Equal(t, []byte("after"), got[2].Front)
+			require.Equal(t, []byte("tail"), got[2].Data)
+			require.Equal(t, big[:tc.size/2], got[3].Data)
+			require.LessOrEqual(t, len(c.rbuf), maxKeepRBuf, "read buffer back to normal size")
+			require.False(t, c.ownFrame)
+			big[0] ^= 1 // the message owns its storage
+			require.NotEqual(t, big[0], got[1].Data[0])
+		})
+	}
 }

@@ -129,3 +129,53 @@ func TestInteropCephMon(t *testing.T) {
 	require.True(t, c.IsConnected(), "connection error: %v", c.Err())
 	t.Logf("ceph-mon %s answered: osdmap version %d; stats %+v", addr, binary.LittleEndian.Uint64(r.Front[8:]), c.Stats())
 }
+
+const cephMsgMonGetMap = 5 // CEPH_MSG_MON_GET_MAP
+
+// TestInteropCephClient runs the messenger's server side against a real Ceph
+// client: `rados` (librados) dials us as if we were its monitor, completes
+// the msgr2 handshake (auth none) and sends MMonGetMap, which must reach
+// our dispatcher.
+func TestInteropCephClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the rados tool")
+	}
+	if _, err := exec.LookPath("rados"); err != nil {
+		if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
+			t.Fatal("rados missing and ASYNCMSGR_REQUIRE_CEPH=1")
+		}
+		t.Skip("rados not installed (Debian package ceph-common)")
+	}
+	srv, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeMon, Num: 0}, msgr.WithNonce(0))
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	got := make(chan *msgr.Message, 8)
+	srv.AddDispatcherTail(&catcher{ch: got})
+	srv.SetPolicy(msgr.EntityTypeClient, msgr.StatelessServer())
+	require.NoError(t, srv.Bind("127.0.0.1:0"))
+	require.NoError(t, srv.Start())
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ceph.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
+mon host = v2:%s
+auth cluster required = none
+auth service required = none
+auth client required = none
+client mount timeout = 5
+log file = %s/client.log
+`, srv.Addr(), dir)), 0o600))
+	cmd := exec.Command("rados", "-c", conf, "lspools")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	select {
+	case m := <-got:
+		require.Equal(t, uint16(cephMsgMonGetMap), m.Type)
+		require.Equal(t, msgr.EntityTypeClient, m.Peer.Type)
+		require.True(t, m.Conn.IsLossy(), "our client policy is lossy")
+		t.Logf("rados sent message type %d from %v over a %v session", m.Type, m.Peer, m.Conn.PeerAddrs())
+	case <-time.After(30 * time.Second):
+		t.Fatal("no message from rados")
+	}
+}

@@ -515,9 +515,10 @@ func (c *Connection) myAddrsLocked() msgr2.AddrVec {
 	if av := c.msgr.myAddrs(); len(av) > 0 {
 		return av
 	}
-	// not bound: identify with our socket address, port 0, and our nonce
+	// Not bound: identify, as an unbound Ceph client does, with an "any"
+	// address: our socket's IP, port 0, and our nonce.
 	local := addrPortOf(c.sock.LocalAddr())
-	return msgr2.AddrVec{{Type: msgr2.AddrTypeMsgr2, Nonce: c.msgr.nonce, Addr: netipPort0(local)}}
+	return msgr2.AddrVec{{Type: msgr2.AddrTypeAny, Nonce: c.msgr.nonce, Addr: netipPort0(local)}}
 }
 
 func (c *Connection) targetAddrLocked() msgr2.EntityAddr {

@@ -1,9 +1,3 @@
-// Package msgrsuite is the messenger's integration suite, parametrized by
-// network stack name so that every transport (posix, rdma) runs the same
-// tests: Run(t, "posix") from a test binary that imports the stack's package
-// (for its registration). Benchmarks likewise take the stack name.
-//
-// It owns no production code and must not import a transport itself.
 package msgrsuite
 
 import (
@@ -13,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +28,46 @@ import (
 // Tweak, when set (before Run), adjusts every configuration the suite
 // builds, e.g. the rdma test binary's device name and GID index.
 var Tweak func(cfg *config.Config)
+
+// Two-host options (the rdma suite across rxe0 and rxe1). Left at their
+// zero values the suite runs everything on 127.0.0.1 with one configuration.
+var (
+	// ServerHost replaces 127.0.0.1 in the addresses server messengers bind
+	// to ("" keeps 127.0.0.1).
+	ServerHost string
+	// TweakServer adjusts, after Tweak, the configuration of every messenger
+	// the suite binds (servers).
+	TweakServer func(cfg *config.Config)
+	// TweakClient adjusts, after Tweak, the configuration of every unbound
+	// messenger and raw client stack (clients).
+	TweakClient func(cfg *config.Config)
+)
+
+// roleConfig returns a copy of cfg adjusted for a server or a client.
+func roleConfig(cfg *config.Config, server bool) *config.Config {
+	c := *cfg
+	switch {
+	case server && TweakServer != nil:
+		TweakServer(&c)
+	case !server && TweakClient != nil:
+		TweakClient(&c)
+	}
+	return &c
+}
+
+// clientConfig is Config(stack) for a raw client stack.
+func clientConfig(stack string) *config.Config { return roleConfig(Config(stack), false) }
+
+// serverAddr moves a 127.0.0.1 bind address to ServerHost.
+func serverAddr(bind string) string {
+	if ServerHost == "" {
+		return bind
+	}
+	if rest, ok := strings.CutPrefix(bind, "127.0.0.1:"); ok {
+		return net.JoinHostPort(ServerHost, rest)
+	}
+	return bind
+}
 
 // Config returns the suite's configuration for stack: short timeouts so
 // faults are detected quickly.
@@ -189,6 +225,8 @@ type endpoint struct {
 // leaves it for the test to start.
 func newEndpoint(t testing.TB, cfg *config.Config, name msgr2.EntityName, bind string, start bool, rec *recorder) *endpoint {
 	t.Helper()
+	cfg = roleConfig(cfg, bind != "")
+	bind = serverAddr(bind)
 	m, err := msgr.New(cfg, name)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Shutdown() })
@@ -650,7 +688,7 @@ func testBadPeers(t *testing.T, stack string) {
 		}
 	}()
 
-	rawCfg := Config(stack)
+	rawCfg := clientConfig(stack)
 	rawStack, err := netstack.New(rawCfg)
 	require.NoError(t, err)
 	require.NoError(t, rawStack.Start())
@@ -702,7 +740,7 @@ func testHandshakeTimeout(t *testing.T, stack string) {
 	cfg.ConnectionIdleTimeout = 5 * time.Second
 	srvRec := newRecorder(true)
 	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
-	rawStack, err := netstack.New(Config(stack))
+	rawStack, err := netstack.New(clientConfig(stack))
 	require.NoError(t, err)
 	require.NoError(t, rawStack.Start())
 	t.Cleanup(func() { _ = rawStack.Stop() })

@@ -516,6 +516,11 @@ func TestBadArguments(t *testing.T) {
 		st, err := a.State()
 		require.NoError(t, err)
 		require.Equal(t, QPStateInit, st, "a failed transition leaves the state")
+		// An index that does not fit sgid_index's byte is refused before the kernel.
+		p.SGIDIndex = 9999
+		err = a.ToRTR(p)
+		require.ErrorIs(t, err, syscall.EINVAL)
+		require.Contains(t, err.Error(), "ibv_modify_qp RTR")
 		// And a correct one still works afterwards.
 		p.SGIDIndex = e.gid.Index
 		require.NoError(t, a.ToRTR(p))

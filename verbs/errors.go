@@ -64,6 +64,10 @@ func opErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var ve *Error
+	if errors.As(err, &ve) {
+		return &Error{Op: op, Errno: ve.Errno, Kind: ve.Kind, Detail: ve.Detail}
+	}
 	var en syscall.Errno
 	if !errors.As(err, &en) {
 		return fmt.Errorf("verbs: %s: %w", op, err)

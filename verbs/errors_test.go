@@ -47,6 +47,9 @@ func TestErrorWrapping(t *testing.T) {
 	// A non-errno error is still wrapped with the verb.
 	e := opErr("read gids", errors.New("boom"))
 	require.EqualError(t, e, "verbs: read gids: boom")
+	// Re-wrapping an *Error keeps its errno, sentinel and detail under the new verb.
+	e = opErr("ibv_modify_qp RTR", kindErr("check", syscall.EINVAL, nil, "SGIDIndex 9999"))
+	require.EqualError(t, e, "verbs: ibv_modify_qp RTR: invalid argument: SGIDIndex 9999")
 }
 
 func TestErrorTimeout(t *testing.T) {
@@ -131,4 +134,27 @@ func TestDefaultConnParamsMatchReference(t *testing.T) {
 	require.Equal(t, 1, p.MaxRdAtomic)
 	require.Equal(t, 1, p.MaxDestRdAtomic)
 	require.Equal(t, 1, p.Port)
+}
+
+func TestConnParamsCheck(t *testing.T) {
+	require.NoError(t, func() error { p := DefaultConnParams(); return p.check() }())
+	for _, tc := range []struct {
+		name string
+		mod  func(*ConnParams)
+	}{
+		{"SGIDIndex", func(p *ConnParams) { p.SGIDIndex = 9999 }},
+		{"RetryCnt", func(p *ConnParams) { p.RetryCnt = 8 }},
+		{"RNRRetry", func(p *ConnParams) { p.RNRRetry = -1 }},
+		{"Timeout", func(p *ConnParams) { p.Timeout = 32 }},
+		{"SL", func(p *ConnParams) { p.SL = 16 }},
+		{"PathMTU", func(p *ConnParams) { p.PathMTU = 9 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultConnParams()
+			tc.mod(&p)
+			err := p.check()
+			require.ErrorIs(t, err, syscall.EINVAL)
+			require.Contains(t, err.Error(), tc.name)
+		})
+	}
 }

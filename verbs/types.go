@@ -3,6 +3,7 @@ package verbs
 import (
 	"fmt"
 	"net/netip"
+	"syscall"
 )
 
 // Opcode is a send work request opcode (enum ibv_wr_opcode).
@@ -518,4 +519,25 @@ type Counters struct {
 	PostSendCalls, PostSendWRs uint64
 	PostRecvCalls, PostRecvWRs uint64
 	PollCalls, PollWCs         uint64
+}
+
+// check rejects values that do not fit the fields of struct ibv_qp_attr
+// (which would otherwise be truncated silently), with an *Error wrapping EINVAL.
+func (p *ConnParams) check() error {
+	for _, f := range []struct {
+		name   string
+		v, max int
+	}{
+		{"Port", p.Port, 255}, {"PKeyIndex", p.PKeyIndex, 0xffff}, {"HopLimit", p.HopLimit, 255},
+		{"SGIDIndex", p.SGIDIndex, 255}, {"TrafficClass", p.TrafficClass, 255},
+		{"FlowLabel", p.FlowLabel, 0xfffff}, {"SL", p.SL, 15}, {"MinRNRTimer", p.MinRNRTimer, 31},
+		{"Timeout", p.Timeout, 31}, {"RetryCnt", p.RetryCnt, 7}, {"RNRRetry", p.RNRRetry, 7},
+		{"MaxRdAtomic", p.MaxRdAtomic, 255}, {"MaxDestRdAtomic", p.MaxDestRdAtomic, 255},
+		{"PathMTU", int(p.PathMTU), int(MTU4096)},
+	} {
+		if f.v < 0 || f.v > f.max {
+			return &Error{Op: "check ConnParams", Errno: syscall.EINVAL, Detail: fmt.Sprintf("%s %d out of range [0,%d]", f.name, f.v, f.max)}
+		}
+	}
+	return nil
 }

@@ -637,6 +637,9 @@ func (q *QP) modify(stage string, f func(uintptr, *cshim.QPParams) error, p *Con
 	if q == nil || q.n.isClosed() {
 		return closedErr(op)
 	}
+	if err := p.check(); err != nil {
+		return opErr(op, err)
+	}
 	c := q.params(p)
 	return opErr(op, f(q.h, &c))
 }

@@ -25,7 +25,8 @@
 // backstop only.
 //
 // Events: the completion-channel, async-event and rdma_cm fds are
-// O_NONBLOCK. Wait on them with epoll, the netpoller or WaitReadable, then
+// O_NONBLOCK. Wait on them with epoll, with FDWaiter (the Go netpoller: no
+// thread blocks) or with WaitReadable (poll(2)), then
 // call CompChannel.GetEvent, Context.GetAsyncEvent or CMEventChannel.GetEvent,
 // which return an error with Timeout() true (EAGAIN) when nothing is
 // pending; no goroutine ever blocks inside C.

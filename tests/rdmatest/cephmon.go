@@ -25,7 +25,9 @@ type CephMon struct {
 
 // MonConf is the ceph.conf of a single-monitor cluster on addr using the
 // rdma messenger on device d with auth none and msgr2 only: the
-// configuration known to make `ceph -s` answer over RDMA.
+// configuration known to make `ceph -s` answer over RDMA, with the rdma
+// buffer counts cut down (Ceph's defaults register 128 MiB of TX chunks and
+// post 4096 128 KiB receive buffers, slow to pin in the emulated VM).
 func MonConf(fsid, addr, dir string, d Device) string {
 	return fmt.Sprintf(`[global]
 fsid = %[1]s
@@ -37,6 +39,9 @@ auth client required = none
 ms type = async+rdma
 ms async rdma device name = %[4]s
 ms async rdma gid idx = %[5]d
+ms async rdma send buffers = 256
+ms async rdma receive buffers = 1024
+ms async rdma receive queue len = 256
 ms_bind_msgr1 = false
 ms_bind_msgr2 = true
 mon data = %[3]s/mon.$id
@@ -85,6 +90,7 @@ func StartCephMon(t testing.TB, d Device, limit time.Duration) *CephMon {
 		}
 		_ = os.RemoveAll(dir)
 	})
+	phase := time.Now()
 	for _, args := range [][]string{
 		{"monmaptool", "--create", "--add", "a", "v2:" + addr, "--fsid", fsid, filepath.Join(dir, "monmap")},
 		{"ceph-authtool", "--create-keyring", filepath.Join(dir, "keyring"), "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"},
@@ -94,6 +100,9 @@ func StartCephMon(t testing.TB, d Device, limit time.Duration) *CephMon {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	t.Logf("ceph-mon: mkfs took %v", time.Since(phase).Round(time.Millisecond))
+	phase = time.Now()
+	firstReply := false
 	m.cmd = exec.Command("ceph-mon", "-c", m.Conf, "-i", "a", "-f", "--no-mon-config")
 	m.cmd.Stdout, m.cmd.Stderr = io.Discard, io.Discard
 	if err := m.cmd.Start(); err != nil {
@@ -106,7 +115,12 @@ func StartCephMon(t testing.TB, d Device, limit time.Duration) *CephMon {
 	var last string
 	for {
 		st, err := MonStatus(asok)
+		if err == nil && !firstReply {
+			firstReply = true
+			t.Logf("ceph-mon: admin socket answers %v after start (state %s)", time.Since(phase).Round(time.Millisecond), st.State)
+		}
 		if err == nil && st.State == "leader" && st.Monmap.Epoch >= 1 {
+			t.Logf("ceph-mon: leader of monmap epoch %d %v after start", st.Monmap.Epoch, time.Since(phase).Round(time.Millisecond))
 			return m
 		}
 		if err != nil {

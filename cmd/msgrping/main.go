@@ -14,6 +14,7 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/msgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
+	_ "github.com/asyncmsgr/asyncmsgr/rdmastack"     // registers "rdma"
 )
 
 const (

@@ -87,8 +87,9 @@ type conn struct {
 	target     int
 	lastInfl   int
 
-	closed atomic.Bool
-	psn    uint32
+	closed   atomic.Bool
+	psn      uint32
+	zeroCopy bool
 }
 
 var (
@@ -118,6 +119,21 @@ func newConn(st *Stack, w netstack.Worker, tc net.Conn) (*conn, error) {
 
 func (c *conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "rdma", Source: c.laddr, Addr: c.raddr, Err: err}
+}
+
+// SetZeroCopy enables zero-copy sends on s (an rdma socket): a buffer given
+// to Send that starts a chunk of the stack's TX pool (Stack.TXPool().Get) is
+// posted without copying and its chunk goes back to the pool when the send
+// completes, so the caller must not touch or Put it after Send accepted it.
+// It reports false when s is not an rdma socket.
+func SetZeroCopy(s netstack.ConnectedSocket, on bool) bool {
+	c, ok := s.(*conn)
+	if ok {
+		c.mu.Lock()
+		c.zeroCopy = on
+		c.mu.Unlock()
+	}
+	return ok
 }
 
 // ReadinessMasks: the eventfd turns readable for both directions.
@@ -484,6 +500,15 @@ func (c *conn) Send(bufs [][]byte, more bool) (int, error) {
 	short := false
 outer:
 	for _, b := range bufs {
+		if idx, off, ok := tx.Contains(b); ok && off == 0 && c.zeroCopy {
+			// Zero copy: the buffer is a whole TX chunk the caller took
+			// from Stack.TXPool; it is posted as is and returns to the
+			// pool at its completion.
+			c.pend = append(c.pend, pendWR{chunk: idx, n: len(b)})
+			c.open = false
+			total += len(b)
+			continue
+		}
 		for len(b) > 0 {
 			if !c.open || c.pend[len(c.pend)-1].n == cs {
 				if tx.Get(c.one[:], false) == 0 {

@@ -96,6 +96,21 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 	return s, nil
 }
 
+// minHandshakeTimeout is the least time the QP handshake gets: the
+// messenger's own (shorter) ready timeout must fire first and report its
+// error, as it does over posix.
+const minHandshakeTimeout = 2 * time.Second
+
+// handshakeTimeout bounds the side-channel handshake:
+// ms_connection_ready_timeout, at least minHandshakeTimeout (30 s when 0).
+func (s *Stack) handshakeTimeout() time.Duration {
+	t := s.cfg.ConnectionReadyTimeout
+	if t <= 0 {
+		return 30 * time.Second
+	}
+	return max(t, minHandshakeTimeout)
+}
+
 // Name returns "rdma".
 func (s *Stack) Name() string { return Name }
 
@@ -192,10 +207,7 @@ func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.Con
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)
 	}
-	timeout := w.stack.cfg.ConnectionReadyTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	timeout := w.stack.handshakeTimeout()
 	dl := net.Dialer{Timeout: timeout}
 	if opts.ConnectBindAddr != nil {
 		la, err := net.ResolveTCPAddr("tcp", opts.ConnectBindAddr.String())
@@ -285,11 +297,7 @@ func (s *serverSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) (n
 			tc.Close()
 			return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
 		}
-		timeout := s.stack.cfg.ConnectionReadyTimeout
-		if timeout <= 0 {
-			timeout = 30 * time.Second
-		}
-		go c.serverSide(time.Now().Add(timeout))
+		go c.serverSide(time.Now().Add(s.stack.handshakeTimeout()))
 		return c, nil
 	}
 }

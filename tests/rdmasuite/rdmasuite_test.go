@@ -103,3 +103,29 @@ func TestNettestConn(t *testing.T) {
 	st := s.Stats()
 	t.Logf("rdma stack counters: %+v (WRs per post %.2f)", st, st.WRsPerPost())
 }
+
+// TestMessengerSuiteTwoHost runs the suite with the servers on host A
+// (rxe0, RXE_HOST_A) and the clients on host B (rxe1), so every byte crosses
+// the veth wire.
+func TestMessengerSuiteTwoHost(t *testing.T) {
+	if os.Getenv("RXE_TWO_HOST") == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("RXE_TWO_HOST unset: run in soft-roce/vm-run.sh --two-host")
+		}
+		t.Skip("RXE_TWO_HOST unset: run in soft-roce/vm-run.sh --two-host")
+	}
+	devA, gid := device(t, "RXE_DEV_A")
+	devB, _ := device(t, "RXE_DEV_B")
+	hostA := os.Getenv("RXE_HOST_A")
+	require.NotEmpty(t, hostA)
+	msgrsuite.Tweak = func(cfg *config.Config) { small(cfg, devA, gid) }
+	msgrsuite.TweakServer = func(cfg *config.Config) { cfg.RDMADeviceName = devA }
+	msgrsuite.TweakClient = func(cfg *config.Config) { cfg.RDMADeviceName = devB }
+	msgrsuite.ServerHost = hostA
+	t.Cleanup(func() {
+		msgrsuite.Tweak, msgrsuite.TweakServer, msgrsuite.TweakClient, msgrsuite.ServerHost = nil, nil, nil, ""
+	})
+	start := time.Now()
+	msgrsuite.Run(t, "rdma")
+	t.Logf("messenger suite over rdma (%s -> %s) took %v", devB, devA, time.Since(start))
+}

@@ -1,0 +1,247 @@
+package dispatcher
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/verbs"
+)
+
+func testOptions(t *testing.T) Options {
+	t.Helper()
+	dev := os.Getenv("RXE_DEV_A")
+	if dev == "" || !verbs.Supported {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no RDMA device (RXE_DEV_A unset, cgo=%v): run in soft-roce/vm-run.sh", verbs.Supported)
+		}
+		t.Skip("no RDMA device (RXE_DEV_A unset): run in soft-roce/vm-run.sh")
+	}
+	gid := -1
+	if v := os.Getenv("RXE_GID_IDX"); v != "" {
+		gid, _ = strconv.Atoi(v)
+	}
+	return Options{DeviceName: dev, GIDIndex: gid, ChunkSize: 4096, SendBuffers: 128,
+		RecvBuffers: 1024, RecvQueueLen: 128, SupportSRQ: true, PollingUS: 100, CQDepth: 4096}
+}
+
+// recvConn records what the dispatcher hands it.
+type recvConn struct {
+	d      *Dispatcher
+	h      *QPHandle
+	mu     sync.Mutex
+	items  []RxItem
+	data   [][]byte
+	faults []error
+	txDone int
+}
+
+func (c *recvConn) OnRecv(items []RxItem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, it := range items {
+		c.items = append(c.items, it)
+		c.data = append(c.data, append([]byte(nil), c.d.RX().Bytes(it.Chunk)[:it.Len]...))
+		c.h.ReturnRX(it.Chunk)
+	}
+}
+func (c *recvConn) OnTxComplete(n int) { c.mu.Lock(); c.txDone += n; c.mu.Unlock() }
+func (c *recvConn) OnTxSpace()         {}
+func (c *recvConn) OnFault(err error)  { c.mu.Lock(); c.faults = append(c.faults, err); c.mu.Unlock() }
+
+func (c *recvConn) count() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.items) }
+
+func connectPair(t *testing.T, d *Dispatcher, a, b *QPHandle) {
+	t.Helper()
+	for _, pair := range [][2]*QPHandle{{a, b}, {b, a}} {
+		p := verbs.DefaultConnParams()
+		p.Port, p.SGIDIndex, p.RemoteGID = d.Port(), d.GID().Index, d.GID().GID
+		p.RemoteQPN = pair[1].QP().Num()
+		require.NoError(t, pair[0].QP().ToRTR(p))
+		require.NoError(t, pair[0].QP().ToRTS(p))
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// send posts one message from h, with chunk memory from the TX pool.
+func send(t *testing.T, d *Dispatcher, h *QPHandle, payload []byte) {
+	t.Helper()
+	var idx [1]uint32
+	waitFor(t, 10*time.Second, "a TX chunk", func() bool { return d.TX().Get(idx[:], false) == 1 })
+	copy(d.TX().Bytes(idx[0]), payload)
+	h.AddInflight(1)
+	n, err := h.QP().PostSend([]verbs.WorkRequest{{ID: TXID(idx[0]), Opcode: verbs.OpSend, Flags: verbs.SendSignaled,
+		SG: []verbs.SGE{d.TX().SGE(idx[0], len(payload))}}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func TestOrderedDeliveryManyCompletions(t *testing.T) {
+	for _, srq := range []bool{true, false} {
+		t.Run(fmt.Sprintf("srq=%v", srq), func(t *testing.T) {
+			opts := testOptions(t)
+			opts.SupportSRQ = srq
+			d, err := Open(opts)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, d.Close()) }()
+			d.Start()
+			const pairs, msgs = 4, 500
+			var senders, receivers []*recvConn
+			for i := 0; i < pairs; i++ {
+				s, r := &recvConn{d: d}, &recvConn{d: d}
+				var err error
+				s.h, err = d.CreateQP(s)
+				require.NoError(t, err)
+				r.h, err = d.CreateQP(r)
+				require.NoError(t, err)
+				connectPair(t, d, s.h, r.h)
+				senders, receivers = append(senders, s), append(receivers, r)
+			}
+			var wg sync.WaitGroup
+			for i := range senders {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					for j := 0; j < msgs; j++ {
+						var b [16]byte
+						binary.LittleEndian.PutUint64(b[:], uint64(i))
+						binary.LittleEndian.PutUint64(b[8:], uint64(j))
+						send(t, d, senders[i].h, b[:8+8+j%8])
+					}
+				}(i)
+			}
+			wg.Wait()
+			for i, r := range receivers {
+				waitFor(t, 60*time.Second, "all messages", func() bool { return r.count() == msgs })
+				r.mu.Lock()
+				for j, it := range r.items {
+					require.Equal(t, uint64(j), it.Seq, "receive sequence numbers are consecutive")
+					require.Equal(t, uint64(i), binary.LittleEndian.Uint64(r.data[j]))
+					require.Equal(t, uint64(j), binary.LittleEndian.Uint64(r.data[j][8:]), "pair %d in order", i)
+				}
+				require.Empty(t, r.faults)
+				r.mu.Unlock()
+			}
+			waitFor(t, 10*time.Second, "TX completions", func() bool { return d.TX().Stats().InUse == 0 })
+			st := d.Stats()
+			require.Equal(t, uint64(pairs*msgs), st.RXCompletions)
+			require.Equal(t, uint64(pairs*msgs), st.TXCompletions)
+			require.NotZero(t, st.PollingOn)
+			t.Logf("stats: %+v", st)
+		})
+	}
+}
+
+// qpLines lists this process's QPs in `rdma resource show qp`.
+func qpLines(t *testing.T, dev string) []string {
+	out, err := exec.Command("rdma", "resource", "show", "qp").CombinedOutput()
+	require.NoError(t, err, string(out))
+	pid := "pid " + strconv.Itoa(os.Getpid()) + " "
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, pid) && strings.Contains(l, dev+"/") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func TestBeaconReaping(t *testing.T) {
+	opts := testOptions(t)
+	d, err := Open(opts)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	d.Start()
+	const n = 6
+	var hs []*QPHandle
+	var conns []*recvConn
+	for i := 0; i < n/2; i++ {
+		a, b := &recvConn{d: d}, &recvConn{d: d}
+		a.h, err = d.CreateQP(a)
+		require.NoError(t, err)
+		b.h, err = d.CreateQP(b)
+		require.NoError(t, err)
+		connectPair(t, d, a.h, b.h)
+		send(t, d, a.h, []byte("before close"))
+		hs = append(hs, a.h, b.h)
+		conns = append(conns, a, b)
+	}
+	for i := 1; i < n; i += 2 {
+		waitFor(t, 10*time.Second, "message", func() bool { return conns[i].count() == 1 })
+	}
+	require.Len(t, qpLines(t, opts.DeviceName), n)
+	for _, h := range hs {
+		h.Retire(time.Second)
+		h.Retire(time.Second) // idempotent
+	}
+	waitFor(t, 20*time.Second, "QPs reaped", func() bool { return d.QPsActive() == 0 })
+	st := d.Stats()
+	require.Equal(t, uint64(n), st.QPsCreated)
+	require.Equal(t, uint64(n), st.QPsDestroyed)
+	require.Empty(t, qpLines(t, opts.DeviceName), "rdma resource show qp")
+	for _, c := range conns {
+		require.Empty(t, c.faults, "retired connections are not called back")
+	}
+}
+
+func TestFaultOnRetryExceeded(t *testing.T) {
+	opts := testOptions(t)
+	d, err := Open(opts)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	d.Start()
+	a, b := &recvConn{d: d}, &recvConn{d: d}
+	a.h, err = d.CreateQP(a)
+	require.NoError(t, err)
+	b.h, err = d.CreateQP(b)
+	require.NoError(t, err)
+	// a talks to b with a short transport timeout; b is then moved to ERR
+	// (a dead peer): a's send fails with an error completion.
+	for _, pair := range [][2]*QPHandle{{a.h, b.h}, {b.h, a.h}} {
+		p := verbs.DefaultConnParams()
+		p.Port, p.SGIDIndex, p.RemoteGID = d.Port(), d.GID().Index, d.GID().GID
+		p.RemoteQPN = pair[1].QP().Num()
+		p.Timeout, p.RetryCnt, p.RNRRetry = 8, 1, 1
+		require.NoError(t, pair[0].QP().ToRTR(p))
+		require.NoError(t, pair[0].QP().ToRTS(p))
+	}
+	b.h.Retire(0)
+	waitFor(t, 20*time.Second, "peer reaped", func() bool { return d.QPsActive() == 1 })
+	send(t, d, a.h, []byte("to nobody"))
+	waitFor(t, 60*time.Second, "fault", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.faults) > 0 })
+	a.mu.Lock()
+	t.Logf("fault: %v", a.faults[0])
+	require.ErrorContains(t, a.faults[0], "send completion")
+	a.mu.Unlock()
+	st := d.Stats()
+	require.NotEmpty(t, st.WCErrors)
+	t.Logf("WC errors: %v", st.WCErrors)
+}
+
+func TestOpenNoDevice(t *testing.T) {
+	_, err := Open(Options{DeviceName: "no-such-device0", ChunkSize: 4096, SendBuffers: 1, RecvQueueLen: 1})
+	require.Error(t, err)
+	if verbs.Supported {
+		require.ErrorIs(t, err, verbs.ErrNoDevice)
+	} else {
+		require.ErrorIs(t, err, verbs.ErrNotSupported)
+	}
+}

@@ -65,6 +65,20 @@ func (c *Connection) readLocked() {
 			return // drained; readiness will tell us about more
 		}
 	}
+	// Read budget used up with input maybe still pending: come back after
+	// the centre's other work rather than rely on the FD staying readable
+	// (readiness is only a hint; rdma's FD is an eventfd).
+	center := c.center
+	_ = center.DispatchExternal(func() {
+		c.mu.Lock()
+		if c.gen == g && c.sock != nil && c.center == center {
+			c.readLocked()
+			if c.gen == g && c.state == stReady && len(c.post) == 0 {
+				c.writeReadyLocked()
+			}
+		}
+		c.unlockAndDeliver()
+	})
 }
 
 // makeRoomLocked ensures the read buffer can hold need more bytes beyond

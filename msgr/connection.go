@@ -464,6 +464,14 @@ func (c *Connection) onTick(g uint64) {
 		return
 	}
 	cfg := c.msgr.cfg
+	if !c.readSinceTick {
+		// readiness is a hint: poll once before calling the link idle
+		c.readLocked()
+		if c.gen != g || c.sock == nil {
+			c.unlockAndDeliver()
+			return
+		}
+	}
 	if c.readSinceTick {
 		c.idleFor = 0
 	} else {

@@ -77,8 +77,9 @@ const (
 	maxKeepRBuf   = 1 << 20
 	maxKeepWBuf   = 4 << 20
 	writeBatchMax = 256 << 10
-	maxReadLoops  = 16
-	lossyFlag     = 1 // CEPH_MSG_CONNECT_LOSSY
+	maxReadLoops  = 64      // reads per readiness event, at most
+	maxReadBytes  = 1 << 20 // bytes per readiness event, about
+	lossyFlag     = 1       // CEPH_MSG_CONNECT_LOSSY
 	eopnotsupp    = 95
 )
 

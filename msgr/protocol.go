@@ -29,7 +29,8 @@ var zeroSig [sigLen]byte
 // readLocked reads what the socket has and handles every complete frame.
 func (c *Connection) readLocked() {
 	g := c.gen
-	for i := 0; i < maxReadLoops; i++ {
+	budget := maxReadBytes
+	for i := 0; i < maxReadLoops && budget > 0; i++ {
 		if c.rend == len(c.rbuf) {
 			c.makeRoomLocked(0)
 		}
@@ -41,6 +42,7 @@ func (c *Connection) readLocked() {
 		}
 		n, err := c.sock.Read(c.rbuf[c.rend : c.rend+space])
 		if n > 0 {
+			budget -= n
 			c.rend += n
 			c.readSinceTick = true
 			c.stats.bytesRecv.Add(uint64(n))

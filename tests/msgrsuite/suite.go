@@ -703,6 +703,23 @@ func (p *rawPeer) waitClosed(t *testing.T, within time.Duration) {
 	}
 }
 
+// silentClient is everything a client sends to open a session (banner,
+// HELLO, AUTH_REQUEST for auth none, AUTH_SIGNATURE, CLIENT_IDENT), sent at
+// once; the raw peer then never reads nor writes again.
+func silentClient() []byte {
+	b := msgr2.AppendBanner(nil, msgr2.FeatureRevision1, 0)
+	b = msgr2.AppendControlFrame(b, &msgr2.Hello{EntityType: msgr.EntityTypeMDS})
+	auth := []byte{1, byte(msgr.EntityTypeMDS), 0, 0, 0, 1, 0, 0, 0, 'x'}
+	auth = binary.LittleEndian.AppendUint64(auth, 0)
+	b = msgr2.AppendControlFrame(b, &msgr2.AuthRequest{Method: msgr2.AuthMethodNone,
+		PreferredModes: []uint32{msgr2.ConModeCRC}, AuthPayload: auth})
+	b = msgr2.AppendControlFrame(b, &msgr2.AuthSignature{})
+	b = msgr2.AppendControlFrame(b, &msgr2.ClientIdent{
+		Addrs: msgr2.AddrVec{{Type: msgr2.AddrTypeAny, Nonce: 99}}, GID: 5, GlobalSeq: 1,
+		SupportedFeatures: msgr.DefaultFeatures, Flags: 1})
+	return b
+}
+
 func helloFrame() []byte {
 	h := msgr2.Hello{EntityType: msgr.EntityTypeClient}
 	return msgr2.AppendFrame(nil, msgr2.TagHello, h.Marshal(nil))
@@ -712,6 +729,7 @@ func testBadPeers(t *testing.T, stack string) {
 	cfg := Config(stack)
 	srvRec := newRecorder(true)
 	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	srv.m.SetPolicy(msgr.EntityTypeMDS, msgr.StatelessServer())
 
 	// A healthy client keeps talking while the bad peers are handled.
 	cli := newEndpoint(t, cfg, clientName(1), "", true, nil)
@@ -759,6 +777,9 @@ func testBadPeers(t *testing.T, stack string) {
 		{"oversized segment", append(append([]byte{}, banner...), oversized[:32]...), "exceeds limit"},
 		{"half frame then silence", append(append([]byte{}, banner...), helloFrame()[:20]...), "no incoming bytes"},
 		{"half preamble after hello", append(append(append([]byte{}, banner...), helloFrame()...), helloFrame()[:40]...), "no incoming bytes"},
+		// a whole client handshake (as an MDS, which this server treats as
+		// lossy), then silence: the ready session times out
+		{"silent after handshake", silentClient(), fmt.Sprintf("(idle timeout %v) in state ready", cfg.ConnectionIdleTimeout)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

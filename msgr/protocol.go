@@ -617,18 +617,42 @@ func (c *Connection) handleClientIdentLocked(b []byte) {
 	c.peerFeatures = ci.SupportedFeatures & sup
 	c.peerGlobalSeq = ci.GlobalSeq
 	if !c.policy.Lossy {
+		key := peerKey(ci.Addrs[0])
+		if e := c.msgr.lookupPeer(key); e != nil && e != c {
+			e.mu.Lock()
+			if e.state != stClosed && e.state != stReplacing && e.clientCookie == ci.Cookie {
+				// Same client session, which never got our SERVER_IDENT:
+				// continue establishing it on this socket, keeping what
+				// the session has queued (Ceph: "continuing session
+				// establishment").
+				e.peerGlobalSeq = ci.GlobalSeq
+				e.peerFeatures = c.peerFeatures
+				e.peerAddrs = ci.Addrs
+				c.handOverLocked(e, func() {
+					e.requeueSentLocked()
+					e.sendServerIdentLocked(false)
+				})
+				return
+			}
+			e.mu.Unlock()
+		}
 		// A lossless peer that comes with a new session replaces the old one
 		// (it must have restarted): the old session is reset.
-		if old := c.msgr.registerPeer(peerKey(ci.Addrs[0]), c); old != nil && old != c {
+		if old := c.msgr.registerPeer(key, c); old != nil && old != c {
 			old.remoteReset()
 		}
 	}
-	c.sendServerIdentLocked()
+	c.sendServerIdentLocked(true)
 }
 
-func (c *Connection) sendServerIdentLocked() {
+// sendServerIdentLocked answers CLIENT_IDENT; fresh is false when an
+// existing session continues (its queued messages keep their sequence
+// numbers; the peer starts from in_seq 0 either way).
+func (c *Connection) sendServerIdentLocked(fresh bool) {
 	c.inSeq = 0
-	c.outSeq = 0
+	if fresh {
+		c.outSeq = 0
+	}
 	if !c.policy.Lossy {
 		c.serverCookie = c.msgr.randCookie()
 	}
@@ -703,21 +727,34 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 		reply(msgr2.TagSessionRetry, rt.Marshal(c.cbuf[:0]))
 		return
 	}
-	// Adopt: detach our socket (this centre) and hand it to e.
+	e.connectSeq = r.ConnectSeq
+	e.peerGlobalSeq = r.GlobalSeq
+	msgSeq := r.MsgSeq
+	c.handOverLocked(e, func() {
+		e.requeueSentLocked()
+		e.discardRequeuedUpToLocked(msgSeq)
+		ok := msgr2.SessionReconnectOK{MsgSeq: e.inSeq}
+		e.appendFrameLocked(msgr2.TagSessionReconnectOK, ok.Marshal(e.cbuf[:0]))
+		e.readyLocked(dqAccept)
+	})
+}
+
+// handOverLocked moves c's socket (c's centre goroutine; c.mu and e.mu
+// held, e.mu released here) into the existing session e, which leaves its
+// old socket and centre and, on the socket's centre, runs finish with e.mu
+// held to answer the peer (Ceph's reuse_connection). c is closed silently.
+func (c *Connection) handOverLocked(e *Connection, finish func()) {
 	sock, w := c.sock, c.worker
 	leftover := append([]byte(nil), c.wbuf[c.wpos:]...)
 	_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
 	c.sock = nil
 	c.closeLocked(fmt.Errorf("msgr: socket handed to the existing session: %w", ErrMarkedDown), false)
 
-	e.connectSeq = r.ConnectSeq
-	e.peerGlobalSeq = r.GlobalSeq
 	oldSock, oldFd, oldCenter := e.sock, e.fd, e.center
 	e.sock = nil
 	e.gen++
 	e.state = stReplacing
 	g := e.gen
-	msgSeq := r.MsgSeq
 	e.mu.Unlock()
 
 	adopt := func() {
@@ -729,7 +766,9 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 		}
 		e.worker, e.center = w, w.Center()
 		e.stats.reconnects.Add(1)
-		e.attachAdoptedLocked(sock, leftover, msgSeq)
+		if e.attachAdoptedLocked(sock, leftover) {
+			finish()
+		}
 		e.unlockAndDeliver()
 	}
 	detach := func() {
@@ -750,8 +789,8 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 }
 
 // attachAdoptedLocked installs a socket whose handshake another connection
-// did, and answers SESSION_RECONNECT_OK (owner goroutine of the new centre).
-func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover []byte, msgSeq uint64) {
+// did (owner goroutine of the new centre); false if it faulted at once.
+func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover []byte) bool {
 	c.gen++
 	g := c.gen
 	c.sock = sock
@@ -767,16 +806,12 @@ func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover
 	c.handler = c.handlerFor(g)
 	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
 		c.faultLocked(fmt.Errorf("msgr: register socket: %w", err))
-		return
+		return false
 	}
 	if c.tick > 0 {
 		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
 	}
-	c.requeueSentLocked()
-	c.discardRequeuedUpToLocked(msgSeq)
-	ok := msgr2.SessionReconnectOK{MsgSeq: c.inSeq}
-	c.appendFrameLocked(msgr2.TagSessionReconnectOK, ok.Marshal(c.cbuf[:0]))
-	c.readyLocked(dqAccept)
+	return true
 }
 
 // resetSessionLocked forgets the session (peer reset it): queued messages

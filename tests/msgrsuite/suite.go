@@ -99,6 +99,7 @@ func Run(t *testing.T, stack string) {
 		{"LargeMessage64MiB", testLargeMessage},
 		{"LosslessReconnect", testLosslessReconnect},
 		{"LosslessRandomCuts", testLosslessRandomCuts},
+		{"LosslessSessionContinuation", testSessionContinuation},
 		{"LossyFaultReported", testLossyFault},
 		{"BadPeers", testBadPeers},
 		{"HandshakeTimeout", testHandshakeTimeout},
@@ -122,6 +123,7 @@ type recorder struct {
 	msgs         []*msgr.Message
 	resets       []resetEvent
 	accepts      int
+	accepted     []*msgr.Connection
 	remoteResets int
 	onMsg        func(m *msgr.Message)
 	notify       chan struct{}
@@ -159,10 +161,18 @@ func (r *recorder) take(m *msgr.Message) {
 func (r *recorder) MsDispatch(m *msgr.Message) bool    { r.take(m); return true }
 func (r *recorder) CanFastDispatch(*msgr.Message) bool { return r.fast }
 func (r *recorder) FastDispatch(m *msgr.Message)       { r.take(m) }
-func (r *recorder) MsHandleAccept(*msgr.Connection) {
+func (r *recorder) MsHandleAccept(c *msgr.Connection) {
 	r.mu.Lock()
 	r.accepts++
+	r.accepted = append(r.accepted, c)
 	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) acceptedList() []*msgr.Connection {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*msgr.Connection(nil), r.accepted...)
 }
 func (r *recorder) MsHandleRemoteReset(c *msgr.Connection) {
 	r.mu.Lock()
@@ -718,6 +728,125 @@ func silentClient() []byte {
 		Addrs: msgr2.AddrVec{{Type: msgr2.AddrTypeAny, Nonce: 99}}, GID: 5, GlobalSeq: 1,
 		SupportedFeatures: msgr.DefaultFeatures, Flags: 1})
 	return b
+}
+
+// clientHandshake is what a client sends to open a session of the given
+// entity type with the given cookie (0: lossy), all at once.
+func clientHandshake(entityType uint8, nonce uint32, cookie uint64) []byte {
+	b := msgr2.AppendBanner(nil, msgr2.FeatureRevision1, 0)
+	b = msgr2.AppendControlFrame(b, &msgr2.Hello{EntityType: entityType})
+	auth := []byte{1, entityType, 0, 0, 0, 1, 0, 0, 0, 'x'}
+	auth = binary.LittleEndian.AppendUint64(auth, 0)
+	b = msgr2.AppendControlFrame(b, &msgr2.AuthRequest{Method: msgr2.AuthMethodNone,
+		PreferredModes: []uint32{msgr2.ConModeCRC}, AuthPayload: auth})
+	b = msgr2.AppendControlFrame(b, &msgr2.AuthSignature{})
+	var flags uint64
+	if cookie == 0 {
+		flags = msgr2.IdentFlagLossy
+	}
+	return msgr2.AppendControlFrame(b, &msgr2.ClientIdent{
+		Addrs: msgr2.AddrVec{{Type: msgr2.AddrTypeAny, Nonce: nonce}}, GID: 5, GlobalSeq: 1,
+		SupportedFeatures: msgr.DefaultFeatures, Flags: flags, Cookie: cookie})
+}
+
+// readFrames reads the server's banner and frames until done(frames) holds.
+func (p *rawPeer) readFrames(t *testing.T, within time.Duration, done func(tags []msgr2.Tag) bool) (tags []msgr2.Tag, segs [][msgr2.MaxSegments][]byte) {
+	t.Helper()
+	var buf []byte
+	tmp := make([]byte, 64<<10)
+	banner := false
+	deadline := time.Now().Add(within)
+	for !done(tags) {
+		n, err := p.read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
+			t.Fatalf("raw read after %v: %v", tags, err)
+		}
+		if !banner && len(buf) >= msgr2.BannerLen {
+			_, _, err := msgr2.ParseBanner(buf[:msgr2.BannerLen])
+			require.NoError(t, err)
+			buf, banner = buf[msgr2.BannerLen:], true
+		}
+		for banner && len(buf) >= msgr2.PreambleLen {
+			pre, fsegs, used, err := msgr2.ParseFrame(buf, 0)
+			if err != nil {
+				break // incomplete
+			}
+			tags = append(tags, pre.Tag)
+			var own [msgr2.MaxSegments][]byte
+			for i := range fsegs {
+				own[i] = append([]byte(nil), fsegs[i]...)
+			}
+			segs = append(segs, own)
+			buf = buf[used:]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("raw peer: got %v so far", tags)
+		}
+		if n == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return tags, segs
+}
+
+// testSessionContinuation: a lossless client whose connection broke before
+// it got SERVER_IDENT comes back with CLIENT_IDENT and the same cookie; the
+// server continues the same session, so what the application queued on it
+// in between is delivered, and nothing is reset.
+func testSessionContinuation(t *testing.T, stack string) {
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 30 * time.Second // the raw peer sends no keepalives
+	srvRec := newRecorder(true)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
+	srv.m.SetPolicy(msgr.EntityTypeMgr, msgr.StatefulServer())
+	require.NoError(t, srv.m.Start())
+	rawStack, err := netstack.New(clientConfig(stack))
+	require.NoError(t, err)
+	require.NoError(t, rawStack.Start())
+	t.Cleanup(func() { _ = rawStack.Stop() })
+
+	hs := clientHandshake(msgr.EntityTypeMgr, 4242, 777)
+	p1 := dialRaw(t, rawStack, srv.addr)
+	p1.write(t, hs)
+	waitFor(t, 10*time.Second, "session accepted", func() bool { return len(srvRec.acceptedList()) == 1 })
+	sess := srvRec.acceptedList()[0]
+	for i := 0; i < 3; i++ {
+		require.NoError(t, sess.SendMessage(&msgr.Message{Type: 9, Front: []byte{byte('a' + i)}}))
+	}
+	// the first socket dies before the client read anything
+	require.NoError(t, p1.w.Center().Submit(func() { _ = p1.s.Close() }))
+	waitFor(t, 10*time.Second, "fault noticed", func() bool { return sess.Stats().Faults == 1 })
+
+	p2 := dialRaw(t, rawStack, srv.addr)
+	p2.write(t, hs)
+	msgs := 0
+	tags, segs := p2.readFrames(t, 10*time.Second, func(tags []msgr2.Tag) bool {
+		n := 0
+		for _, tg := range tags {
+			if tg == msgr2.TagMessage {
+				n++
+			}
+		}
+		msgs = n
+		return n == 3
+	})
+	require.Equal(t, 3, msgs)
+	require.Contains(t, tags, msgr2.TagServerIdent)
+	var fronts []string
+	for i, tg := range tags {
+		if tg == msgr2.TagMessage {
+			h, front, _, _, err := msgr2.ParseMessage(segs[i])
+			require.NoError(t, err)
+			require.Equal(t, uint16(9), h.Type)
+			fronts = append(fronts, string(front))
+		}
+	}
+	require.Equal(t, []string{"a", "b", "c"}, fronts)
+	require.Zero(t, srvRec.remoteResetCount())
+	require.Len(t, srvRec.acceptedList(), 2)
+	require.Same(t, sess, srvRec.acceptedList()[1], "the same session continued")
+	require.True(t, sess.IsConnected())
 }
 
 func helloFrame() []byte {

@@ -162,12 +162,12 @@ func run(ctx context.Context, p *perf.Params, stdout, stderr io.Writer, ln net.L
 // progress shows "size N: i/iters" on stderr while a size runs, when stderr
 // is a terminal (or --progress=on).
 type progress struct {
-	p     *perf.Params
-	w     io.Writer
-	n     atomic.Int64
-	on    bool
-	done  chan struct{}
-	wg    sync.WaitGroup
+	p    *perf.Params
+	w    io.Writer
+	n    atomic.Int64
+	on   bool
+	done chan struct{}
+	wg   sync.WaitGroup
 }
 
 func newProgress(p *perf.Params, w io.Writer) *progress {

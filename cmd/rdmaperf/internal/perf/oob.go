@@ -25,7 +25,7 @@ type OOB struct {
 	PeerDone atomic.Bool
 	// PeerFailed is set with PeerDone when the peer reported an error.
 	PeerFailed atomic.Bool
-	watch    chan Msg
+	watch      chan Msg
 }
 
 // Msg is one out-of-band message; Type says which fields matter.

@@ -9,7 +9,7 @@ import (
 
 // Test names the subcommands.
 const (
-	SendLat = "send_lat"
+	SendLat  = "send_lat"
 	WriteLat = "write_lat"
 	ReadLat  = "read_lat"
 	SendBW   = "send_bw"
@@ -23,23 +23,23 @@ var Tests = []string{SendLat, WriteLat, ReadLat, SendBW, WriteBW, MsgrLat, MsgrB
 
 // perftest's limits and defaults (perftest_parameters.h, v4.5).
 const (
-	DefPort       = 18515
-	DefSizeBW     = 65536
-	DefSizeLat    = 2
-	DefIters      = 1000
-	DefItersWB    = 5000
-	DefTxBW       = 128
-	DefTxLat      = 1
-	DefRxSend     = 512
-	DefCQMod      = 100
-	MaxSize       = 8388608
-	MaxInline     = 912
-	MinIters      = 5
-	cqModSizeCap  = 8192
-	noPeakIters   = 20000
-	maxTxDepth    = 16384
-	maxDurationS  = 3600
-	defaultStack  = "rdma"
+	DefPort      = 18515
+	DefSizeBW    = 65536
+	DefSizeLat   = 2
+	DefIters     = 1000
+	DefItersWB   = 5000
+	DefTxBW      = 128
+	DefTxLat     = 1
+	DefRxSend    = 512
+	DefCQMod     = 100
+	MaxSize      = 8388608
+	MaxInline    = 912
+	MinIters     = 5
+	cqModSizeCap = 8192
+	noPeakIters  = 20000
+	maxTxDepth   = 16384
+	maxDurationS = 3600
+	defaultStack = "rdma"
 )
 
 // Params are one side's test parameters, after perftest's defaults and
@@ -50,27 +50,27 @@ type Params struct {
 	Verb string
 	Lat  bool
 
-	Device      string // -d, "" = first device
-	IBPort      int    // -i
-	GIDIndex    int    // -x, -1 = pick the RoCE v2 IPv4 GID
-	Port        int    // -p, TCP port of the out-of-band exchange
-	Size        int    // -s
-	All         bool   // -a: sizes 2..2^23
-	Iters       int    // -n
-	Duration    int    // -D seconds (0 = iterations mode)
-	Inline      int    // -I, -1 = default (0 on devices perftest does not know, as rxe)
-	TxDepth     int    // -t
-	RxDepth     int    // receive queue depth of send tests
-	CQMod       int    // completions are requested every CQMod WRs (bw)
-	NoPeak      bool   // -N
-	CPUFreqF    bool   // -F (accepted; rdmaperf uses the monotonic clock)
-	ReportGbits bool   // --report_gbits
-	JSON        bool   // --json
-	Trace       bool   // --trace
-	Stack       string // --stack rdma|posix (msgr tests)
+	Device      string   // -d, "" = first device
+	IBPort      int      // -i
+	GIDIndex    int      // -x, -1 = pick the RoCE v2 IPv4 GID
+	Port        int      // -p, TCP port of the out-of-band exchange
+	Size        int      // -s
+	All         bool     // -a: sizes 2..2^23
+	Iters       int      // -n
+	Duration    int      // -D seconds (0 = iterations mode)
+	Inline      int      // -I, -1 = default (0 on devices perftest does not know, as rxe)
+	TxDepth     int      // -t
+	RxDepth     int      // receive queue depth of send tests
+	CQMod       int      // completions are requested every CQMod WRs (bw)
+	NoPeak      bool     // -N
+	CPUFreqF    bool     // -F (accepted; rdmaperf uses the monotonic clock)
+	ReportGbits bool     // --report_gbits
+	JSON        bool     // --json
+	Trace       bool     // --trace
+	Stack       string   // --stack rdma|posix (msgr tests)
 	MsgrOpts    []string // --msgr_opt key=value (msgr tests)
-	Server      string // server address; "" = this side is the server
-	Progress    string // --progress auto|on|off
+	Server      string   // server address; "" = this side is the server
+	Progress    string   // --progress auto|on|off
 
 	sizeSet, itersSet, txSet, inlineSet bool
 }
@@ -105,10 +105,10 @@ func (p *Params) MaxMsgSize() int {
 var ErrHelp = errors.New("help requested")
 
 type optSpec struct {
-	short   byte
-	long    string
-	hasArg  bool
-	apply   func(p *Params, v string) error
+	short  byte
+	long   string
+	hasArg bool
+	apply  func(p *Params, v string) error
 }
 
 func intArg(name string, lo, hi int, dst func(p *Params) *int, mark func(p *Params)) func(p *Params, v string) error {

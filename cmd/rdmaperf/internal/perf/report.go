@@ -29,18 +29,18 @@ const (
 // LatResult is one latency row; times are one-way microseconds (RTT/2 for
 // ping-pong tests, the full round trip for RDMA READ), as perftest reports.
 type LatResult struct {
-	Test      string  `json:"test"`
-	Bytes     int     `json:"bytes"`
-	Iters     int     `json:"iterations"`
-	TMin      float64 `json:"t_min_usec"`
-	TMax      float64 `json:"t_max_usec"`
-	TTypical  float64 `json:"t_typical_usec"`
-	TAvg      float64 `json:"t_avg_usec"`
-	TStdev    float64 `json:"t_stdev_usec"`
-	P99       float64 `json:"p99_usec"`
-	P999      float64 `json:"p99_9_usec"`
-	Duration  bool    `json:"duration_mode,omitempty"`
-	TPS       float64 `json:"tps_average,omitempty"`
+	Test     string  `json:"test"`
+	Bytes    int     `json:"bytes"`
+	Iters    int     `json:"iterations"`
+	TMin     float64 `json:"t_min_usec"`
+	TMax     float64 `json:"t_max_usec"`
+	TTypical float64 `json:"t_typical_usec"`
+	TAvg     float64 `json:"t_avg_usec"`
+	TStdev   float64 `json:"t_stdev_usec"`
+	P99      float64 `json:"p99_usec"`
+	P999     float64 `json:"p99_9_usec"`
+	Duration bool    `json:"duration_mode,omitempty"`
+	TPS      float64 `json:"tps_average,omitempty"`
 }
 
 // LatStats computes perftest's latency row from the post timestamps of a
@@ -131,7 +131,12 @@ func BWStats(test string, size, iters int, posted, completed []int64, cqMod int,
 	if iters == 0 || len(posted) == 0 || len(completed) == 0 {
 		return r
 	}
-	optDelta := float64(completed[0] - posted[0])
+	// perftest's cycles are unsigned: an unset completed[0] makes the
+	// initial delta huge.
+	optDelta := math.Inf(1)
+	if completed[0] >= posted[0] {
+		optDelta = float64(completed[0] - posted[0])
+	}
 	if !noPeak {
 		n := iters
 		for i := 0; i < n; i++ {
@@ -159,7 +164,7 @@ func BWStats(test string, size, iters int, posted, completed []int64, cqMod int,
 	}
 	r.BWAvg = float64(size) * float64(iters) * 1e9 / (sum * factor)
 	r.MsgRate = float64(iters) * 1e3 / sum
-	if !noPeak && optDelta > 0 {
+	if !noPeak && optDelta > 0 && !math.IsInf(optDelta, 1) {
 		r.BWPeak = float64(size) * 1e9 / (optDelta * factor)
 	}
 	return r
@@ -291,13 +296,13 @@ func TestInfo(w io.Writer, p *Params, d DeviceInfo) {
 
 // Dest is one side's connection data (perftest's pingpong_dest).
 type Dest struct {
-	LID   uint16   `json:"lid"`
-	QPN   uint32   `json:"qpn"`
-	PSN   uint32   `json:"psn"`
-	RKey  uint32   `json:"rkey"`
-	VAddr uint64   `json:"vaddr"`
-	GID   [16]byte `json:"gid"`
-	OutReads int   `json:"out_reads"`
+	LID      uint16   `json:"lid"`
+	QPN      uint32   `json:"qpn"`
+	PSN      uint32   `json:"psn"`
+	RKey     uint32   `json:"rkey"`
+	VAddr    uint64   `json:"vaddr"`
+	GID      [16]byte `json:"gid"`
+	OutReads int      `json:"out_reads"`
 }
 
 // cHashX formats v like C's printf("%#0Nx"): zero stays "0" padded, others

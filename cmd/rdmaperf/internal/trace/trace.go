@@ -31,11 +31,11 @@ var ErrUnavailable = errors.New("rdmaperf --trace unavailable")
 
 // Tracer holds the kprobe and the device's counter directory.
 type Tracer struct {
-	m      *ebpf.Map
-	prog   *ebpf.Program
-	kp     link.Link
-	hwDir  string
-	tgid   uint32
+	m     *ebpf.Map
+	prog  *ebpf.Program
+	kp    link.Link
+	hwDir string
+	tgid  uint32
 }
 
 // Snapshot is the counters at one moment.

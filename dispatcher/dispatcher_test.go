@@ -121,7 +121,7 @@ func TestOrderedDeliveryManyCompletions(t *testing.T) {
 				go func(i int) {
 					defer wg.Done()
 					for j := 0; j < msgs; j++ {
-						var b [16]byte
+						var b [24]byte
 						binary.LittleEndian.PutUint64(b[:], uint64(i))
 						binary.LittleEndian.PutUint64(b[8:], uint64(j))
 						send(t, d, senders[i].h, b[:8+8+j%8])

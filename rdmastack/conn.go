@@ -180,6 +180,22 @@ func (c *conn) faultLocked(err error) {
 
 // ------------------------------------------------------------- handshake
 
+// hsError is a side-channel I/O error of the handshake; it keeps the
+// underlying error's Timeout() so a dial that timed out says so.
+type hsError struct {
+	msg string
+	err error
+}
+
+func (e *hsError) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *hsError) Unwrap() error { return e.err }
+
+// Timeout reports whether the side channel timed out.
+func (e *hsError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.As(e.err, &t) && t.Timeout()
+}
+
 func (c *conn) localMeta(peer uint32) Meta {
 	return Meta{LID: c.d.LID(), QPN: c.h.QP().Num(), PSN: c.psn, PeerQPN: peer, GID: c.d.GID().GID}
 }
@@ -194,7 +210,7 @@ func (c *conn) readMeta(deadline time.Time, what string) (Meta, error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			return Meta{}, fmt.Errorf("rdmastack: peer disconnected before sending its %s: %w", what, syscall.ECONNRESET)
 		}
-		return Meta{}, fmt.Errorf("rdmastack: reading %s: %w", what, err)
+		return Meta{}, &hsError{msg: "rdmastack: reading " + what, err: err}
 	}
 	if n != MetaLen {
 		return Meta{}, fmt.Errorf("rdmastack: %s read of %d bytes, want %d: %w", what, n, MetaLen, ErrBadMeta)
@@ -237,7 +253,7 @@ func (c *conn) connectQP(peer Meta) error {
 // the QP, send our meta again with the peer's qpn (the ACK).
 func (c *conn) clientHandshake(deadline time.Time) error {
 	if err := c.writeMeta(c.localMeta(0), deadline); err != nil {
-		return fmt.Errorf("rdmastack: sending meta: %w", err)
+		return &hsError{msg: "rdmastack: sending meta", err: err}
 	}
 	peer, err := c.readMeta(deadline, "server meta")
 	if err != nil {

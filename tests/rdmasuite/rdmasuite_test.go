@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,9 @@ func small(cfg *config.Config, dev string, gid int) {
 	cfg.RDMAReceiveQueueLen = 256
 	cfg.RDMAReceiveBuffers = 2048
 	cfg.RDMAPollingUS = 200
+	if v, err := strconv.Atoi(os.Getenv("ASYNCMSGR_RDMASUITE_SEND_BUFFERS")); err == nil && v > 0 {
+		cfg.RDMASendBuffers = v // experiments: a pool that never runs dry
+	}
 }
 
 func TestMessengerSuite(t *testing.T) {
@@ -125,7 +129,23 @@ func TestMessengerSuiteTwoHost(t *testing.T) {
 	t.Cleanup(func() {
 		msgrsuite.Tweak, msgrsuite.TweakServer, msgrsuite.TweakClient, msgrsuite.ServerHost = nil, nil, nil, ""
 	})
+	sentA, sentB := sentPkts(t, devA), sentPkts(t, devB)
 	start := time.Now()
 	msgrsuite.Run(t, "rdma")
 	t.Logf("messenger suite over rdma (%s -> %s) took %v", devB, devA, time.Since(start))
+	// Both devices carried traffic: the clients really used host B's.
+	dA, dB := sentPkts(t, devA)-sentA, sentPkts(t, devB)-sentB
+	t.Logf("packets sent: %s %d, %s %d", devA, dA, devB, dB)
+	require.Positive(t, dA)
+	require.Positive(t, dB)
+}
+
+// sentPkts reads the device's sent_pkts hardware counter (port 1).
+func sentPkts(t *testing.T, dev string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/sys/class/infiniband/" + dev + "/ports/1/hw_counters/sent_pkts")
+	require.NoError(t, err)
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	require.NoError(t, err)
+	return n
 }

@@ -20,13 +20,17 @@ type dqItem struct {
 }
 
 // DispatchQueue hands received messages and connection events to the
-// messenger's dispatchers on one goroutine, in arrival order (so per
-// connection order is kept). It never blocks the enqueuer.
+// messenger's dispatchers on one goroutine. By default it is FIFO (arrival
+// order, so per connection order is kept); with WithPriorityDispatch it is
+// Ceph's PrioritizedQueue: highest priority first (connection events count
+// as PrioHighest), connections served round-robin within a priority, FIFO
+// per connection and priority. It never blocks the enqueuer.
 type DispatchQueue struct {
 	msgr    *Messenger
 	mu      sync.Mutex
 	q       []dqItem
 	spare   []dqItem
+	pq      *prioDispatch // non-nil in priority mode
 	wake    chan struct{}
 	stop    bool
 	done    chan struct{}
@@ -55,7 +59,11 @@ func (d *DispatchQueue) enqueue(it dqItem) {
 		d.mu.Unlock()
 		return
 	}
-	d.q = append(d.q, it)
+	if d.pq != nil {
+		d.pq.push(it)
+	} else {
+		d.q = append(d.q, it)
+	}
 	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
@@ -67,11 +75,18 @@ func (d *DispatchQueue) enqueue(it dqItem) {
 func (d *DispatchQueue) Len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.pq != nil {
+		return d.pq.n
+	}
 	return len(d.q)
 }
 
 func (d *DispatchQueue) run() {
 	defer close(d.done)
+	if d.pq != nil {
+		d.runPrio()
+		return
+	}
 	for {
 		d.mu.Lock()
 		for len(d.q) == 0 && !d.stop {
@@ -140,4 +155,96 @@ func (d *DispatchQueue) shutdown() {
 	if started {
 		<-d.done
 	}
+}
+
+func (d *DispatchQueue) runPrio() {
+	for {
+		d.mu.Lock()
+		for d.pq.n == 0 && !d.stop {
+			d.mu.Unlock()
+			<-d.wake
+			d.mu.Lock()
+		}
+		if d.stop {
+			d.pq = &prioDispatch{}
+			d.mu.Unlock()
+			return
+		}
+		it := d.pq.pop()
+		d.mu.Unlock()
+		d.deliver(&it)
+	}
+}
+
+func (it *dqItem) prio() uint16 {
+	if it.kind == dqMessage {
+		return it.m.prio()
+	}
+	return PrioHighest
+}
+
+// prioDispatch is the priority mode of DispatchQueue (guarded by its mu).
+type prioDispatch struct {
+	levels []*prioLevel // descending priority
+	n      int
+}
+
+type prioLevel struct {
+	prio   uint16
+	ring   []*connFIFO // connections with items, served round-robin
+	next   int
+	byConn map[*Connection]*connFIFO
+}
+
+type connFIFO struct {
+	c     *Connection
+	items []dqItem
+	head  int
+}
+
+func (p *prioDispatch) push(it dqItem) {
+	pr := it.prio()
+	i := 0
+	for ; i < len(p.levels) && p.levels[i].prio > pr; i++ {
+	}
+	if i == len(p.levels) || p.levels[i].prio != pr {
+		l := &prioLevel{prio: pr, byConn: map[*Connection]*connFIFO{}}
+		p.levels = append(p.levels, nil)
+		copy(p.levels[i+1:], p.levels[i:])
+		p.levels[i] = l
+	}
+	l := p.levels[i]
+	f := l.byConn[it.c]
+	if f == nil {
+		f = &connFIFO{c: it.c}
+		l.byConn[it.c] = f
+		l.ring = append(l.ring, f)
+	}
+	f.items = append(f.items, it)
+	p.n++
+}
+
+func (p *prioDispatch) pop() dqItem {
+	for _, l := range p.levels {
+		if len(l.ring) == 0 {
+			continue
+		}
+		if l.next >= len(l.ring) {
+			l.next = 0
+		}
+		f := l.ring[l.next]
+		it := f.items[f.head]
+		f.items[f.head] = dqItem{}
+		f.head++
+		p.n--
+		if f.head == len(f.items) {
+			// drained: leave the ring (the next connection moves into place)
+			delete(l.byConn, f.c)
+			l.ring = append(l.ring[:l.next], l.ring[l.next+1:]...)
+		} else {
+			l.next++
+		}
+		return it
+	}
+	return dqItem{}
 }

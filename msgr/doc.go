@@ -28,8 +28,8 @@
 // mode, no compression); connection races (both peers dialling each other)
 // are not resolved as Ceph does, an accepted session is keyed by the peer's
 // address and nonce; a lossless accepted session always waits for the peer
-// to reconnect (it never dials back); the DispatchQueue is FIFO (not
-// priority-ordered).
+// to reconnect (it never dials back). The DispatchQueue is FIFO unless
+// WithPriorityDispatch asks for Ceph's PrioritizedQueue order.
 //
 // msgr owns the session layer only. It must not parse frames itself (that
 // is msgr/msgr2), must not touch sockets except through netstack interfaces,

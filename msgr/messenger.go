@@ -46,18 +46,23 @@ func WithAuthID(id string) Option { return func(m *Messenger) { m.authID = id } 
 // WithLogf sets a logger for faults and connection events (default: none).
 func WithLogf(f func(format string, args ...any)) Option { return func(m *Messenger) { m.logFn = f } }
 
+// WithPriorityDispatch makes the DispatchQueue deliver like Ceph's
+// PrioritizedQueue (see DispatchQueue) instead of in arrival order.
+func WithPriorityDispatch() Option { return func(m *Messenger) { m.prioDispatch = true } }
+
 // WithStdLog logs through the standard log package.
 func WithStdLog() Option { return WithLogf(log.Printf) }
 
 // Messenger is one messaging endpoint (Ceph's AsyncMessenger).
 type Messenger struct {
-	cfg    *config.Config
-	name   msgr2.EntityName
-	nonce  uint32
-	authID string
-	logFn  func(format string, args ...any)
-	stack  netstack.Stack
-	dq     *DispatchQueue
+	cfg          *config.Config
+	name         msgr2.EntityName
+	nonce        uint32
+	authID       string
+	logFn        func(format string, args ...any)
+	prioDispatch bool
+	stack        netstack.Stack
+	dq           *DispatchQueue
 
 	dispatchersV atomic.Pointer[[]Dispatcher]
 	fastV        atomic.Pointer[[]FastDispatcher]
@@ -145,6 +150,9 @@ func New(cfg *config.Config, name msgr2.EntityName, opts ...Option) (*Messenger,
 	}
 	m.stack = st
 	m.dq = newDispatchQueue(m)
+	if m.prioDispatch {
+		m.dq.pq = &prioDispatch{}
+	}
 	empty := []Dispatcher{}
 	m.dispatchersV.Store(&empty)
 	emptyF := []FastDispatcher{}

@@ -108,3 +108,70 @@ func Example() {
 	fmt.Println(string(r.Front), r.Type, r.Peer)
 	// Output: pong:ping 2 osd.0
 }
+
+// gated holds the dispatch queue on its first message until released.
+type gated struct {
+	msgr.BaseDispatcher
+	gate chan struct{}
+	held chan struct{}
+	got  chan *msgr.Message
+	once bool
+}
+
+func (g *gated) MsDispatch(m *msgr.Message) bool {
+	if !g.once {
+		g.once = true
+		close(g.held)
+		<-g.gate
+	}
+	g.got <- m
+	return true
+}
+
+func TestPriorityDispatchEndToEnd(t *testing.T) {
+	srv, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithPriorityDispatch())
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	g := &gated{gate: make(chan struct{}), held: make(chan struct{}), got: make(chan *msgr.Message, 64)}
+	srv.AddDispatcherTail(g)
+	require.NoError(t, srv.Bind("127.0.0.1:0"))
+	require.NoError(t, srv.Start())
+	cli, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeClient, Num: 2})
+	require.NoError(t, err)
+	defer cli.Shutdown()
+	require.NoError(t, cli.Start())
+	c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
+	require.NoError(t, err)
+
+	prios := []uint16{msgr.PrioLow, msgr.PrioHigh, msgr.PrioDefault, msgr.PrioHigh, msgr.PrioLow}
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Tid: 100})) // holds the queue
+	select {
+	case <-g.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first message not dispatched")
+	}
+	// one at a time, so that they cross the wire (and reach the queue) in
+	// this order and only the dispatch queue can reorder them
+	for i, p := range prios {
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Priority: p, Tid: uint64(i)}))
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.DispatchQueue().Len() < i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("queue holds %d of %d", srv.DispatchQueue().Len(), i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(g.gate)
+	var tids []uint64
+	for len(tids) < len(prios)+1 {
+		select {
+		case m := <-g.got:
+			tids = append(tids, m.Tid)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %v", tids)
+		}
+	}
+	// the held one, then high (FIFO), default, low (FIFO)
+	require.Equal(t, []uint64{100, 1, 3, 2, 0, 4}, tids)
+}

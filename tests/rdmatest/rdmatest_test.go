@@ -72,18 +72,20 @@ func TestParseStatCPU(t *testing.T) {
 	require.GreaterOrEqual(t, own, time.Duration(0))
 }
 
-func TestCountPid(t *testing.T) {
+func TestCountOwned(t *testing.T) {
+	own := owner{tids: map[int]bool{42: true, 44: true}, comm: "x.test"}
 	tests := []struct {
 		json string
 		want int
 	}{
-		{`[{"ifindex":0,"ifname":"rxe0","lqpn":1,"type":"GSI","comm":"[ib_core]"},{"lqpn":17,"pid":42,"comm":"x"},{"lqpn":18,"pid":43}]`, 1},
+		{`[{"ifindex":0,"ifname":"rxe0","lqpn":1,"type":"GSI","comm":"ib_core"},{"lqpn":17,"pid":42,"comm":"x.test"},{"lqpn":18,"pid":43,"comm":"x.test"}]`, 1},
+		{`[{"cqn":1,"pid":44,"comm":"x.test"},{"cqn":2,"comm":"x.test"},{"cqn":3,"comm":"other"}]`, 2},
 		{`[]`, 0},
 		{``, 0},
 		{`[{"pid":42}][{"pid":42}]`, 2},
 	}
 	for _, tc := range tests {
-		got, err := countPid([]byte(tc.json), 42)
+		got, err := countOwned([]byte(tc.json), own)
 		require.NoError(t, err, tc.json)
 		require.Equal(t, tc.want, got, tc.json)
 	}

@@ -53,19 +53,34 @@ func Diff(before, after Counts) Counts {
 	return d
 }
 
-// RDMAResources counts the RDMA objects owned by pid, per kind, from
-// `rdma -j resource show KIND` (kernel-owned objects such as the GSI QP have
-// no pid and are not counted). unsupported lists kinds the tool or kernel
-// rejected.
+// RDMAResources counts the RDMA objects owned by process pid, per kind, from
+// `rdma -j resource show KIND`. The kernel records the *thread* that created
+// an object (its pid field is that thread's id), and cgo calls run on any of
+// a Go process's threads, so an object counts when its pid is one of the
+// process's threads (/proc/PID/task), or when it has no pid (its thread has
+// exited) but the process's command name and is not the kernel's.
+// Kernel-owned objects (GSI QPs, comm "ib_core") are not counted.
+// unsupported lists kinds the tool or kernel rejected.
 func RDMAResources(pid int) (c Counts, unsupported []string, err error) {
 	c = Counts{}
+	own := owner{tids: map[int]bool{pid: true}}
+	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
+		for _, d := range tasks {
+			if tid, err := strconv.Atoi(d.Name()); err == nil {
+				own.tids[tid] = true
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		own.comm = strings.TrimSpace(string(b))
+	}
 	for _, kind := range ResourceKinds {
 		out, err := exec.Command("rdma", "-j", "resource", "show", kind).CombinedOutput()
 		if err != nil {
 			unsupported = append(unsupported, kind)
 			continue
 		}
-		n, err := countPid(out, pid)
+		n, err := countOwned(out, own)
 		if err != nil {
 			return nil, nil, fmt.Errorf("rdma resource show %s: %w: %s", kind, err, out)
 		}
@@ -77,8 +92,22 @@ func RDMAResources(pid int) (c Counts, unsupported []string, err error) {
 	return c, unsupported, nil
 }
 
-// countPid counts the objects of a `rdma -j` listing whose "pid" is pid.
-func countPid(out []byte, pid int) (int, error) {
+// owner identifies a process's objects in `rdma -j` listings.
+type owner struct {
+	tids map[int]bool
+	comm string
+}
+
+func (o owner) owns(obj map[string]any) bool {
+	if p, ok := obj["pid"].(float64); ok {
+		return o.tids[int(p)]
+	}
+	comm, _ := obj["comm"].(string)
+	return comm != "" && comm == o.comm && comm != "ib_core" && !strings.HasPrefix(comm, "[")
+}
+
+// countOwned counts the objects of a `rdma -j` listing that o owns.
+func countOwned(out []byte, o owner) (int, error) {
 	s := strings.TrimSpace(string(out))
 	if s == "" {
 		return 0, nil
@@ -97,8 +126,8 @@ func countPid(out []byte, pid int) (int, error) {
 		}
 	}
 	n := 0
-	for _, o := range objs {
-		if p, ok := o["pid"].(float64); ok && int(p) == pid {
+	for _, obj := range objs {
+		if o.owns(obj) {
 			n++
 		}
 	}

@@ -1,0 +1,204 @@
+package rdmafault
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr/netconn"
+	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
+)
+
+// TestBadHandshakeMeta offers the rdma listener's TCP side channel a
+// garbage meta of the right length, a short one, an over-long one and a
+// peer that connects and says nothing. Each is refused with a clear error
+// (a handshake error counted, the fault logged naming the meta problem, the
+// bad peer's TCP connection closed), and after each one the listener still
+// serves: a good messenger session completes a message round trip.
+func TestBadHandshakeMeta(t *testing.T) {
+	devA := rdmatest.DeviceA(t)
+	srvCfg := rdmatest.Config(devA)
+	srvCfg.ConnectionReadyTimeout = 3 * time.Second // the silent peer's handshake deadline
+	echo := &sink{}
+	echo.onMsg = func(m *msgr.Message) { _ = m.Conn.SendMessage(&msgr.Message{Type: typeEcho, Front: m.Front}) }
+	srv := newEndpoint(t, srvCfg, osdName(1), devA.Addr(0), echo)
+	replies := make(chan *msgr.Message, 16)
+	cli := newEndpoint(t, rdmatest.Config(devA), clientName(1), "", &sink{onMsg: func(m *msgr.Message) { replies <- m }})
+	goodSession := func(t *testing.T, id uint64) {
+		t.Helper()
+		c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+		require.NoError(t, err)
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: typeData, Front: payload(id, 100)}))
+		select {
+		case m := <-replies:
+			got, err := checkPayload(m.Front)
+			require.NoError(t, err)
+			require.Equal(t, id, got)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("no echo on a good session after a bad peer: conn %+v err %v; server rdma %s", c.Stats(), c.Err(), rdmaSummary(srv.rs))
+		}
+		cli.m.MarkDown(srv.addr)
+	}
+	goodSession(t, 0)
+
+	garbage := bytes.Repeat([]byte("z"), rdmastack.MetaLen-1)
+	garbage = append(garbage, 0)
+	tests := []struct {
+		name    string
+		send    []byte // nil: say nothing
+		wantLog string // the server's fault log line contains this
+	}{
+		{"garbage_65_bytes", garbage, rdmastack.ErrBadMeta.Error()},
+		{"short_10_bytes", []byte("0001:00000"), rdmastack.ErrBadMeta.Error()},
+		{"overlong_200_bytes", bytes.Repeat([]byte("0"), 200), rdmastack.ErrBadMeta.Error()},
+		{"silent_peer", nil, "timeout"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			errsBefore := srv.rs.Stats().HandshakeErrors
+			logsBefore := len(srv.log.grep(tc.wantLog))
+			raw, err := net.DialTimeout("tcp", srv.addr, 10*time.Second)
+			require.NoError(t, err)
+			defer raw.Close()
+			if tc.send != nil {
+				_, err = raw.Write(tc.send)
+				require.NoError(t, err)
+			} else {
+				// while the silent peer hangs on, the listener serves others
+				goodSession(t, uint64(100+i))
+			}
+			// the server drops the bad peer: EOF or reset on its TCP side
+			_ = raw.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, err := io.Copy(io.Discard, raw)
+			require.False(t, isTimeout(err), "the server kept a bad peer's connection open (read %d bytes)", n)
+			rdmatest.WaitFor(t, 20*time.Second, "the handshake error to be counted and logged", func() bool {
+				return srv.rs.Stats().HandshakeErrors > errsBefore && len(srv.log.grep(tc.wantLog)) > logsBefore
+			}, func() string {
+				return fmt.Sprintf("handshake errors %d (before %d); server log:\n%s", srv.rs.Stats().HandshakeErrors, errsBefore, srv.log)
+			})
+			lines := srv.log.grep(tc.wantLog)
+			t.Logf("server: %s", lines[len(lines)-1])
+			goodSession(t, uint64(10+i))
+		})
+	}
+	require.Zero(t, cli.rs.Stats().HandshakeErrors, "good sessions had handshake errors")
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestConnectCloseNoLeaks runs 500 connect / one byte each way / close
+// cycles over the rdma stack (through msgr/netconn) and checks that no QP,
+// CQ, MR, PD, SRQ, eventfd or other file descriptor is left behind
+// (`rdma resource show` filtered to this pid and /proc/self/fd), then that
+// stopping the stacks releases everything they held.
+func TestConnectCloseNoLeaks(t *testing.T) {
+	devA := rdmatest.DeviceA(t)
+	const cycles = 500
+	start := rdmatest.Resources(t)
+	t.Logf("before the stacks: %v", start)
+
+	cfg := rdmatest.Config(devA)
+	cfg.RDMASendBuffers = 64
+	cfg.RDMAReceiveBuffers = 256
+	cfg.RDMAReceiveQueueLen = 64
+	srvCfg, cliCfg := *cfg, *cfg
+	srvStack := newStack(t, &srvCfg)
+	cliStack := newStack(t, &cliCfg)
+	l, err := netconn.Listen(srvStack, devA.Addr(0))
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	cycle := func(i int, whileOpen func()) {
+		type acc struct {
+			c   net.Conn
+			err error
+		}
+		accepted := make(chan acc, 1)
+		go func() {
+			c, err := l.Accept()
+			accepted <- acc{c, err}
+		}()
+		c, err := netconn.Dial(cliStack, addr)
+		require.NoError(t, err, "cycle %d: dial", i)
+		var a acc
+		select {
+		case a = <-accepted:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cycle %d: accept did not return", i)
+		}
+		require.NoError(t, a.err, "cycle %d: accept", i)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_ = a.c.SetDeadline(time.Now().Add(30 * time.Second))
+		b := []byte{byte(i)}
+		_, err = c.Write(b)
+		require.NoError(t, err, "cycle %d", i)
+		_, err = io.ReadFull(a.c, b)
+		require.NoError(t, err, "cycle %d", i)
+		_, err = a.c.Write(b)
+		require.NoError(t, err, "cycle %d", i)
+		_, err = io.ReadFull(c, b)
+		require.NoError(t, err, "cycle %d", i)
+		require.Equal(t, byte(i), b[0])
+		if whileOpen != nil {
+			whileOpen()
+		}
+		require.NoError(t, c.Close())
+		require.NoError(t, a.c.Close())
+	}
+	for i := 0; i < 5; i++ { // warm up lazily grown pools
+		cycle(i, nil)
+	}
+	base := rdmatest.WaitResources(t, rdmatest.Counts{"qp": 0}, 20*time.Second)
+	t.Logf("stacks up, after warm-up: %v", base)
+	require.Zero(t, base["qp"], "QPs of closed connections still exist after warm-up")
+	// the counters see this process's objects (else the check below is void)
+	for _, kind := range []string{"cq", "pd", "mr", "ctx", "fd:eventfd", "fd:uverbs"} {
+		require.Positive(t, base[kind], "no %s counted for two running rdma stacks: %v", kind, base)
+	}
+	for i := 0; i < cycles; i++ {
+		var open func()
+		if i == 0 {
+			open = func() {
+				during := rdmatest.Resources(t)
+				t.Logf("one connection open: %v", during)
+				require.Equal(t, base["qp"]+2, during["qp"], "one connection open: a QP on each side")
+			}
+		}
+		cycle(i, open)
+	}
+	after := rdmatest.WaitResources(t, base, 30*time.Second)
+	t.Logf("after %d cycles: %v (diff %v); server rdma %s; client rdma %s", cycles, after, rdmatest.Diff(base, after),
+		stackSummary(srvStack), stackSummary(cliStack))
+	require.Empty(t, rdmatest.Diff(base, after), "resources left behind by %d connect/close cycles", cycles)
+	require.NoError(t, l.Close())
+	require.NoError(t, srvStack.Stop())
+	require.NoError(t, cliStack.Stop())
+	end := rdmatest.WaitResources(t, start, 20*time.Second)
+	require.Empty(t, rdmatest.Diff(start, end), "resources left after the stacks stopped: %v", end)
+}
+
+func newStack(t *testing.T, cfg *config.Config) *rdmastack.Stack {
+	t.Helper()
+	s, err := rdmastack.NewStack(cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Start())
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
+}
+
+func stackSummary(s *rdmastack.Stack) string {
+	st := s.Stats()
+	return strings.TrimSpace(fmt.Sprintf("qp created/destroyed %d/%d active %d, handshake errors %d, wc errors %v",
+		st.QPsCreated, st.QPsDestroyed, st.QPsActive, st.HandshakeErrors, st.WCErrors))
+}

@@ -1,0 +1,133 @@
+package rdmaidle
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
+)
+
+type counter struct {
+	msgr.BaseDispatcher
+	n    atomic.Int64
+	echo bool
+}
+
+func (c *counter) CanFastDispatch(*msgr.Message) bool { return true }
+func (c *counter) FastDispatch(m *msgr.Message)       { c.MsDispatch(m) }
+func (c *counter) MsDispatch(m *msgr.Message) bool {
+	c.n.Add(1)
+	if c.echo {
+		_ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: m.Front})
+	}
+	return true
+}
+
+func start(t *testing.T, cfg *config.Config, name msgr2.EntityName, bind string, d msgr.Dispatcher) (*msgr.Messenger, *rdmastack.Stack) {
+	t.Helper()
+	m, err := msgr.New(cfg, name)
+	require.NoError(t, err)
+	rs, ok := m.Stack().(*rdmastack.Stack)
+	require.True(t, ok, "stack is %T, not rdma", m.Stack())
+	m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
+	m.AddDispatcherTail(d)
+	if bind != "" {
+		require.NoError(t, m.Bind(bind))
+	}
+	require.NoError(t, m.Start())
+	t.Cleanup(func() { _ = m.Shutdown() })
+	return m, rs
+}
+
+// TestIdleCPU opens connections between two messengers on the rdma stack
+// (host A server, host B clients when two-host mode is on), exchanges one
+// message on each so every QP and the poller have been busy, then leaves
+// them idle: after ms_async_rdma_polling_us the process must use under 5%
+// of a core, measured as CPU time over a 5 s window. It runs with
+// keepalives off (strictly no traffic) and with keepalives every second (an
+// idle cluster's usual traffic).
+func TestIdleCPU(t *testing.T) {
+	devA := rdmatest.DeviceA(t)
+	devB := devA
+	if os.Getenv("RXE_TWO_HOST") == "1" {
+		devB = rdmatest.DeviceB(t)
+	}
+	tests := []struct {
+		name      string
+		keepalive time.Duration
+	}{
+		{"no_traffic", 0},
+		{"keepalive_1s", time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const conns = 4
+			const window = 5 * time.Second
+			const maxShare = 0.05
+			cfg := func(d rdmatest.Device) *config.Config {
+				c := rdmatest.Config(d)
+				c.KeepaliveInterval = tc.keepalive
+				c.ConnectionIdleTimeout = 0
+				if tc.keepalive > 0 {
+					c.ConnectionIdleTimeout = 10 * tc.keepalive
+				}
+				return c
+			}
+			srvRec := &counter{echo: true}
+			srv, srvStack := start(t, cfg(devA), msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, devA.Addr(0), srvRec)
+			var cs []*msgr.Connection
+			var stacks []*rdmastack.Stack
+			recs := make([]*counter, conns)
+			for i := range conns {
+				recs[i] = &counter{}
+				cli, rs := start(t, cfg(devB), msgr2.EntityName{Type: msgr.EntityTypeClient, Num: int64(i)}, "", recs[i])
+				c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
+				require.NoError(t, err)
+				require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("wake everything up")}))
+				cs = append(cs, c)
+				stacks = append(stacks, rs)
+			}
+			rdmatest.WaitFor(t, 60*time.Second, "one round trip on every connection", func() bool {
+				for _, r := range recs {
+					if r.n.Load() < 1 {
+						return false
+					}
+				}
+				return true
+			}, func() string { return fmt.Sprintf("server got %d", srvRec.n.Load()) })
+
+			polling := time.Duration(cfg(devA).RDMAPollingUS) * time.Microsecond
+			time.Sleep(polling + time.Second) // past the polling window, settled
+			cpu0, err := rdmatest.ProcCPU()
+			require.NoError(t, err)
+			wall0 := time.Now()
+			time.Sleep(window)
+			cpu1, err := rdmatest.ProcCPU()
+			require.NoError(t, err)
+			wall := time.Since(wall0)
+			used := cpu1 - cpu0
+			share := used.Seconds() / wall.Seconds()
+			st := srvStack.Stats()
+			t.Logf("idle with %d connections (polling_us %d, keepalive %v): %v CPU over %v wall = %.2f%% of a core; server poller on/off %d/%d, cq events %d",
+				conns, cfg(devA).RDMAPollingUS, tc.keepalive, used, wall.Round(time.Millisecond), 100*share, st.PollingOn, st.PollingOff, st.CQEvents)
+			for i, c := range cs {
+				require.True(t, c.IsConnected(), "connection %d dropped while idle: %v", i, c.Err())
+				require.Zero(t, c.Stats().Faults, "connection %d faulted while idle: %v", i, c.Err())
+			}
+			for _, rs := range append(stacks, srvStack) {
+				require.Positive(t, rs.Stats().PollingOff, "a poller never went to sleep after its busy-poll window")
+			}
+			require.Less(t, share, maxShare, "an idle rdma stack used %.1f%% of a core (limit %.0f%%)", 100*share, 100*maxShare)
+		})
+	}
+}

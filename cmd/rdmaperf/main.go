@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,15 +16,30 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/clock"
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/perf"
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/raw"
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/trace"
 )
 
 func main() {
+	// RDMAPERF_CPUPROFILE=FILE writes a CPU profile of the run (pprof).
+	if f := os.Getenv("RDMAPERF_CPUPROFILE"); f != "" {
+		if out, err := os.Create(f); err == nil {
+			if pprof.StartCPUProfile(out) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
+	code := mainCode()
+	pprof.StopCPUProfile()
+	os.Exit(code)
+}
+
+func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
+	return runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
 }
 
 // runMain runs one rdmaperf invocation and returns its exit code. ln, when
@@ -100,6 +116,7 @@ func run(ctx context.Context, p *perf.Params, stdout, stderr io.Writer, ln net.L
 	// Closing the exchange socket on a signal makes both sides stop.
 	defer context.AfterFunc(ctx, func() { oob.Close() })()
 
+	clock.Calibrate()
 	out := &syncWriter{w: stdout}
 	prog := newProgress(p, stderr)
 	h := raw.Hooks{

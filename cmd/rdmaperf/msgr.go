@@ -19,7 +19,6 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/msgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
-	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 )
 
 // Message types of the messenger tests.

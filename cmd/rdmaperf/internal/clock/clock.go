@@ -1,15 +1,65 @@
-// Package clock is rdmaperf's timestamp source: the runtime's monotonic
-// nanosecond clock, read without the wall-clock half that time.Now also
-// reads, so a hot loop pays for one vDSO call per timestamp. It must not
-// keep state or start goroutines.
+// Package clock is rdmaperf's timestamp source. Like perftest's get_cycles
+// it reads the CPU's time-stamp counter (RDTSC on amd64), converted to
+// nanoseconds with a rate calibrated against the monotonic clock: on a VM
+// whose clocksource is not the TSC (the TCG Soft-RoCE VM uses hpet),
+// clock_gettime is a trapping syscall costing microseconds, which would
+// otherwise land in every measured iteration. Elsewhere it falls back to the
+// runtime's monotonic clock. It must not start goroutines.
 package clock
 
 import (
+	"sync"
+	"time"
 	_ "unsafe" // go:linkname
 )
 
 //go:linkname nanotime runtime.nanotime
 func nanotime() int64
 
-// Now returns monotonic nanoseconds (only differences are meaningful).
-func Now() int64 { return nanotime() }
+var (
+	once      sync.Once
+	nsPerTick float64
+	base      uint64
+	useTSC    bool
+)
+
+// Calibrate measures the counter's rate (about 50 ms, once); Now calls it
+// on first use, so call it before a measured loop.
+func Calibrate() {
+	once.Do(func() {
+		if !haveTSC {
+			return
+		}
+		t0, c0 := nanotime(), rdtsc()
+		time.Sleep(50 * time.Millisecond)
+		t1, c1 := nanotime(), rdtsc()
+		if c1 <= c0 || t1 <= t0 {
+			return
+		}
+		nsPerTick = float64(t1-t0) / float64(c1-c0)
+		base = c0
+		useTSC = true
+	})
+}
+
+// Now returns nanoseconds on a monotonic scale (only differences mean
+// anything).
+func Now() int64 {
+	if useTSC {
+		return int64(float64(rdtsc()-base) * nsPerTick)
+	}
+	Calibrate()
+	if useTSC {
+		return int64(float64(rdtsc()-base) * nsPerTick)
+	}
+	return nanotime()
+}
+
+// Source names the clock in use ("tsc" or "monotonic").
+func Source() string {
+	Calibrate()
+	if useTSC {
+		return "tsc"
+	}
+	return "monotonic"
+}

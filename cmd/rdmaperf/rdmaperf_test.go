@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/perf"
+)
+
+// rxeDevice returns the device and GID index to test on (the Soft-RoCE VM
+// exports RXE_DEV_A and RXE_GID_IDX); outside CI a missing device skips.
+func rxeDevice(t *testing.T) (string, string) {
+	t.Helper()
+	dev := os.Getenv("RXE_DEV_A")
+	if dev == "" {
+		if ents, _ := os.ReadDir("/sys/class/infiniband"); len(ents) > 0 {
+			dev = ents[0].Name()
+		}
+	}
+	if dev == "" {
+		if os.Getenv("CI") == "" {
+			t.Skip("no RDMA device: set RXE_DEV_A or run inside soft-roce/vm-run.sh")
+		}
+		t.Fatal("no RDMA device in CI (RXE_DEV_A unset and /sys/class/infiniband empty)")
+	}
+	gid := os.Getenv("RXE_GID_IDX")
+	if gid == "" {
+		gid = "1"
+	}
+	return dev, gid
+}
+
+type sideResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// pair runs a server and a client of the same process, the client given
+// the server's out-of-band port; each side gets its own extra arguments.
+func pair(t *testing.T, serverArgs, clientArgs []string) (srv, cli sideResult) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var o, e bytes.Buffer
+		srv.code = runMain(ctx, serverArgs, &o, &e, ln)
+		srv.stdout, srv.stderr = o.String(), e.String()
+	}()
+	var o, e bytes.Buffer
+	cli.code = runMain(ctx, append(append([]string{}, clientArgs...), "-p", port, "127.0.0.1"), &o, &e, nil)
+	cli.stdout, cli.stderr = o.String(), e.String()
+	wg.Wait()
+	return srv, cli
+}
+
+// rows returns the result rows of a perftest-style report: the lines that
+// start with a space and a digit, split into fields as scripts do.
+func rows(out string) [][]string {
+	var r [][]string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if len(l) > 1 && l[0] == ' ' && l[1] >= '0' && l[1] <= '9' {
+			r = append(r, strings.Fields(l))
+		}
+	}
+	return r
+}
+
+func num(t *testing.T, s string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(s, 64)
+	require.NoError(t, err, s)
+	return v
+}
+
+func TestRawSubcommands(t *testing.T) {
+	dev, gid := rxeDevice(t)
+	cases := []struct {
+		test string
+		args []string
+		bw   bool
+		// serverRow: does the server print a row too (perftest does for
+		// send/write ping-pong, send_bw's own measurement, write_bw's copy).
+		serverRow bool
+	}{
+		{test: "send_lat", args: []string{"-n", "100"}, serverRow: true},
+		{test: "write_lat", args: []string{"-n", "100", "-s", "4096"}, serverRow: true},
+		{test: "read_lat", args: []string{"-n", "100", "-s", "64"}},
+		{test: "send_bw", args: []string{"-n", "200", "-s", "4096"}, bw: true, serverRow: true},
+		{test: "write_bw", args: []string{"-n", "200", "-s", "65536"}, bw: true, serverRow: true},
+		{test: "send_lat", args: []string{"-n", "20", "-D", "1"}, serverRow: true},
+		{test: "send_bw", args: []string{"-n", "20", "-D", "1", "-s", "1024"}, bw: true, serverRow: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.test+strings.Join(tc.args, ""), func(t *testing.T) {
+			args := append([]string{tc.test, "-d", dev, "-x", gid}, tc.args...)
+			srv, cli := pair(t, args, args)
+			require.Equal(t, 0, cli.code, "client:\n%s\n%s\nserver:\n%s\n%s", cli.stdout, cli.stderr, srv.stdout, srv.stderr)
+			require.Equal(t, 0, srv.code, "server:\n%s\n%s", srv.stdout, srv.stderr)
+			r := rows(cli.stdout)
+			require.Len(t, r, 1, cli.stdout)
+			duration := strings.Contains(strings.Join(tc.args, " "), "-D")
+			if tc.bw {
+				require.Len(t, r[0], 5)
+				require.Greater(t, num(t, r[0][3]), 0.0, "BW average")
+				require.Greater(t, num(t, r[0][4]), 0.0, "MsgRate")
+				require.Contains(t, cli.stdout, perf.ResultFmtBW)
+			} else if duration {
+				require.Len(t, r[0], 4)
+				require.Greater(t, num(t, r[0][2]), 0.0, "t_avg")
+			} else {
+				require.Len(t, r[0], 9)
+				require.Equal(t, "100", r[0][1])
+				require.Greater(t, num(t, r[0][4]), 0.0, "t_typical")
+				require.LessOrEqual(t, num(t, r[0][2]), num(t, r[0][4]), "t_min <= t_typical")
+				require.Contains(t, cli.stdout, perf.ResultFmtLat)
+			}
+			require.Contains(t, cli.stdout, " local address: LID ")
+			require.Contains(t, cli.stdout, " GID index       : "+gid)
+			if tc.serverRow {
+				require.Len(t, rows(srv.stdout), 1, srv.stdout)
+			} else {
+				require.Empty(t, rows(srv.stdout), srv.stdout)
+			}
+		})
+	}
+}
+
+func TestAllSizesJSON(t *testing.T) {
+	dev, gid := rxeDevice(t)
+	// -a with few iterations: 23 sizes, every line of stdout one JSON object.
+	args := []string{"write_lat", "-d", dev, "-x", gid, "-a", "-n", "10", "--json"}
+	srv, cli := pair(t, args, args)
+	require.Equal(t, 0, cli.code, cli.stderr)
+	require.Equal(t, 0, srv.code, srv.stderr)
+	lines := strings.Split(strings.TrimSpace(cli.stdout), "\n")
+	require.Len(t, lines, 23)
+	for i, l := range lines {
+		var r perf.LatResult
+		require.NoError(t, json.Unmarshal([]byte(l), &r), l)
+		require.Equal(t, 2<<i, r.Bytes)
+		require.Equal(t, 10, r.Iters)
+		require.Greater(t, r.TTypical, 0.0)
+	}
+}
+
+func TestTraceCountsDoorbells(t *testing.T) {
+	dev, gid := rxeDevice(t)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "" {
+			t.Skip("--trace needs root")
+		}
+		t.Fatal("--trace needs root; the VM runs tests as root")
+	}
+	base := []string{"send_bw", "-d", dev, "-x", gid, "-n", "300", "-s", "64"}
+	srv, cli := pair(t, base, append(append([]string{}, base...), "--trace"))
+	require.Equal(t, 0, cli.code, cli.stderr)
+	require.Equal(t, 0, srv.code, srv.stderr)
+	// The result row is the same as without --trace; the trace line follows.
+	require.Len(t, rows(cli.stdout), 1)
+	var line string
+	for _, l := range strings.Split(cli.stdout, "\n") {
+		if strings.HasPrefix(l, " trace: ") {
+			line = l
+		}
+	}
+	require.NotEmpty(t, line, cli.stdout)
+	f := strings.Fields(line)
+	require.Equal(t, "doorbells", f[1])
+	db := num(t, f[2])
+	require.Greater(t, db, 0.0, line)
+	// Chained posts: fewer doorbells than messages.
+	require.Less(t, db, 300.0, line)
+	require.Contains(t, line, "sent_pkts")
+}
+
+func TestTraceWithoutRootFails(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: the refusal path is for unprivileged users")
+	}
+	var o, e bytes.Buffer
+	code := runMain(context.Background(), []string{"send_bw", "--trace"}, &o, &e, nil)
+	require.Equal(t, 1, code)
+	require.Contains(t, e.String(), "needs root")
+}
+
+func TestMismatchRefused(t *testing.T) {
+	// The refusal happens in the parameter exchange, before any device is
+	// opened: it runs anywhere.
+	srv, cli := pair(t, []string{"send_lat", "-s", "64", "-n", "100"}, []string{"send_lat", "-s", "128", "-n", "100"})
+	require.Equal(t, 1, srv.code)
+	require.Equal(t, 1, cli.code)
+	for _, e := range []string{srv.stderr, cli.stderr} {
+		require.Contains(t, e, "parameters differ")
+		require.Contains(t, e, "size (-s): server 64, client 128")
+	}
+	srv, cli = pair(t, []string{"send_lat"}, []string{"write_bw"})
+	require.Equal(t, 1, cli.code)
+	require.Contains(t, cli.stderr, "test: server send_lat, client write_bw")
+	require.Contains(t, cli.stderr, "iterations (-n): server 1000, client 5000")
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"bogus"}, {"send_lat", "-s"}, {"send_lat", "-q"}} {
+		var o, e bytes.Buffer
+		require.Equal(t, 2, runMain(context.Background(), args, &o, &e, nil), args)
+		require.Contains(t, e.String(), "usage: rdmaperf")
+	}
+	var o, e bytes.Buffer
+	require.Equal(t, 0, runMain(context.Background(), []string{"send_lat", "-h"}, &o, &e, nil))
+	require.Contains(t, o.String(), "--report_gbits")
+}
+
+func TestMsgrPosix(t *testing.T) {
+	for _, test := range []string{"msgr_lat", "msgr_bw"} {
+		t.Run(test, func(t *testing.T) {
+			args := []string{test, "--stack", "posix", "-n", "300", "-s", "1024"}
+			srv, cli := pair(t, args, args)
+			require.Equal(t, 0, cli.code, cli.stderr)
+			require.Equal(t, 0, srv.code, srv.stderr)
+			r := rows(cli.stdout)
+			require.Len(t, r, 1, cli.stdout)
+			require.Equal(t, "1024", r[0][0])
+			require.Equal(t, "300", r[0][1])
+			require.Len(t, rows(srv.stdout), 1, "the server prints the client's row")
+		})
+	}
+}
+
+func TestMsgrRDMA(t *testing.T) {
+	dev, gid := rxeDevice(t)
+	for _, test := range []string{"msgr_lat", "msgr_bw"} {
+		t.Run(test, func(t *testing.T) {
+			args := []string{test, "--stack", "rdma", "-d", dev, "-x", gid, "-n", "200", "-s", "4096"}
+			srv, cli := pair(t, args, args)
+			require.Equal(t, 0, cli.code, "client:\n%s\n%s\nserver:\n%s", cli.stdout, cli.stderr, srv.stderr)
+			require.Equal(t, 0, srv.code, srv.stderr)
+			r := rows(cli.stdout)
+			require.Len(t, r, 1, cli.stdout)
+			require.Equal(t, "200", r[0][1])
+		})
+	}
+}

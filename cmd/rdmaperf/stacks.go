@@ -1,0 +1,6 @@
+package main
+
+// The messenger tests' transports register themselves with netstack.
+import (
+	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // "posix"
+)

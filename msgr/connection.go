@@ -79,8 +79,15 @@ const (
 	writeBatchMax = 256 << 10
 	maxReadLoops  = 64      // reads per readiness event, at most
 	maxReadBytes  = 1 << 20 // bytes per readiness event, about
-	lossyFlag     = 1       // CEPH_MSG_CONNECT_LOSSY
-	eopnotsupp    = 95
+	// A received message is acknowledged by the next message sent (its
+	// AckSeq); when none is sent, a bare ACK frame goes out after ackDelay,
+	// or at once when ackBatch messages are unacknowledged (TCP's delayed
+	// ack). This spares a frame, a syscall and a wake-up of the peer per
+	// request/reply exchange.
+	ackDelay   = 500 * time.Microsecond
+	ackBatch   = 64
+	lossyFlag  = 1 // CEPH_MSG_CONNECT_LOSSY
+	eopnotsupp = 95
 )
 
 // Connection is a session with one peer (Ceph's AsyncConnection with
@@ -103,6 +110,12 @@ type Connection struct {
 	fd          int
 	gen         uint64
 	wantWrite   bool // EventWritable registered
+	sockDirect  bool // sock may be sent on from any goroutine (netstack.AnyGoroutineSender)
+	direct      bool // writing from a goroutine other than the centre's: never touch the centre
+	directBlock bool // a direct write could not finish: the centre must take over
+	directErr   error
+	ackArmed    bool // an ack timer of this generation is pending
+	ackDue      bool // the ack timer is running: send a bare ACK now
 	kicked      bool // a write kick is queued on the centre kickedOn
 	kickedOn    *netstack.EventCenter
 	kickFn      func()
@@ -177,9 +190,38 @@ func (c *Connection) SendMessage(m *Message) error {
 		return err
 	}
 	c.outQ.push(m)
-	c.kickLocked()
+	if c.canWriteDirectLocked() {
+		c.writeDirectLocked()
+	} else {
+		c.kickLocked()
+	}
 	c.mu.Unlock()
 	return nil
+}
+
+// canWriteDirectLocked reports whether the calling goroutine may write the
+// queue to the socket itself (Ceph lets the sending thread write when the
+// connection is idle): the session is ready, its socket allows sends from
+// any goroutine, nothing is waiting to be flushed or for writability, and
+// the centre is not delivering on this connection (it writes right after,
+// batching replies and acks).
+func (c *Connection) canWriteDirectLocked() bool {
+	return c.state == stReady && c.sockDirect && c.sock != nil && !c.dispatching &&
+		!c.wantWrite && c.wpos >= len(c.wbuf) && c.directErr == nil
+}
+
+// writeDirectLocked writes queued frames from the calling goroutine (any
+// goroutine; c.mu held). It never touches the event centre: when the socket
+// would block or fails, the rest is left in the write buffer and the centre
+// is kicked to finish (registering writability, or faulting).
+func (c *Connection) writeDirectLocked() {
+	c.direct = true
+	c.writeReadyLocked()
+	c.direct = false
+	if c.directBlock {
+		c.directBlock = false
+		c.kickLocked()
+	}
 }
 
 // kickLocked makes the owner goroutine write if the session can.
@@ -218,6 +260,12 @@ func (c *Connection) kickLocked() {
 func (c *Connection) writeKick() {
 	c.mu.Lock()
 	c.kicked = false
+	if err := c.directErr; err != nil {
+		c.directErr = nil
+		if c.center == c.kickedOn && c.sock != nil {
+			c.faultLocked(fmt.Errorf("msgr: send in state %s: %w", c.state, err))
+		}
+	}
 	if c.center == c.kickedOn && c.state == stReady {
 		c.writeReadyLocked()
 	} else if c.state == stReady {
@@ -329,6 +377,7 @@ func (c *Connection) String() string {
 func (c *Connection) startConnectLocked() {
 	c.state = stConnecting
 	c.gen++
+	c.ackArmed = false
 	g := c.gen
 	w, center, target := c.worker, c.center, c.target
 	opts := c.msgr.sockOpts()
@@ -375,8 +424,11 @@ func (c *Connection) onDialed(g uint64, sock netstack.ConnectedSocket, err error
 // attachLocked starts the msgr2 handshake on a fresh socket (owner goroutine).
 func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	c.gen++
+	c.ackArmed = false
 	g := c.gen
 	c.sock = sock
+	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
+	c.directErr = nil
 	c.fd = sock.FD()
 	c.wantWrite = false
 	c.resetReadLocked()
@@ -431,6 +483,7 @@ func (c *Connection) handlerFor(g uint64) netstack.FileHandler {
 // timers see a new generation and do nothing.
 func (c *Connection) closeSocketLocked() {
 	c.gen++
+	c.ackArmed = false
 	if c.sock != nil {
 		_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
 		_ = c.sock.Close()
@@ -438,6 +491,7 @@ func (c *Connection) closeSocketLocked() {
 	}
 	c.fd = -1
 	c.wantWrite = false
+	c.sockDirect, c.directErr = false, nil
 	c.resetReadLocked()
 	if cap(c.rbuf) > maxKeepRBuf {
 		c.rbuf = nil
@@ -584,6 +638,7 @@ func (c *Connection) closeLocked(err error, report bool) {
 		c.closeSocketLocked()
 	}
 	c.gen++
+	c.ackArmed = false
 	c.state = stClosed
 	if c.err == nil {
 		c.err = err

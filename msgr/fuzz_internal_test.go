@@ -1,6 +1,7 @@
 package msgr
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -224,8 +225,18 @@ func TestScriptedClientSession(t *testing.T) {
 
 	// What a Ceph client sends: HELLO, AUTH_REQUEST (after the peer's
 	// HELLO), AUTH_SIGNATURE (after AUTH_DONE), CLIENT_IDENT; then an ACK for
-	// the message received on this lossless session.
+	// the message received on this lossless session. The ACK is delayed (a
+	// message sent meanwhile would carry it): the ack timer is armed, and
+	// when it runs the bare ACK goes out.
+	tags, _ := sentFrames(t, sock.out)
+	require.Equal(t, []msgr2.Tag{msgr2.TagHello, msgr2.TagAuthRequest, msgr2.TagAuthSignature,
+		msgr2.TagClientIdent}, tags)
+	require.True(t, c.ackArmed)
+	require.Equal(t, uint64(1), c.ackLeft)
+	c.sendDelayedAckLocked()
+	require.Zero(t, c.ackLeft)
 	tags, payloads := sentFrames(t, sock.out)
+	require.Equal(t, uint64(1), binary.LittleEndian.Uint64(payloads[4]), "ACK carries in_seq")
 	require.Equal(t, []msgr2.Tag{msgr2.TagHello, msgr2.TagAuthRequest, msgr2.TagAuthSignature,
 		msgr2.TagClientIdent, msgr2.TagAck}, tags)
 	var req msgr2.AuthRequest

@@ -753,6 +753,7 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 	oldSock, oldFd, oldCenter := e.sock, e.fd, e.center
 	e.sock = nil
 	e.gen++
+	e.ackArmed = false
 	e.state = stReplacing
 	g := e.gen
 	e.mu.Unlock()
@@ -792,8 +793,11 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 // did (owner goroutine of the new centre); false if it faulted at once.
 func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover []byte) bool {
 	c.gen++
+	c.ackArmed = false
 	g := c.gen
 	c.sock = sock
+	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
+	c.directErr = nil
 	c.fd = sock.FD()
 	c.wantWrite = false
 	c.resetReadLocked()
@@ -965,9 +969,15 @@ func (c *Connection) writeReadyLocked() {
 		if wrote {
 			c.ackLeft = 0
 		} else if c.ackLeft > 0 {
-			c.ackLeft = 0
-			c.cbuf = binary.LittleEndian.AppendUint64(c.cbuf[:0], c.inSeq) // ACK payload: le64 seq
-			c.appendFrameLocked(msgr2.TagAck, c.cbuf)
+			if !c.ackDue && !c.direct && c.ackLeft < ackBatch {
+				// Delayed ack: a message sent soon carries it (AckSeq);
+				// otherwise the ack timer sends a bare ACK.
+				c.armAckTimerLocked()
+			} else {
+				c.ackLeft = 0
+				c.cbuf = binary.LittleEndian.AppendUint64(c.cbuf[:0], c.inSeq) // ACK payload: le64 seq
+				c.appendFrameLocked(msgr2.TagAck, c.cbuf)
+			}
 		}
 		if len(c.wbuf) == 0 {
 			return
@@ -975,6 +985,34 @@ func (c *Connection) writeReadyLocked() {
 		if !c.flushLocked(c.moreQueuedLocked()) {
 			return
 		}
+	}
+}
+
+// armAckTimerLocked makes sure a bare ACK goes out within ackDelay if no
+// message carries the acknowledgement first (owner goroutine).
+func (c *Connection) armAckTimerLocked() {
+	if c.ackArmed {
+		return
+	}
+	c.ackArmed = true
+	g := c.gen
+	c.center.CreateTimeEvent(ackDelay, func() {
+		c.mu.Lock()
+		if c.gen == g {
+			c.sendDelayedAckLocked()
+		}
+		c.unlockAndDeliver()
+	})
+}
+
+// sendDelayedAckLocked is the ack timer's work (owner goroutine): a bare
+// ACK for what no message acknowledged meanwhile.
+func (c *Connection) sendDelayedAckLocked() {
+	c.ackArmed = false
+	if c.state == stReady && c.ackLeft > 0 && c.sock != nil {
+		c.ackDue = true
+		c.writeReadyLocked()
+		c.ackDue = false
 	}
 }
 
@@ -993,10 +1031,20 @@ func (c *Connection) flushLocked(more bool) bool {
 			c.stats.bytesSent.Add(uint64(n))
 		}
 		if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
+			if c.direct {
+				// not the centre's goroutine: it faults the connection
+				c.directErr = err
+				c.directBlock = true
+				return false
+			}
 			c.faultLocked(fmt.Errorf("msgr: send in state %s: %w", c.state, err))
 			return false
 		}
 		if c.wpos < len(c.wbuf) && (err != nil || n == 0) {
+			if c.direct {
+				c.directBlock = true // the centre registers writability
+				return false
+			}
 			if !c.wantWrite {
 				if err := c.center.CreateFileEvent(c.fd, netstack.EventWritable, c.handler); err != nil {
 					c.faultLocked(fmt.Errorf("msgr: register writable: %w", err))

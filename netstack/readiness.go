@@ -30,3 +30,22 @@ func ReadinessMasks(s ConnectedSocket) (read, write EventMask) {
 	}
 	return EventReadable, EventWritable
 }
+
+// AnyGoroutineSender is optionally implemented by a ConnectedSocket whose
+// Send may be called from any goroutine, not only from its worker's event
+// centre, as long as calls to Send never overlap (the caller serialises
+// them, as it does on the centre). Its Send must not touch the centre (no
+// file or time events), so a messenger may write a message straight from
+// the sending goroutine when the connection is idle and fall back to the
+// centre only when Send would block or fails. Sockets that do not implement
+// it, or return false, are only sent on from their centre.
+type AnyGoroutineSender interface {
+	SendFromAnyGoroutine() bool
+}
+
+// SendsFromAnyGoroutine reports whether s implements AnyGoroutineSender and
+// allows it.
+func SendsFromAnyGoroutine(s ConnectedSocket) bool {
+	a, ok := s.(AnyGoroutineSender)
+	return ok && a.SendFromAnyGoroutine()
+}

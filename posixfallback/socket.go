@@ -97,7 +97,10 @@ type conn struct {
 	msg unix.Msghdr
 }
 
-var _ netstack.ConnectedSocket = (*conn)(nil)
+var (
+	_ netstack.ConnectedSocket    = (*conn)(nil)
+	_ netstack.AnyGoroutineSender = (*conn)(nil)
+)
 
 func newConn(fd int, w netstack.Worker) *conn {
 	c := &conn{fd: fd}
@@ -253,6 +256,11 @@ func (c *conn) Close() error {
 
 // FD is the socket itself.
 func (c *conn) FD() int { return c.fd }
+
+// SendFromAnyGoroutine is true: Send is one non-blocking sendmsg that never
+// touches the worker's event centre, so it may run on any goroutine (calls
+// must still not overlap).
+func (c *conn) SendFromAnyGoroutine() bool { return true }
 
 // LocalAddr is the local TCP address.
 func (c *conn) LocalAddr() net.Addr { return c.laddr }

@@ -1,0 +1,156 @@
+package msgr
+
+import (
+	"errors"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// limitSock accepts up to budget bytes (negative: unlimited), then reports
+// would-block, or fails with err; direct is what SendFromAnyGoroutine says.
+type limitSock struct {
+	fakeSock
+	budget int
+	err    error
+	direct bool
+	sends  int
+}
+
+func (s *limitSock) SendFromAnyGoroutine() bool { return s.direct }
+
+func (s *limitSock) Send(b [][]byte, more bool) (int, error) {
+	s.sends++
+	if s.err != nil {
+		return 0, s.err
+	}
+	var flat []byte
+	for _, x := range b {
+		flat = append(flat, x...)
+	}
+	if s.budget >= 0 && len(flat) > s.budget {
+		flat = flat[:s.budget]
+	}
+	if len(flat) == 0 {
+		return 0, netstack.ErrWouldBlock
+	}
+	if s.budget >= 0 {
+		s.budget -= len(flat)
+	}
+	return s.fakeSock.Send([][]byte{flat}, more)
+}
+
+// readyServerConn is a server connection whose session is ready (one
+// message received, seq 1, not yet acknowledged) over a limitSock.
+func readyServerConn(t *testing.T, direct bool) (*Connection, *limitSock) {
+	t.Helper()
+	c, _ := newScriptConn(t, false)
+	sock := &limitSock{budget: -1, direct: direct}
+	sock.keep = true
+	c.mu.Lock()
+	c.sock, c.fd = sock, sock.FD()
+	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
+	got := feedLocked(c, fuzzFrames()[0], 4096)
+	require.Equal(t, stReady, c.state, "%v", c.err)
+	require.Len(t, got, 1)
+	c.mu.Unlock()
+	sock.out = nil // forget the handshake
+	return c, sock
+}
+
+// messageFrames parses what was written after the handshake.
+func messageFrames(t *testing.T, out []byte) (tags []msgr2.Tag, hdrs []msgr2.MsgHeader2, fronts []string) {
+	t.Helper()
+	for len(out) > 0 {
+		p, segs, n, err := msgr2.ParseFrame(out, 0)
+		require.NoError(t, err)
+		tags = append(tags, p.Tag)
+		if p.Tag == msgr2.TagMessage {
+			var h msgr2.MsgHeader2
+			require.NoError(t, h.Unmarshal(segs[0]))
+			hdrs = append(hdrs, h)
+			fronts = append(fronts, string(segs[1]))
+		}
+		out = out[n:]
+	}
+	return tags, hdrs, fronts
+}
+
+func TestSendMessageWritesDirectlyWhenIdle(t *testing.T) {
+	c, sock := readyServerConn(t, true)
+	require.Equal(t, uint64(1), c.ackLeft)
+	require.NoError(t, c.SendMessage(&Message{Type: 5, Front: []byte("hi")}))
+	tags, hdrs, _ := messageFrames(t, sock.out)
+	require.Equal(t, []msgr2.Tag{msgr2.TagMessage}, tags, "written by the caller, no bare ACK")
+	require.Equal(t, uint64(1), hdrs[0].Seq)
+	require.Equal(t, uint64(1), hdrs[0].AckSeq, "the message carries the pending ack")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.False(t, c.kicked, "the centre was not needed")
+	require.Zero(t, c.ackLeft)
+	require.Len(t, c.sent, 1, "kept until acked (lossless)")
+	require.Equal(t, stReady, c.state)
+}
+
+func TestSendMessageFallsBackToCentre(t *testing.T) {
+	tests := []struct {
+		name   string
+		direct bool // the socket allows sends from any goroutine
+		budget int
+		err    error
+		sent   int // bytes the socket took
+	}{
+		{"socket only for its centre", false, -1, nil, 0},
+		{"would block at once", true, 0, nil, 0},
+		{"would block midway", true, 10, nil, 10},
+		{"send fails", true, -1, syscall.EPIPE, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, sock := readyServerConn(t, tc.direct)
+			sock.budget, sock.err = tc.budget, tc.err
+			sends := sock.sends
+			require.NoError(t, c.SendMessage(&Message{Type: 5, Front: []byte("first")}))
+			require.Equal(t, tc.direct, sock.sends > sends, "a direct write was tried")
+			sends = sock.sends
+			require.NoError(t, c.SendMessage(&Message{Type: 5, Front: []byte("second")}))
+			require.Equal(t, sends, sock.sends, "the second message waits behind the first")
+			require.Equal(t, tc.sent, len(sock.out))
+			c.mu.Lock()
+			require.True(t, c.kicked, "the centre takes over")
+			require.False(t, c.wantWrite, "writability is registered by the centre, not the caller")
+			require.Equal(t, stReady, c.state, "no fault on the caller's goroutine")
+			if tc.direct {
+				require.Equal(t, 1, c.outQ.len(), "the first was encoded, the second queued")
+			} else {
+				require.Equal(t, 2, c.outQ.len())
+			}
+			c.mu.Unlock()
+
+			// The kick, run as the centre would: it finishes the job or
+			// faults the connection with the send error.
+			sock.budget = -1
+			c.writeKick()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if tc.err != nil {
+				require.NotEqual(t, stReady, c.state)
+				require.True(t, errors.Is(c.err, tc.err), "%v", c.err)
+				return
+			}
+			require.Equal(t, stReady, c.state)
+			tags, hdrs, fronts := messageFrames(t, sock.out)
+			require.Equal(t, []msgr2.Tag{msgr2.TagMessage, msgr2.TagMessage}, tags, "in order, no bare ACK")
+			require.Equal(t, []string{"first", "second"}, fronts)
+			require.Equal(t, uint64(1), hdrs[0].Seq)
+			require.Equal(t, uint64(2), hdrs[1].Seq)
+			require.Equal(t, uint64(1), hdrs[0].AckSeq)
+			require.Empty(t, c.wbuf[c.wpos:], "everything flushed")
+			require.Zero(t, c.outQ.len())
+		})
+	}
+}

@@ -309,7 +309,9 @@ func msgrLat(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *rep
 		if posted != nil {
 			posted[n] = now
 		}
-		binary.LittleEndian.PutUint64(payload[:min(8, size)], uint64(n))
+		if size >= 8 {
+			binary.LittleEndian.PutUint64(payload, uint64(n))
+		}
 		if err := conn.SendMessage(&msgr.Message{Type: msgPing, Tid: uint64(n), Data: payload}); err != nil {
 			return perf.LatResult{}, n, err
 		}

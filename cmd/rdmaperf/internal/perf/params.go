@@ -296,10 +296,6 @@ func (p *Params) applyDefaults() error {
 			p.Size = DefSizeLat
 		}
 	}
-	if p.Verb == "msgr" && p.Size < 8 && !p.All {
-		// Messenger messages carry an 8-byte sequence stamp.
-		p.Size = 8
-	}
 	if !p.itersSet {
 		p.Iters = DefIters
 		if p.Test == WriteBW {

@@ -71,7 +71,7 @@ func TestParse(t *testing.T) {
 		{name: "msgr", args: []string{"msgr_bw", "--stack=posix", "--msgr_opt", "ms_async_rdma_submit_time_trigger=0", "-s", "4"}, check: func(t *testing.T, p *Params) {
 			require.Equal(t, "posix", p.Stack)
 			require.Equal(t, []string{"ms_async_rdma_submit_time_trigger=0"}, p.MsgrOpts)
-			require.Equal(t, 8, p.Size, "messenger messages carry an 8-byte stamp")
+			require.Equal(t, 4, p.Size)
 		}},
 		{name: "read forbids inline", args: []string{"read_lat", "-I", "64"}, err: "inline"},
 		{name: "unknown subcommand", args: []string{"atomic_lat"}, err: "unknown subcommand"},

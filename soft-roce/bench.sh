@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: C perftest and rdmaperf side by side on the same
+# RDMA device in one boot, message sizes 2 B .. 1 MiB, and BENCHMARKS.md
+# (tables with ratios, a PNG plot, the environment and the command).
+#
+#   soft-roce/bench.sh            # on this host's device, or in the Soft-RoCE VM
+#   BENCH_QUICK=1 soft-roce/bench.sh   # fewer sizes (a smoke run)
+#
+# Runs: Debian's perftest (ib_send_lat, ib_write_lat, ib_send_bw,
+# ib_write_bw), rdmaperf's raw verbs tests (send_lat, write_lat, send_bw,
+# write_bw), and rdmaperf's messenger tests (msgr_lat, msgr_bw) over the rdma
+# and the posix stacks. The ratio points (latency at 2 B and 4 KiB, bandwidth
+# at 64 KiB) are repeated BENCH_REPS times (default 3), alternating the two
+# tools, and the medians are compared. Results: .build/bench/results.tsv.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+out=$repo/.build/bench
+export PATH=$PATH:/usr/local/go/bin
+
+# ---------- inside: the measurements ----------
+inner() {
+	local dev=${RXE_DEV_A:-$(ls /sys/class/infiniband | head -1)}
+	local gid=${RXE_GID_IDX:-1}
+	local reps=${BENCH_REPS:-3}
+	local rp=$repo/.build/rdmaperf
+	local res=$out/results.tsv
+	local port=20000
+	: >"$res"
+	{
+		echo "kernel: $(uname -r)"
+		echo "cpus: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'))"
+		echo "memory: $(awk '/MemTotal/ {printf "%d MiB", $2/1024}' /proc/meminfo)"
+		echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)"
+		echo "device: $dev ($(cat /sys/class/infiniband/$dev/ports/1/gid_attrs/ndevs/$gid 2>/dev/null || echo ?)), gid index $gid, $(rdma link show "$dev/1" 2>/dev/null | head -1)"
+		echo "perftest: $(dpkg-query -W -f='${Version}' perftest 2>/dev/null), rdma-core: $(dpkg-query -W -f='${Version}' rdma-core 2>/dev/null)"
+		echo "rdmaperf: $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null)"
+		[ -r /sys/fs/cgroup/cpu.max ] && echo "cpu.max: $(cat /sys/fs/cgroup/cpu.max)"
+		echo "virtualisation: $(systemd-detect-virt 2>/dev/null || grep -q hypervisor /proc/cpuinfo && echo vm || echo none)"
+	} >"$out/env.txt"
+	cat "$out/env.txt" >&2
+
+	# run TOOLKIND TEST SIZE ITERS ARGS... -> one TSV line
+	# TOOLKIND: perftest | rdmaperf | msgr-rdma | msgr-posix
+	run() {
+		local kind=$1 test=$2 size=$3 iters=$4
+		shift 4
+		local srv cli
+		case $kind in
+		perftest) srv=(ib_"$test" -d "$dev" -x "$gid" -F -s "$size" -n "$iters" "$@") ;;
+		rdmaperf) srv=("$rp" "$test" -d "$dev" -x "$gid" -s "$size" -n "$iters" "$@") ;;
+		msgr-rdma) srv=("$rp" "$test" --stack rdma -d "$dev" -x "$gid" -s "$size" -n "$iters" "$@") ;;
+		msgr-posix) srv=("$rp" "$test" --stack posix -s "$size" -n "$iters" "$@") ;;
+		esac
+		port=$((port + 1))
+		local t0 t1 rc
+		t0=$(date +%s.%N)
+		timeout 300 "${srv[@]}" -p "$port" >"$out/last.srv" 2>&1 &
+		local spid=$!
+		sleep 0.3
+		cli=("${srv[@]}" -p "$port" 127.0.0.1)
+		timeout 300 "${cli[@]}" >"$out/last.cli" 2>&1
+		rc=$?
+		wait "$spid" || true
+		t1=$(date +%s.%N)
+		local row
+		row=$(grep -E '^ [0-9]' "$out/last.cli" | tail -1 || true)
+		if [ $rc -ne 0 ] || [ -z "$row" ]; then
+			echo "bench: $kind $test -s $size failed (rc $rc):" >&2
+			tail -3 "$out/last.cli" "$out/last.srv" >&2
+			printf '%s\t%s\t%s\t%s\tNA\tNA\t%.1f\n' "$kind" "$test" "$size" "$iters" "$(echo "$t1 - $t0" | bc)" >>"$res"
+			return 0
+		fi
+		# latency rows: $5 t_typical, $6 t_avg; bandwidth rows: $4 BW average, $5 MsgRate
+		local v1 v2
+		case $test in
+		*_lat) v1=$(echo "$row" | awk '{print $5}'); v2=$(echo "$row" | awk '{print $6}') ;;
+		*) v1=$(echo "$row" | awk '{print $4}'); v2=$(echo "$row" | awk '{print $5}') ;;
+		esac
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%.1f\n' "$kind" "$test" "$size" "$iters" "$v1" "$v2" "$(echo "$t1 - $t0" | bc)" | tee -a "$res" >&2
+	}
+	lat_iters() { if [ "$1" -le 4096 ]; then echo 1000; elif [ "$1" -le 65536 ]; then echo 300; else echo 100; fi; }
+	bw_iters() { if [ "$1" -le 4096 ]; then echo 1000; elif [ "$1" -le 16384 ]; then echo 300; elif [ "$1" -le 65536 ]; then echo 200; elif [ "$1" -le 262144 ]; then echo 50; else echo 20; fi; }
+
+	local sizes="2 64 1024 4096 16384 65536 262144 1048576"
+	[ -n "${BENCH_QUICK:-}" ] && sizes="2 4096 65536"
+	local s t r
+	# The ratio points first, alternating the tools, BENCH_REPS times.
+	for r in $(seq "$reps"); do
+		for t in send_lat write_lat; do
+			for s in 2 4096; do
+				run perftest "$t" "$s" "$(lat_iters "$s")"
+				run rdmaperf "$t" "$s" "$(lat_iters "$s")"
+			done
+		done
+		for t in send_bw write_bw; do
+			run perftest "$t" 65536 "$(bw_iters 65536)"
+			run rdmaperf "$t" 65536 "$(bw_iters 65536)"
+		done
+	done
+	# The curves: every size once (the ratio points are already there).
+	for s in $sizes; do
+		for t in send_lat write_lat; do
+			case $s in 2 | 4096) ;; *)
+				run perftest "$t" "$s" "$(lat_iters "$s")"
+				run rdmaperf "$t" "$s" "$(lat_iters "$s")"
+				;;
+			esac
+		done
+		for t in send_bw write_bw; do
+			[ "$s" = 65536 ] && continue
+			run perftest "$t" "$s" "$(bw_iters "$s")"
+			run rdmaperf "$t" "$s" "$(bw_iters "$s")"
+		done
+		run msgr-rdma msgr_lat "$s" "$(lat_iters "$s")"
+		run msgr-posix msgr_lat "$s" "$(lat_iters "$s")"
+		run msgr-rdma msgr_bw "$s" "$(bw_iters "$s")"
+		run msgr-posix msgr_bw "$s" "$(bw_iters "$s")"
+	done
+	# Doorbells per message of msgr_bw over rdma, adaptive merging on and off.
+	if [ "$(id -u)" = 0 ]; then
+		for trig in default 0; do
+			local opt=()
+			[ "$trig" = 0 ] && opt=(--msgr_opt ms_async_rdma_submit_time_trigger=0)
+			port=$((port + 1))
+			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" >/dev/null 2>&1 &
+			sleep 0.3
+			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" --trace "${opt[@]}" 127.0.0.1 >"$out/trace.$trig" 2>&1 || true
+			wait || true
+			printf 'trace\tmsgr_bw\t64\t2000\t%s\t%s\t0\n' "$trig" "$(grep -m1 ' trace: ' "$out/trace.$trig" | awk '{print $4}' | tr -d '(')" >>"$res"
+		done
+	fi
+}
+
+# ---------- the report ----------
+# median KIND TEST SIZE COLUMN(5|6) -> the median over repetitions, or NA
+median() {
+	awk -F'\t' -v k="$1" -v t="$2" -v s="$3" -v c="$4" '$1==k && $2==t && $3==s && $c!="NA" {print $c}' "$out/results.tsv" |
+		sort -g | awk '{v[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f", a/b}'; }
+
+report() {
+	local elapsed=$1 t s
+	cat <<HDR
+# Benchmarks: rdmaperf vs C perftest
+
+Generated by \`make bench\` (\`soft-roce/bench.sh\`) on $(date -u '+%Y-%m-%d %H:%M UTC'); the run took ${elapsed}s.
+C perftest (Debian's \`perftest\` package) and rdmaperf ran side by side on the
+same device in one boot; each pair is a server and a client on the same
+machine (out-of-band exchange over 127.0.0.1, RDMA traffic through the
+device). Latency is perftest's \`t_typical\` (median one-way, µs); bandwidth
+is \`BW average\` (MB/sec = 2^20 bytes/s, perftest's unit). The ratio points
+are medians of ${BENCH_REPS:-3} alternating repetitions.
+
+## Environment
+
+\`\`\`
+$(cat "$out/env.txt" 2>/dev/null)
+\`\`\`
+
+## Targets
+
+| test | size | perftest | rdmaperf | ratio | target | met |
+|---|---:|---:|---:|---:|---|---|
+HDR
+	local p r q ok
+	for t in send_lat write_lat; do
+		for s in 2 4096; do
+			p=$(median perftest $t $s 5); r=$(median rdmaperf $t $s 5); q=$(ratio "$r" "$p")
+			ok=$(awk -v q="$q" 'BEGIN {print (q=="NA") ? "n/a" : (q<=1.05 ? "yes" : "**no**")}')
+			echo "| $t t_typical µs | $s | $p | $r | $q | ≤ 1.05× | $ok |"
+		done
+	done
+	for t in send_bw write_bw; do
+		p=$(median perftest $t 65536 5); r=$(median rdmaperf $t 65536 5)
+		q=$(ratio "$r" "$p")
+		ok=$(awk -v q="$q" 'BEGIN {print (q=="NA") ? "n/a" : (q>=0.95 ? "yes" : "**no**")}')
+		echo "| $t BW average MB/s | 65536 | $p | $r | $q | ≥ 0.95× | $ok |"
+	done
+	cat <<'TXT'
+
+## Latency (t_typical, µs, one way) by message size
+
+| size | ib_send_lat | rdmaperf send_lat | ratio | ib_write_lat | rdmaperf write_lat | ratio | msgr_lat rdma | msgr_lat posix |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+TXT
+	for s in $(awk -F'\t' '$2 ~ /_lat$/ {print $3}' "$out/results.tsv" | sort -un); do
+		local a b c d e f
+		a=$(median perftest send_lat $s 5); b=$(median rdmaperf send_lat $s 5)
+		c=$(median perftest write_lat $s 5); d=$(median rdmaperf write_lat $s 5)
+		e=$(median msgr-rdma msgr_lat $s 5); f=$(median msgr-posix msgr_lat $s 5)
+		echo "| $s | $a | $b | $(ratio "$b" "$a") | $c | $d | $(ratio "$d" "$c") | $e | $f |"
+	done
+	cat <<'TXT'
+
+## Bandwidth (BW average, MB/sec) by message size
+
+| size | ib_send_bw | rdmaperf send_bw | ratio | ib_write_bw | rdmaperf write_bw | ratio | msgr_bw rdma | msgr_bw posix |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+TXT
+	for s in $(awk -F'\t' '$2 ~ /_bw$/ && $1 != "trace" {print $3}' "$out/results.tsv" | sort -un); do
+		local a b c d e f
+		a=$(median perftest send_bw $s 5); b=$(median rdmaperf send_bw $s 5)
+		c=$(median perftest write_bw $s 5); d=$(median rdmaperf write_bw $s 5)
+		e=$(median msgr-rdma msgr_bw $s 5); f=$(median msgr-posix msgr_bw $s 5)
+		echo "| $s | $a | $b | $(ratio "$b" "$a") | $c | $d | $(ratio "$d" "$c") | $e | $f |"
+	done
+	if grep -q '^trace' "$out/results.tsv"; then
+		cat <<'TXT'
+
+## Adaptive send-merging (`rdmaperf msgr_bw --stack rdma -s 64 -n 2000 --trace`)
+
+| ms_async_rdma_submit_time_trigger | doorbells per message |
+|---|---:|
+TXT
+		awk -F'\t' '$1=="trace" {print "| " $5 " | " $6 " |"}' "$out/results.tsv"
+	fi
+	cat <<'TXT'
+
+![latency and bandwidth against message size](BENCHMARKS.png)
+
+## Reading these numbers
+
+The Soft-RoCE VM is qemu in TCG mode (no KVM) with 2 vCPUs, on a build
+machine shared with other jobs: absolute numbers are one to two orders of
+magnitude worse than on hardware and the spread between runs is large, so the
+ratios (same boot, alternating runs, medians) are what to read. Both tools
+busy-poll, so each pair has two spinning processes on 2 vCPUs competing with
+rxe's kernel work (softirq tasks); that contention, not the tools, dominates
+the tails.
+
+rdmaperf's raw loops are perftest's (same signaling, same queue depths, same
+statistics); they differ in that rdmaperf posts the window of a bandwidth
+test as one chained ibv_post_send (one rxe doorbell, i.e. one write() on the
+uverbs fd, per chain instead of per WR), polls up to 64 completions per call,
+and reposts receives in batches of 16. Each poll or post is one cgo crossing.
+
+## All measurements
+
+`.build/bench/results.tsv` columns: tool, test, size, iterations,
+t_typical or BW average, t_avg or MsgRate, seconds the pair took.
+
+<details><summary>results.tsv</summary>
+
+```
+TXT
+	cat "$out/results.tsv"
+	cat <<'TXT'
+```
+</details>
+TXT
+}
+
+plot() {
+	local png=$1
+	command -v gnuplot >/dev/null || { echo "bench: gnuplot missing, no plot" >&2; return 0; }
+	local d=$out/plot
+	mkdir -p "$d"
+	local k t
+	for k in perftest:send_lat rdmaperf:send_lat perftest:write_lat rdmaperf:write_lat msgr-rdma:msgr_lat msgr-posix:msgr_lat \
+		perftest:send_bw rdmaperf:send_bw perftest:write_bw rdmaperf:write_bw msgr-rdma:msgr_bw msgr-posix:msgr_bw; do
+		local kind=${k%%:*} test=${k#*:} s
+		: >"$d/$kind.$test.dat"
+		for s in $(awk -F'\t' -v k="$kind" -v t="$test" '$1==k && $2==t {print $3}' "$out/results.tsv" | sort -un); do
+			local v
+			v=$(median "$kind" "$test" "$s" 5)
+			[ "$v" != NA ] && echo "$s $v" >>"$d/$kind.$test.dat"
+		done
+	done
+	gnuplot <<GP
+set terminal pngcairo size 1400,600 noenhanced
+set output "$png"
+set multiplot layout 1,2 title "rdmaperf vs C perftest on Soft-RoCE (rxe, qemu TCG VM)"
+set logscale xy
+set grid
+set key top left
+set xlabel "message size (bytes)"
+set format x "%.0s%cB"
+set title "latency (t_typical, one way)"
+set ylabel "usec"
+plot "$d/perftest.send_lat.dat" w lp t "ib_send_lat (C)", "$d/rdmaperf.send_lat.dat" w lp t "rdmaperf send_lat", \
+     "$d/perftest.write_lat.dat" w lp t "ib_write_lat (C)", "$d/rdmaperf.write_lat.dat" w lp t "rdmaperf write_lat", \
+     "$d/msgr-rdma.msgr_lat.dat" w lp t "messenger / rdma", "$d/msgr-posix.msgr_lat.dat" w lp t "messenger / posix"
+set title "bandwidth (BW average)"
+set ylabel "MB/sec"
+set key bottom right
+plot "$d/perftest.send_bw.dat" w lp t "ib_send_bw (C)", "$d/rdmaperf.send_bw.dat" w lp t "rdmaperf send_bw", \
+     "$d/perftest.write_bw.dat" w lp t "ib_write_bw (C)", "$d/rdmaperf.write_bw.dat" w lp t "rdmaperf write_bw", \
+     "$d/msgr-rdma.msgr_bw.dat" w lp t "messenger / rdma", "$d/msgr-posix.msgr_bw.dat" w lp t "messenger / posix"
+unset multiplot
+GP
+}
+
+if [ "${1:-}" = "--inner" ]; then
+	inner
+	exit 0
+fi
+if [ "${1:-}" = "--report" ]; then
+	# Regenerate BENCHMARKS.md from an existing .build/bench.
+	report "${2:-0}" >BENCHMARKS.md
+	plot "$repo/BENCHMARKS.png"
+	exit 0
+fi
+
+# ---------- outside: build, run, report ----------
+. "$here/deps.sh"
+ensure_build_deps
+apt_install gnuplot-nox
+mkdir -p "$out"
+rm -f "$out"/results.tsv "$out"/env.txt
+echo "bench: building rdmaperf" >&2
+go build -o .build/rdmaperf ./cmd/rdmaperf
+start=$(date +%s)
+if ls /sys/class/infiniband 2>/dev/null | grep -q .; then
+	"$0" --inner
+else
+	soft-roce/vm-run.sh -- "$0" --inner
+fi
+elapsed=$(($(date +%s) - start))
+[ -s "$out/results.tsv" ] || { echo "bench: no results" >&2; exit 1; }
+report "$elapsed" >BENCHMARKS.md
+plot "$repo/BENCHMARKS.png"
+echo "bench: wrote BENCHMARKS.md and BENCHMARKS.png (${elapsed}s)" >&2

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# demo.sh — `make demo`, the main job: rdmaperf and C perftest side by side
+# on a real RDMA device (this host's, or rxe in the Soft-RoCE VM when the host
+# has none), then a short comparison table: send_lat and send_bw at a few
+# sizes, rdmaperf vs perftest, with ratios. Takes a few minutes.
+#
+#   soft-roce/demo.sh
+#   DEMO_ITERS=2000 soft-roce/demo.sh   # more iterations per latency run
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+export PATH=$PATH:/usr/local/go/bin
+out=$repo/.build/demo
+
+inner() {
+	local dev=${RXE_DEV_A:-$(ls /sys/class/infiniband | head -1)}
+	local gid=${RXE_GID_IDX:-1}
+	local rp=$repo/.build/rdmaperf
+	local port=21000 n=${DEMO_ITERS:-1000}
+	: >"$out/results.tsv"
+	echo "demo: device $dev (gid index $gid), kernel $(uname -r), $(nproc) cpus" >&2
+	run() { # KIND TEST SIZE ITERS
+		local kind=$1 test=$2 size=$3 iters=$4 cmd
+		if [ "$kind" = perftest ]; then cmd=(ib_"$test" -F); else cmd=("$rp" "$test"); fi
+		cmd+=(-d "$dev" -x "$gid" -s "$size" -n "$iters")
+		port=$((port + 1))
+		timeout 120 "${cmd[@]}" -p "$port" >"$out/srv.$kind.$test.$size" 2>&1 &
+		sleep 0.3
+		timeout 120 "${cmd[@]}" -p "$port" 127.0.0.1 >"$out/cli.$kind.$test.$size" 2>&1 || true
+		wait || true
+		local row
+		row=$(grep -E '^ [0-9]' "$out/cli.$kind.$test.$size" | tail -1)
+		case $test in
+		*_lat) echo "$row" | awk -v k="$kind" -v t="$test" -v s="$size" 'NF {print k "\t" t "\t" s "\t" $5}' ;;
+		*) echo "$row" | awk -v k="$kind" -v t="$test" -v s="$size" 'NF {print k "\t" t "\t" s "\t" $4}' ;;
+		esac >>"$out/results.tsv"
+		printf 'demo: %-8s %-9s %7s B: %s\n' "$kind" "$test" "$size" "${row:-FAILED (see $out/cli.$kind.$test.$size)}" >&2
+	}
+	local s
+	for s in 2 4096; do
+		run perftest send_lat "$s" "$n"
+		run rdmaperf send_lat "$s" "$n"
+	done
+	for s in 4096 65536; do
+		run perftest send_bw "$s" 200
+		run rdmaperf send_bw "$s" 200
+	done
+}
+
+if [ "${1:-}" = "--inner" ]; then
+	inner
+	exit 0
+fi
+
+. "$here/deps.sh"
+ensure_build_deps
+mkdir -p "$out"
+echo "demo: building rdmaperf" >&2
+go build -o .build/rdmaperf ./cmd/rdmaperf
+if ls /sys/class/infiniband 2>/dev/null | grep -q .; then
+	"$0" --inner
+else
+	ensure_vm_deps
+	echo "demo: no RDMA device on this host: running in the Soft-RoCE VM" >&2
+	soft-roce/vm-run.sh -- "$0" --inner
+fi
+res=$out/results.tsv
+[ -s "$res" ] || { echo "demo: no results" >&2; exit 1; }
+val() { awk -F'\t' -v k="$1" -v t="$2" -v s="$3" '$1==k && $2==t && $3==s {print $4; exit}' "$res"; }
+echo
+echo "rdmaperf vs C perftest (same device, same boot; latency: t_typical usec one way, lower is better; bandwidth: BW average MB/sec, higher is better)"
+printf '%-9s %8s %12s %12s %8s\n' test size perftest rdmaperf ratio
+fail=0
+for ts in send_lat:2 send_lat:4096 send_bw:4096 send_bw:65536; do
+	t=${ts%%:*} s=${ts#*:}
+	p=$(val perftest "$t" "$s") r=$(val rdmaperf "$t" "$s")
+	q=$(awk -v a="$r" -v b="$p" 'BEGIN {if (a=="" || b=="" || b+0==0) print "n/a"; else printf "%.2fx", a/b}')
+	printf '%-9s %8s %12s %12s %8s\n' "$t" "$s" "${p:-failed}" "${r:-failed}" "$q"
+	[ -n "$r" ] || fail=1
+done
+exit $fail

@@ -42,3 +42,16 @@ func BenchmarkControlFrameRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAppendMessageFrameParts(b *testing.B) {
+	h := MsgHeader2{Seq: 1, Type: 42}
+	front := make([]byte, 256)
+	data := make([]byte, 64<<10)
+	dst := make([]byte, 0, 4<<10)
+	var tail [EpilogueLen]byte
+	b.SetBytes(int64(len(front) + len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = AppendMessageFrameParts(dst[:0], tail[:0], &h, front, nil, data)
+	}
+}

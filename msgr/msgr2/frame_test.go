@@ -327,3 +327,68 @@ func TestAppendFrameNoAllocs(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 }
+
+func TestAppendMessageFramePartsMatchesAppendMessageFrame(t *testing.T) {
+	tests := []struct {
+		name                string
+		front, middle, data []byte
+	}{
+		{"header only", nil, nil, nil},
+		{"front", filled(5, 1), nil, nil},
+		{"front and middle", filled(5, 1), filled(9, 2), nil},
+		{"data only", nil, nil, filled(64<<10, 3)},
+		{"all parts", filled(100, 4), filled(7, 5), filled(4097, 6)},
+		{"one data byte", nil, filled(3, 7), filled(1, 8)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := MsgHeader2{Seq: 9, Tid: 4, Type: 42, AckSeq: 3}
+			want := AppendMessageFrame([]byte("prefix"), &h, tc.front, tc.middle, tc.data)
+			head, tail := AppendMessageFrameParts([]byte("prefix"), []byte("t:"), &h, tc.front, tc.middle, tc.data)
+			require.Equal(t, "t:", string(tail[:2]), "appended to tailDst")
+			var got []byte
+			got = append(got, head...)
+			if len(tc.data) > 0 {
+				got = append(got, tc.data...)
+				require.Len(t, tail, 2+EpilogueLen)
+			} else {
+				require.Len(t, tail, 2, "no data: the whole frame is in head")
+			}
+			got = append(got, tail[2:]...)
+			require.Equal(t, want, got)
+			p, segs, n, err := ParseFrame(got[len("prefix"):], 0)
+			require.NoError(t, err)
+			require.Equal(t, len(got)-len("prefix"), n)
+			require.Equal(t, TagMessage, p.Tag)
+			require.Equal(t, len(tc.data), len(segs[3]))
+		})
+	}
+}
+
+func TestAppendMessageFramePartsNoAllocs(t *testing.T) {
+	dst := make([]byte, 0, 4096)
+	var tailBuf [EpilogueLen]byte
+	h := MsgHeader2{Seq: 1}
+	front, data := filled(100, 1), filled(64<<10, 2)
+	allocs := testing.AllocsPerRun(100, func() {
+		_, _ = AppendMessageFrameParts(dst, tailBuf[:0], &h, front, nil, data)
+	})
+	require.Zero(t, allocs)
+}
+
+func FuzzAppendMessageFrameParts(f *testing.F) {
+	f.Add([]byte("front"), []byte(""), []byte("data"), uint64(1))
+	f.Add([]byte(""), []byte("m"), []byte(""), uint64(7))
+	f.Fuzz(func(t *testing.T, front, middle, data []byte, seq uint64) {
+		h := MsgHeader2{Seq: seq}
+		want := AppendMessageFrame(nil, &h, front, middle, data)
+		head, tail := AppendMessageFrameParts(nil, nil, &h, front, middle, data)
+		got := append(append(append([]byte(nil), head...), data...), tail...)
+		if len(data) == 0 {
+			got = append(append([]byte(nil), head...), tail...)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("parts differ from AppendMessageFrame")
+		}
+	})
+}

@@ -101,6 +101,30 @@ func AppendMessageFrame(dst []byte, h *MsgHeader2, front, middle, data []byte) [
 	return dst
 }
 
+// AppendMessageFrameParts is AppendMessageFrame without copying the data
+// segment, for sending it by reference (a scatter/gather write). It appends
+// to dst everything of the frame that precedes the data segment (preamble,
+// header, front, middle and the first segment's crc) and returns it as head,
+// and appends to tailDst what follows data (the epilogue, whose crc of data
+// is computed here) and returns it as tail. head, then data, then tail is
+// byte for byte the frame AppendMessageFrame builds. Without data the whole
+// frame is in head and tail is tailDst unchanged. It allocates nothing
+// beyond growing dst and tailDst (EpilogueLen bytes of tailDst capacity
+// suffice).
+func AppendMessageFrameParts(dst, tailDst []byte, h *MsgHeader2, front, middle, data []byte) (head, tail []byte) {
+	if len(data) == 0 {
+		return AppendMessageFrame(dst, h, front, middle, nil), tailDst
+	}
+	start := len(dst)
+	dst = appendPreambleHeader(dst, TagMessage)
+	dst = h.Marshal(dst)
+	lens := [MaxSegments]int{MsgHeader2Len, len(front), len(middle), len(data)}
+	dst = finishFirstSegment(dst, start, TagMessage, &lens)
+	dst = append(dst, front...)
+	dst = append(dst, middle...)
+	return dst, appendEpilogue(tailDst, MaxSegments, front, middle, data)
+}
+
 // ParseMessage splits the segments of a MESSAGE frame (as returned by
 // ParseFrameRest) into header, front, middle and data; the byte slices alias
 // segs.

@@ -120,15 +120,14 @@ inner() {
 	done
 	# Doorbells per message of msgr_bw over rdma, adaptive merging on and off.
 	if [ "$(id -u)" = 0 ]; then
-		for trig in default 0; do
-			local opt=()
-			[ "$trig" = 0 ] && opt=(--msgr_opt ms_async_rdma_submit_time_trigger=0)
+		for trig in true false; do
+			local opt=(--msgr_opt "ms_async_rdma_submit_time_trigger=$trig")
 			port=$((port + 1))
 			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" >/dev/null 2>&1 &
 			sleep 0.3
 			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" --trace "${opt[@]}" 127.0.0.1 >"$out/trace.$trig" 2>&1 || true
 			wait || true
-			printf 'trace\tmsgr_bw\t64\t2000\t%s\t%s\t0\n' "$trig" "$(grep -m1 ' trace: ' "$out/trace.$trig" | awk '{print $4}' | tr -d '(')" >>"$res"
+			printf 'trace\tmsgr_bw\t64\t2000\t%s\t%s\t0\n' "$trig" "$(grep -m1 ' trace: ' "$out/trace.$trig" | awk '{print $4}' | tr -d '(' | sed 's|/msg||')" >>"$res"
 		done
 	fi
 }

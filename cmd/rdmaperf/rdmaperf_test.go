@@ -259,3 +259,42 @@ func TestMsgrRDMA(t *testing.T) {
 		})
 	}
 }
+
+// traceLine returns the fields of the client's " trace: " line.
+func traceLine(t *testing.T, out string) []string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, " trace: ") {
+			return strings.Fields(l)
+		}
+	}
+	t.Fatalf("no trace line in:\n%s", out)
+	return nil
+}
+
+func TestMsgrMergingTrace(t *testing.T) {
+	dev, gid := rxeDevice(t)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "" {
+			t.Skip("--trace needs root")
+		}
+		t.Fatal("--trace needs root; the VM runs tests as root")
+	}
+	// Small messages with a deep window: adaptive merging batches several
+	// messages per ibv_post_send, so fewer doorbells per message than
+	// with merging off.
+	perMsg := map[string]float64{}
+	for _, trig := range []string{"true", "false"} {
+		base := []string{"msgr_bw", "--stack", "rdma", "-d", dev, "-x", gid, "-n", "1500", "-s", "64"}
+		cli := append(append([]string{}, base...), "--trace", "--msgr_opt", "ms_async_rdma_submit_time_trigger="+trig)
+		srv, c := pair(t, base, cli)
+		require.Equal(t, 0, c.code, "client:\n%s\n%s\nserver:\n%s", c.stdout, c.stderr, srv.stderr)
+		require.Equal(t, 0, srv.code, srv.stderr)
+		f := traceLine(t, c.stdout)
+		db := num(t, f[2])
+		require.Greater(t, db, 0.0)
+		perMsg[trig] = db / 1500
+		t.Logf("merging %s: %s", trig, strings.Join(f, " "))
+	}
+	require.Less(t, perMsg["true"], perMsg["false"], "doorbells per message with merging on vs off")
+}

@@ -85,6 +85,10 @@ type Options struct {
 	HugePages     bool
 	CQDepth       int // 0: DefaultCQDepth
 	RXBlockChunks int // 0: RecvQueueLen
+	// Context, when set, is used instead of opening DeviceName: the rdma_cm
+	// path passes librdmacm's context of the device (CMID.Context), whose
+	// PDs and CQs rdma_create_qp accepts.
+	Context *verbs.Context
 }
 
 // entry is a registered QP.
@@ -106,6 +110,7 @@ type entry struct {
 	errored    bool      // moved to ERR, beacon posted
 	beaconDone bool
 	rqDepth    int
+	after      func()
 }
 
 // QPHandle is a registered QP: the connection's view of its dispatcher entry.
@@ -143,6 +148,8 @@ type Dispatcher struct {
 	retiring []*entry
 	waiters  []Conn
 	waitSet  map[Conn]struct{}
+	// closedQPs: Close destroyed every QP; later retirements finish at once.
+	closedQPs bool
 
 	rxPostMu   sync.Mutex
 	srqDeficit atomic.Int64
@@ -227,7 +234,9 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 			_ = d.Close()
 		}
 	}()
-	if d.ctx, err = verbs.Open(opts.DeviceName); err != nil {
+	if opts.Context != nil {
+		d.ctx = opts.Context
+	} else if d.ctx, err = verbs.Open(opts.DeviceName); err != nil {
 		return nil, fmt.Errorf("dispatcher: open device %q: %w", opts.DeviceName, err)
 	}
 	if d.dev, err = d.ctx.QueryDevice(); err != nil {
@@ -326,6 +335,13 @@ func (d *Dispatcher) MaxSendWR() int {
 // moves it to INIT, registers it for conn, and without SRQ posts its
 // receive buffers. The caller moves it to RTR/RTS (verbs.QP.ToRTR/ToRTS).
 func (d *Dispatcher) CreateQP(conn Conn) (*QPHandle, error) {
+	return d.CreateQPWith(conn, d.pd.CreateQP, true)
+}
+
+// CreateQPWith is CreateQP with the QP made by create (e.g. CMID.CreateQP
+// bound to the dispatcher's PD); toInit says whether to move it to INIT
+// (rdma_create_qp already does).
+func (d *Dispatcher) CreateQPWith(conn Conn, create func(verbs.QPInitAttr) (*verbs.QP, error), toInit bool) (*QPHandle, error) {
 	attr := verbs.QPInitAttr{SendCQ: d.txCQ, RecvCQ: d.rxCQ, SRQ: d.srq, MaxSendWR: d.MaxSendWR() + 1, MaxSendSGE: 1, MaxRecvSGE: 1}
 	rq := 0
 	if d.srq == nil {
@@ -335,15 +351,17 @@ func (d *Dispatcher) CreateQP(conn Conn) (*QPHandle, error) {
 		}
 		attr.MaxRecvWR = rq
 	}
-	qp, err := d.pd.CreateQP(attr)
+	qp, err := create(attr)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: create QP: %w", err)
 	}
-	ip := verbs.DefaultConnParams()
-	ip.Port = d.opts.Port
-	if err := qp.ToInit(ip); err != nil {
-		_ = qp.Close()
-		return nil, fmt.Errorf("dispatcher: QP to INIT: %w", err)
+	if toInit {
+		ip := verbs.DefaultConnParams()
+		ip.Port = d.opts.Port
+		if err := qp.ToInit(ip); err != nil {
+			_ = qp.Close()
+			return nil, fmt.Errorf("dispatcher: QP to INIT: %w", err)
+		}
 	}
 	e := &entry{qp: qp, conn: conn, rqDepth: rq, batch: make([]RxItem, 0, MaxPoll)}
 	d.mu.Lock()
@@ -361,7 +379,11 @@ func (d *Dispatcher) CreateQP(conn Conn) (*QPHandle, error) {
 // linger), it is moved to ERR, a beacon is posted, and it is destroyed after
 // the beacon's completion with both CQs drained. The Conn is not called
 // again. Idempotent.
-func (h *QPHandle) Retire(linger time.Duration) {
+func (h *QPHandle) Retire(linger time.Duration) { h.RetireThen(linger, nil) }
+
+// RetireThen is Retire, then runs after (on the poller, or in Close) once
+// the QP is destroyed; a second call does nothing.
+func (h *QPHandle) RetireThen(linger time.Duration, after func()) {
 	if h == nil {
 		return
 	}
@@ -371,7 +393,15 @@ func (h *QPHandle) Retire(linger time.Duration) {
 		d.mu.Unlock()
 		return
 	}
+	if d.closedQPs {
+		d.mu.Unlock()
+		if after != nil {
+			after()
+		}
+		return
+	}
 	e.retired = true
+	e.after = after
 	e.lingerEnd = time.Now().Add(linger)
 	d.retiring = append(d.retiring, e)
 	d.mu.Unlock()
@@ -504,14 +534,15 @@ func (d *Dispatcher) run() {
 	d.C.PollingOn.Add(1)
 	for !d.stopping.Load() {
 		n := d.pollTX(wcs, &touched, &rets) + d.pollRX(wcs, &touched)
+		if spins++; spins&1023 == 0 {
+			d.handleAsync() // also while completions keep flowing
+			d.reap(n == 0)
+		}
 		if n > 0 {
 			idleSince = time.Time{}
 			continue
 		}
-		d.reap()
-		if spins++; spins&1023 == 0 {
-			d.handleAsync()
-		}
+		d.reap(true)
 		if idleSince.IsZero() {
 			idleSince = time.Now()
 		}
@@ -729,9 +760,9 @@ func (d *Dispatcher) pollRX(wcs []verbs.WorkCompletion, touched *[]*entry) int {
 	return n
 }
 
-// reap moves lingering retired QPs to ERR with a beacon, and destroys those
-// whose beacon completed (both CQs were just polled empty).
-func (d *Dispatcher) reap() {
+// reap moves lingering retired QPs to ERR with a beacon and, with destroy
+// (both CQs were just polled empty), destroys those whose beacon completed.
+func (d *Dispatcher) reap(destroy bool) {
 	d.mu.Lock()
 	if len(d.retiring) == 0 {
 		d.mu.Unlock()
@@ -742,7 +773,7 @@ func (d *Dispatcher) reap() {
 	keep := d.retiring[:0]
 	for _, e := range d.retiring {
 		switch {
-		case e.beaconDone:
+		case e.beaconDone && destroy:
 			toDestroy = append(toDestroy, e)
 			delete(d.byQPN, e.qp.Num())
 			continue
@@ -771,6 +802,9 @@ func (d *Dispatcher) reap() {
 			slog.Warn("dispatcher: destroy QP", "qpn", e.qp.Num(), "err", err)
 		}
 		d.C.QPsDestroyed.Add(1)
+		if e.after != nil {
+			e.after()
+		}
 	}
 }
 
@@ -904,13 +938,21 @@ func (d *Dispatcher) Close() error {
 		}
 	}
 	d.mu.Lock()
+	var afters []func()
 	for qpn, e := range d.byQPN {
 		add(e.qp.Close())
 		d.C.QPsDestroyed.Add(1)
 		delete(d.byQPN, qpn)
+		if e.after != nil {
+			afters = append(afters, e.after)
+		}
 	}
 	d.retiring = nil
+	d.closedQPs = true
 	d.mu.Unlock()
+	for _, f := range afters {
+		f()
+	}
 	if d.srq != nil {
 		add(d.srq.Close())
 	}

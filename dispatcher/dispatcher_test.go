@@ -187,7 +187,8 @@ func TestBeaconReaping(t *testing.T) {
 	for i := 1; i < n; i += 2 {
 		waitFor(t, 10*time.Second, "message", func() bool { return conns[i].count() == 1 })
 	}
-	require.Len(t, qpLines(t, opts.DeviceName), n)
+	out, _ := exec.Command("rdma", "resource", "show", "qp").CombinedOutput()
+	require.Len(t, qpLines(t, opts.DeviceName), n, "rdma resource show qp:\n%s", out)
 	for _, h := range hs {
 		h.Retire(time.Second)
 		h.Retire(time.Second) // idempotent

@@ -90,6 +90,7 @@ type conn struct {
 	closed   atomic.Bool
 	psn      uint32
 	zeroCopy bool
+	cm       *cmSide // rdma_cm connection (ms_async_rdma_cm), else nil
 }
 
 var (
@@ -99,12 +100,20 @@ var (
 )
 
 func newConn(st *Stack, w netstack.Worker, tc net.Conn) (*conn, error) {
+	return newConnWith(st, w, tc.LocalAddr(), tc.RemoteAddr(), func(c *conn) (*dispatcher.QPHandle, error) {
+		c.tcp = tc
+		return st.d.CreateQP(c)
+	})
+}
+
+// newConnWith builds a socket whose QP comes from mkQP.
+func newConnWith(st *Stack, w netstack.Worker, laddr, raddr net.Addr, mkQP func(c *conn) (*dispatcher.QPHandle, error)) (*conn, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("eventfd", err)
 	}
-	c := &conn{st: st, d: st.d, efd: efd, tcp: tc, laddr: tc.LocalAddr(), raddr: tc.RemoteAddr(), psn: rand.Uint32() & 0xffffff}
-	h, err := st.d.CreateQP(c)
+	c := &conn{st: st, d: st.d, efd: efd, laddr: laddr, raddr: raddr, psn: rand.Uint32() & 0xffffff}
+	h, err := mkQP(c)
 	if err != nil {
 		unix.Close(efd)
 		return nil, err
@@ -686,8 +695,13 @@ func (c *conn) Close() error {
 		c.rets = c.rets[:0]
 	}
 	c.mu.Unlock()
-	c.h.Retire(closeLinger)
-	err := c.tcp.Close()
+	var err error
+	if c.cm != nil {
+		c.cm.close(c)
+	} else {
+		c.h.Retire(closeLinger)
+		err = c.tcp.Close()
+	}
 	if c.load != nil {
 		c.load.AddLoad(-1)
 	}

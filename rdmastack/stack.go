@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -56,10 +57,20 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 	if n < 1 || n > maxWorkers {
 		return nil, fmt.Errorf("rdmastack: ms_async_op_threads = %d, want 1..%d", n, maxWorkers)
 	}
+	var cd *cmDevice
+	var cmCtx *verbs.Context
 	if cfg.RDMACM {
-		return nil, fmt.Errorf("rdmastack: ms_async_rdma_cm=true is not implemented yet: %w", verbs.ErrNotSupported)
+		var err error
+		if cd, err = openCMDevice(cfg.RDMADeviceName, max(cfg.RDMAPortNum, 1), cfg.RDMAGIDIdx); err != nil {
+			if errors.Is(err, verbs.ErrNoDevice) || errors.Is(err, verbs.ErrNotSupported) {
+				return nil, unavailable(err)
+			}
+			return nil, fmt.Errorf("rdmastack: %w", err)
+		}
+		cmCtx = cd.ctx
 	}
 	d, err := dispatcher.Open(dispatcher.Options{
+		Context:      cmCtx,
 		DeviceName:   cfg.RDMADeviceName,
 		Port:         cfg.RDMAPortNum,
 		GIDIndex:     cfg.RDMAGIDIdx,
@@ -72,6 +83,7 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		HugePages:    cfg.RDMAEnableHugepage,
 	})
 	if err != nil {
+		_ = cd.close()
 		if errors.Is(err, verbs.ErrNoDevice) || errors.Is(err, verbs.ErrNotSupported) ||
 			errors.Is(err, verbs.ErrPortDown) || errors.Is(err, verbs.ErrMemlockTooLow) {
 			return nil, unavailable(err)
@@ -87,12 +99,16 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 				_ = w.Center().Stop()
 			}
 			_ = d.Close()
+			_ = cd.close()
 			return nil, fmt.Errorf("rdmastack: %w", err)
 		}
 		workers = append(workers, &Worker{BaseWorker: bw, stack: s})
 	}
 	s.WorkerSet = netstack.NewWorkerSet(workers)
 	s.OnStop(d.Close)
+	if cd != nil {
+		s.OnStop(cd.close)
+	}
 	return s, nil
 }
 
@@ -146,6 +162,13 @@ func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.Serv
 	opErr := func(err error) error { return &net.OpError{Op: "listen", Net: "rdma", Addr: strAddr(addr), Err: err} }
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)
+	}
+	if w.stack.cfg.RDMACM {
+		ss, err := w.listenCM(addr, opts)
+		if err != nil {
+			return nil, opErr(err)
+		}
+		return ss, nil
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
@@ -207,6 +230,14 @@ func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.Con
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)
 	}
+	if w.stack.cfg.RDMACM {
+		c, err := w.connectCM(addr, opts)
+		if err != nil {
+			w.stack.d.C.HandshakeErrors.Add(1)
+			return nil, opErr(err)
+		}
+		return c, nil
+	}
 	timeout := w.stack.handshakeTimeout()
 	dl := net.Dialer{Timeout: timeout}
 	if opts.ConnectBindAddr != nil {
@@ -259,6 +290,7 @@ func tcpAddrOf(sa unix.Sockaddr) *net.TCPAddr {
 
 // serverSocket is the TCP side-channel listener.
 type serverSocket struct {
+	mu     sync.Mutex // Accept and Abort
 	fd     int
 	addr   *net.TCPAddr
 	stack  *Stack
@@ -272,6 +304,8 @@ var _ netstack.ServerSocket = (*serverSocket)(nil)
 // at once (Sends are queued until the QP is connected). ErrWouldBlock when
 // none is pending.
 func (s *serverSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) (netstack.ConnectedSocket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: net.ErrClosed}
 	}
@@ -310,7 +344,12 @@ func (s *serverSocket) FD() int { return s.fd }
 
 // Abort closes the listener; idempotent and nil-safe.
 func (s *serverSocket) Abort() error {
-	if s == nil || s.closed {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
 	s.closed = true

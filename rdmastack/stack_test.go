@@ -286,3 +286,57 @@ func TestZeroCopySend(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRDMACM connects through rdma_cm (ms_async_rdma_cm=true): the same
+// data path, FIN, then every QP is reaped.
+func TestRDMACM(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RDMACM = true
+	host := os.Getenv("RXE_HOST_A")
+	require.NotEmpty(t, host, "RXE_HOST_A (the rxe netdev's address)")
+	srv := startStack(t, cfg)
+	ccfg := *cfg
+	if os.Getenv("RXE_TWO_HOST") != "" {
+		ccfg.RDMADeviceName = os.Getenv("RXE_DEV_B") // host B reaches host A through its own device
+	}
+	cli := startStack(t, &ccfg)
+	w := srv.PickWorker()
+	ss, err := w.Listen(net.JoinHostPort(host, "0"), netstack.SocketOptions{})
+	require.NoError(t, err)
+	defer ss.Abort()
+	done := make(chan netstack.ConnectedSocket, 1)
+	go func() {
+		c, err := cli.PickWorker().Connect(ss.Addr().String(), netstack.SocketOptions{})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	sc := accept(t, ss, w)
+	cc := <-done
+	require.NotNil(t, cc)
+	msg := bytes.Repeat([]byte("rdma_cm "), 20000)
+	sendAll(t, cc, msg)
+	got, err := readUntil(t, sc, len(msg), 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+	sendAll(t, sc, []byte("reply"))
+	require.NoError(t, sc.Shutdown())
+	got, err = readUntil(t, cc, 0, 10*time.Second)
+	require.ErrorIs(t, err, io.EOF)
+	require.Equal(t, []byte("reply"), got)
+	require.NoError(t, cc.Close())
+	require.NoError(t, sc.Close())
+	for _, s := range []*Stack{srv, cli} {
+		deadline := time.Now().Add(20 * time.Second)
+		for s.Stats().QPsActive != 0 {
+			require.True(t, time.Now().Before(deadline), "QPs reaped")
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	// A connect to a port nobody listens on is refused.
+	_, err = cli.PickWorker().Connect(net.JoinHostPort(host, "1"), netstack.SocketOptions{})
+	require.Error(t, err)
+	t.Logf("refused: %v", err)
+}

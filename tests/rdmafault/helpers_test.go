@@ -154,13 +154,25 @@ func (l *logBuf) logf(format string, args ...any) {
 	l.mu.Unlock()
 }
 
-func (l *logBuf) grep(sub string) []string {
+// Write makes a logBuf an io.Writer (one line per write, as slog does).
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+// grep returns the lines containing any of subs.
+func (l *logBuf) grep(subs ...string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string
 	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			out = append(out, s)
+		for _, sub := range subs {
+			if strings.Contains(s, sub) {
+				out = append(out, s)
+				break
+			}
 		}
 	}
 	return out

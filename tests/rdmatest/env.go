@@ -104,11 +104,11 @@ func Config(d Device) *config.Config {
 	cfg.OpThreads = 2
 	cfg.RDMADeviceName = d.Name
 	cfg.RDMAGIDIdx = d.GIDIdx
-	// keep registered memory modest: the VM is small and several stacks
-	// live in one test process
-	cfg.RDMASendBuffers = 256
-	cfg.RDMAReceiveBuffers = 1024
-	cfg.RDMAReceiveQueueLen = 256
+	// keep registered memory modest: the VM is small, several stacks live
+	// in one test process, and pinning memory is slow under emulation
+	cfg.RDMASendBuffers = 64
+	cfg.RDMAReceiveBuffers = 512
+	cfg.RDMAReceiveQueueLen = 128
 	cfg.RDMABufferSize = 128 << 10
 	cfg.ConnectionReadyTimeout = 20 * time.Second
 	cfg.KeepaliveInterval = 300 * time.Millisecond

@@ -212,11 +212,19 @@ func WaitResources(t testing.TB, want Counts, limit time.Duration) Counts {
 // ProcCPU is the CPU time (user + system) this process has used, from
 // /proc/self/stat, with the kernel's clock-tick resolution (10 ms).
 func ProcCPU() (time.Duration, error) {
+	u, s, err := ProcCPUSplit()
+	return u + s, err
+}
+
+// ProcCPUSplit is ProcCPU as user and system time. (With Soft-RoCE, rxe's
+// packet processing runs in the kernel and much of it is charged to the
+// process that posts or polls.)
+func ProcCPUSplit() (user, sys time.Duration, err error) {
 	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return parseStatCPU(string(b))
+	return parseStatSplit(string(b))
 }
 
 // clockTicks is USER_HZ, which is 100 on every Linux architecture Go
@@ -224,24 +232,29 @@ func ProcCPU() (time.Duration, error) {
 const clockTicks = 100
 
 func parseStatCPU(s string) (time.Duration, error) {
+	u, st, err := parseStatSplit(s)
+	return u + st, err
+}
+
+func parseStatSplit(s string) (user, sys time.Duration, err error) {
 	// comm (field 2) may contain spaces and parentheses: fields after the
 	// last ')' start at field 3 (state).
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/self/stat: no ')' in %q", s)
+		return 0, 0, fmt.Errorf("/proc/self/stat: no ')' in %q", s)
 	}
 	f := strings.Fields(s[i+1:])
 	// field 14 utime, 15 stime -> indices 11, 12 after field 3
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/self/stat: %d fields after comm", len(f))
+		return 0, 0, fmt.Errorf("/proc/self/stat: %d fields after comm", len(f))
 	}
 	ut, err := strconv.ParseUint(f[11], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("/proc/self/stat utime %q: %w", f[11], err)
+		return 0, 0, fmt.Errorf("/proc/self/stat utime %q: %w", f[11], err)
 	}
 	st, err := strconv.ParseUint(f[12], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("/proc/self/stat stime %q: %w", f[12], err)
+		return 0, 0, fmt.Errorf("/proc/self/stat stime %q: %w", f[12], err)
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	return time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks, nil
 }

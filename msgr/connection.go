@@ -76,6 +76,7 @@ const (
 	prefetchBig   = 4 << 10  // read size between big frames (Ceph's ms_tcp_prefetch_max_size)
 	maxKeepRBuf   = 1 << 20
 	maxKeepWBuf   = 4 << 20
+	zeroCopyMin   = 16 << 10 // data segments this big are sent by reference, not copied
 	writeBatchMax = 256 << 10
 	maxReadLoops  = 64      // reads per readiness event, at most
 	maxReadBytes  = 1 << 20 // bytes per readiness event, about
@@ -152,8 +153,13 @@ type Connection struct {
 	readSinceTick bool
 	idleFor       time.Duration
 
-	// write side (owner goroutine)
+	// write side (owner goroutine). The pending output is wbuf, then wext
+	// (a big message's data segment, sent by reference), then
+	// wtail[:wtailN] (that frame's epilogue); wpos counts bytes of it sent.
 	wbuf           []byte
+	wext           []byte
+	wtail          [msgr2.EpilogueLen]byte
+	wtailN         int
 	wpos           int
 	iov            [][]byte
 	wroteSinceTick bool // a message or KEEPALIVE2 was sent (acks do not count)
@@ -207,7 +213,7 @@ func (c *Connection) SendMessage(m *Message) error {
 // batching replies and acks).
 func (c *Connection) canWriteDirectLocked() bool {
 	return c.state == stReady && c.sockDirect && c.sock != nil && !c.dispatching &&
-		!c.wantWrite && c.wpos >= len(c.wbuf) && c.directErr == nil
+		!c.wantWrite && c.wpos >= c.wlenLocked() && c.directErr == nil
 }
 
 // writeDirectLocked writes queued frames from the calling goroutine (any
@@ -432,7 +438,7 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	c.fd = sock.FD()
 	c.wantWrite = false
 	c.resetReadLocked()
-	c.wbuf, c.wpos = c.wbuf[:0], 0
+	c.resetWriteLocked()
 	c.idleFor, c.quietFor = 0, 0
 	c.readSinceTick, c.wroteSinceTick = false, false
 	if c.rbuf == nil {
@@ -496,10 +502,7 @@ func (c *Connection) closeSocketLocked() {
 	if cap(c.rbuf) > maxKeepRBuf {
 		c.rbuf = nil
 	}
-	c.wbuf, c.wpos = c.wbuf[:0], 0
-	if cap(c.wbuf) > maxKeepWBuf {
-		c.wbuf = nil
-	}
+	c.resetWriteLocked()
 }
 
 // ------------------------------------------------------------------- timers

@@ -149,8 +149,105 @@ func TestSendMessageFallsBackToCentre(t *testing.T) {
 			require.Equal(t, uint64(1), hdrs[0].Seq)
 			require.Equal(t, uint64(2), hdrs[1].Seq)
 			require.Equal(t, uint64(1), hdrs[0].AckSeq)
-			require.Empty(t, c.wbuf[c.wpos:], "everything flushed")
+			require.Zero(t, c.wlenLocked()-c.wpos, "everything flushed")
 			require.Zero(t, c.outQ.len())
+		})
+	}
+}
+
+// A big data segment is sent by reference; partial sends may stop anywhere
+// (in the head, the data, the epilogue) and a control frame queued meanwhile
+// must still follow the whole message.
+func TestZeroCopyDataSegmentPartialSends(t *testing.T) {
+	data := make([]byte, zeroCopyMin+123)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	frame := msgr2.AppendMessageFrame(nil, &msgr2.MsgHeader2{}, []byte("f"), nil, data)
+	headLen := len(frame) - len(data) - msgr2.EpilogueLen
+	tests := []struct {
+		name  string
+		first int // bytes the socket takes at the first send
+		chunk int // then per send
+	}{
+		{"all at once", -1, -1},
+		{"stops in the head", 10, 1000},
+		{"stops at the data", headLen, 4096},
+		{"stops in the data", headLen + 5000, 7},
+		{"stops in the epilogue", len(frame) - 3, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, sock := readyServerConn(t, true)
+			sock.budget = tc.first
+			require.NoError(t, c.SendMessage(&Message{Type: 5, Front: []byte("f"), Data: data}))
+			c.mu.Lock()
+			c.appendFrameLocked(msgr2.TagKeepalive2Ack, (&msgr2.Keepalive2Ack{}).Marshal(nil))
+			c.mu.Unlock()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for i := 0; i < 100000 && c.wlenLocked() > c.wpos; i++ {
+				sock.budget = tc.chunk
+				c.writeDirectLocked() // as the centre's kick would, minus epoll
+			}
+			require.Zero(t, c.wlenLocked()-c.wpos, "everything flushed")
+			tags, hdrs, fronts := messageFrames(t, sock.out)
+			require.Equal(t, []msgr2.Tag{msgr2.TagMessage, msgr2.TagKeepalive2Ack}, tags)
+			require.Equal(t, []string{"f"}, fronts)
+			require.Equal(t, uint64(1), hdrs[0].Seq)
+			_, segs, _, err := msgr2.ParseFrame(sock.out, 0)
+			require.NoError(t, err)
+			require.Equal(t, data, segs[3])
+		})
+	}
+}
+
+// A small received message (header and payload) costs one allocation; a
+// larger one two (Message and payload).
+func TestReceivedMessageAllocations(t *testing.T) {
+	tests := []struct {
+		name   string
+		front  int
+		data   int
+		allocs float64
+	}{
+		{"2-byte front", 2, 0, 1},
+		{"front and data at the limit", smallPayload - 10, 10, 1},
+		{"above the limit", smallPayload, 1, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := readyServerConn(t, true)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			front, data := make([]byte, tc.front), make([]byte, tc.data)
+			for i := range front {
+				front[i] = byte(i + 1)
+			}
+			seq := c.inSeq
+			frames := make([][4][]byte, 0, 200)
+			for i := 0; i < 200; i++ {
+				seq++
+				wire := msgr2.AppendMessageFrame(nil, &msgr2.MsgHeader2{Seq: seq}, front, nil, data)
+				_, segs, _, err := msgr2.ParseFrame(wire, 0)
+				require.NoError(t, err)
+				frames = append(frames, segs)
+			}
+			c.post = make([]dqItem, 0, 4)
+			i := 0
+			allocs := testing.AllocsPerRun(100, func() {
+				c.handleMessageLocked(frames[i])
+				i++
+				c.post = c.post[:0]
+			})
+			require.Equal(t, tc.allocs, allocs)
+			c.handleMessageLocked(frames[i])
+			m := c.post[0].m
+			require.Equal(t, front, m.Front)
+			require.Equal(t, len(m.Front), cap(m.Front), "a message cannot grow into its neighbour")
+			if tc.data > 0 {
+				require.Equal(t, data, m.Data)
+			}
 		})
 	}
 }

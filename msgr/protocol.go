@@ -226,6 +226,13 @@ func (c *Connection) peerSockAddrLocked() msgr2.EntityAddr {
 
 // appendFrameLocked appends a one-segment control frame to the write buffer.
 func (c *Connection) appendFrameLocked(tag msgr2.Tag, payload []byte) {
+	if len(c.wext) > 0 || c.wtailN > 0 {
+		// A data segment sent by reference is still pending: copy it (and
+		// its epilogue) into the buffer so that the frame goes after it.
+		c.wbuf = append(c.wbuf, c.wext...)
+		c.wbuf = append(c.wbuf, c.wtail[:c.wtailN]...)
+		c.wext, c.wtailN = nil, 0
+	}
 	c.wbuf = msgr2.AppendFrame(c.wbuf, tag, payload)
 }
 
@@ -745,7 +752,7 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 // held to answer the peer (Ceph's reuse_connection). c is closed silently.
 func (c *Connection) handOverLocked(e *Connection, finish func()) {
 	sock, w := c.sock, c.worker
-	leftover := append([]byte(nil), c.wbuf[c.wpos:]...)
+	leftover := c.pendingWriteLocked()
 	_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
 	c.sock = nil
 	c.closeLocked(fmt.Errorf("msgr: socket handed to the existing session: %w", ErrMarkedDown), false)
@@ -804,8 +811,8 @@ func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, defaultRBuf)
 	}
-	c.wbuf = append(c.wbuf[:0], leftover...)
-	c.wpos = 0
+	c.resetWriteLocked()
+	c.wbuf = append(c.wbuf, leftover...)
 	c.idleFor, c.quietFor = 0, 0
 	c.handler = c.handlerFor(g)
 	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
@@ -867,15 +874,23 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 		c.ackLeft++
 	}
 	fl, ml, dl := len(segs[1]), len(segs[2]), len(segs[3])
-	m := &Message{Type: h.Type, Priority: h.Priority, Version: h.Version, Tid: h.Tid, Seq: h.Seq,
+	var m *Message
+	var buf []byte
+	if n := fl + ml + dl; n > 0 && n <= smallPayload && !c.donateRBuf {
+		// A small payload shares the Message's allocation.
+		mb := new(messageWithPayload)
+		m, buf = &mb.Message, mb.payload[:n:n]
+	} else {
+		m = new(Message)
+	}
+	*m = Message{Type: h.Type, Priority: h.Priority, Version: h.Version, Tid: h.Tid, Seq: h.Seq,
 		Conn: c, RecvStamp: time.Now(), Peer: c.peerName}
 	if c.donateRBuf {
 		// the segments live in a read buffer allocated for this frame alone
 		c.rbufDonated = true
 		m.Front, m.Middle, m.Data = clip(segs[1]), clip(segs[2]), clip(segs[3])
 	} else {
-		var buf []byte
-		if fl+ml+dl > 0 {
+		if buf == nil && fl+ml+dl > 0 {
 			buf = make([]byte, fl+ml+dl) // the message's own storage: one allocation
 		}
 		copy(buf, segs[1])
@@ -893,6 +908,17 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 	}
 	c.stats.msgsRecv.Add(1)
 	c.post = append(c.post, dqItem{kind: dqMessage, m: m, c: c})
+}
+
+// smallPayload is the largest payload (front+middle+data) received into the
+// Message's own allocation (messageWithPayload) instead of a second one.
+const smallPayload = 64
+
+// messageWithPayload is a received Message with room for a small payload,
+// so that such a message costs one allocation.
+type messageWithPayload struct {
+	Message
+	payload [smallPayload]byte
 }
 
 // clip returns b with its capacity cut to its length (nil when empty).
@@ -931,12 +957,12 @@ func (c *Connection) moreQueuedLocked() bool {
 // queue is empty or the socket is full.
 func (c *Connection) writeReadyLocked() {
 	for c.state == stReady && c.sock != nil {
-		if c.wpos < len(c.wbuf) {
+		if c.wpos < c.wlenLocked() {
 			if !c.flushLocked(c.moreQueuedLocked()) {
 				return
 			}
 		}
-		c.wbuf, c.wpos = c.wbuf[:0], 0
+		c.resetWriteLocked()
 		if c.keepalive {
 			c.keepalive = false
 			k := msgr2.Keepalive2{Timestamp: time.Now()}
@@ -958,13 +984,25 @@ func (c *Connection) writeReadyLocked() {
 			m.Seq = c.outSeq
 			h := msgr2.MsgHeader2{Seq: m.Seq, Tid: m.Tid, Type: m.Type, Priority: m.prio(),
 				Version: m.Version, AckSeq: c.inSeq, CompatVersion: m.Version}
-			c.wbuf = msgr2.AppendMessageFrame(c.wbuf, &h, m.Front, m.Middle, m.Data)
+			big := len(m.Data) >= zeroCopyMin
+			if big {
+				// The data segment goes out by reference, after what is
+				// batched so far; the batch ends with it.
+				var tail []byte
+				c.wbuf, tail = msgr2.AppendMessageFrameParts(c.wbuf, c.wtail[:0], &h, m.Front, m.Middle, m.Data)
+				c.wext, c.wtailN = m.Data, len(tail)
+			} else {
+				c.wbuf = msgr2.AppendMessageFrame(c.wbuf, &h, m.Front, m.Middle, m.Data)
+			}
 			if !c.policy.Lossy {
 				c.sent = append(c.sent, m)
 			}
 			c.stats.msgsSent.Add(1)
 			wrote = true
 			c.wroteSinceTick = true
+			if big {
+				break
+			}
 		}
 		if wrote {
 			c.ackLeft = 0
@@ -979,13 +1017,54 @@ func (c *Connection) writeReadyLocked() {
 				c.appendFrameLocked(msgr2.TagAck, c.cbuf)
 			}
 		}
-		if len(c.wbuf) == 0 {
+		if c.wlenLocked() == 0 {
 			return
 		}
 		if !c.flushLocked(c.moreQueuedLocked()) {
 			return
 		}
 	}
+}
+
+// wlenLocked is the length of the pending output: wbuf, wext, wtail.
+func (c *Connection) wlenLocked() int { return len(c.wbuf) + len(c.wext) + c.wtailN }
+
+// resetWriteLocked forgets the pending output (all sent, or socket gone).
+func (c *Connection) resetWriteLocked() {
+	c.wbuf, c.wpos = c.wbuf[:0], 0
+	if cap(c.wbuf) > maxKeepWBuf {
+		c.wbuf = nil
+	}
+	c.wext, c.wtailN = nil, 0
+}
+
+// pendingIovLocked returns the unsent part of the output as up to three
+// buffers (in c.iov; the caller clears them after the send).
+func (c *Connection) pendingIovLocked() [][]byte {
+	if cap(c.iov) < 3 {
+		c.iov = make([][]byte, 3)
+	}
+	iov := c.iov[:0]
+	p := c.wpos
+	for _, b := range [3][]byte{c.wbuf, c.wext, c.wtail[:c.wtailN]} {
+		if p >= len(b) {
+			p -= len(b)
+			continue
+		}
+		iov = append(iov, b[p:])
+		p = 0
+	}
+	return iov
+}
+
+// pendingWriteLocked copies the unsent part of the output.
+func (c *Connection) pendingWriteLocked() []byte {
+	var out []byte
+	for _, b := range c.pendingIovLocked() {
+		out = append(out, b...)
+	}
+	clear(c.iov[:cap(c.iov)])
+	return out
 }
 
 // armAckTimerLocked makes sure a bare ACK goes out within ackDelay if no
@@ -1019,13 +1098,13 @@ func (c *Connection) sendDelayedAckLocked() {
 // flushLocked sends the write buffer; it reports whether everything went out
 // (false: blocked, waiting for writability, or faulted).
 func (c *Connection) flushLocked(more bool) bool {
-	for c.wpos < len(c.wbuf) {
+	for c.wpos < c.wlenLocked() {
 		if c.sock == nil {
 			return false
 		}
-		c.iov[0] = c.wbuf[c.wpos:]
-		n, err := c.sock.Send(c.iov, more)
-		c.iov[0] = nil
+		iov := c.pendingIovLocked()
+		n, err := c.sock.Send(iov, more)
+		clear(iov)
 		if n > 0 {
 			c.wpos += n
 			c.stats.bytesSent.Add(uint64(n))
@@ -1040,7 +1119,7 @@ func (c *Connection) flushLocked(more bool) bool {
 			c.faultLocked(fmt.Errorf("msgr: send in state %s: %w", c.state, err))
 			return false
 		}
-		if c.wpos < len(c.wbuf) && (err != nil || n == 0) {
+		if c.wpos < c.wlenLocked() && (err != nil || n == 0) {
 			if c.direct {
 				c.directBlock = true // the centre registers writability
 				return false
@@ -1055,10 +1134,7 @@ func (c *Connection) flushLocked(more bool) bool {
 			return false
 		}
 	}
-	c.wbuf, c.wpos = c.wbuf[:0], 0
-	if cap(c.wbuf) > maxKeepWBuf {
-		c.wbuf = nil
-	}
+	c.resetWriteLocked()
 	if c.wantWrite {
 		_ = c.center.DeleteFileEvent(c.fd, netstack.EventWritable)
 		c.wantWrite = false

@@ -126,6 +126,7 @@ type EventCenter struct {
 	deadline   time.Time // read deadline currently set on epFile
 	pollFn     func(fd uintptr) bool
 	pollN      int
+	pollCalls  int // pollReady calls during the current wait (1: it did not park)
 	pollErr    error
 	wakeBuf    [8]byte
 }
@@ -477,13 +478,18 @@ func (c *EventCenter) loop(ready chan<- struct{}) {
 // became ready) or the read deadline set to the nearest timer passes. A
 // blocking epoll_wait would hold its P until sysmon retakes it, which costs
 // tens of microseconds to milliseconds of latency per wake-up.
+//
+// The clock is read only when a timer may be due: when the wait ended at
+// the deadline, or when it did not park at all (events were ready at once,
+// so the deadline may have passed unnoticed). A wake-up by readiness before
+// the deadline means no timer is due yet; one that falls due right after is
+// caught by the next turn (its expired deadline ends that wait at once).
+// Clock reads are not free (tens to hundreds of nanoseconds, more on VMs
+// with a slow clocksource) and a busy loop would pay them on every turn.
 func (c *EventCenter) runOnce() {
-	wait := true
 	if len(c.timers) > 0 {
-		at := c.timers[0].when
-		if !at.After(time.Now()) {
-			wait = false // a timer is due: only collect what is ready now
-		} else if !at.Equal(c.deadline) {
+		if at := c.timers[0].when; !at.Equal(c.deadline) {
+			// A deadline already past makes the wait below return at once.
 			c.deadline = at
 			_ = c.epFile.SetReadDeadline(at)
 		}
@@ -492,14 +498,18 @@ func (c *EventCenter) runOnce() {
 		_ = c.epFile.SetReadDeadline(time.Time{})
 	}
 	c.busy.Store(false)
-	if wait {
-		if err := c.epRaw.Read(c.pollFn); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	c.pollCalls = 0
+	err := c.epRaw.Read(c.pollFn)
+	c.busy.Store(true)
+	timersDue := false
+	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			panic(fmt.Sprintf("netstack: event centre %s: wait: %v", c.name, err))
 		}
-	} else {
-		c.pollFn(uintptr(c.epfd))
+		timersDue = true
+	} else if c.pollCalls == 1 {
+		timersDue = true // did not park: time went by unobserved
 	}
-	c.busy.Store(true)
 	n, werr := c.pollN, c.pollErr
 	c.pollN, c.pollErr = 0, nil
 	if werr != nil {
@@ -516,7 +526,7 @@ func (c *EventCenter) runOnce() {
 		}
 		c.dispatchFile(fd, ev.Events)
 	}
-	if len(c.timers) > 0 {
+	if timersDue && len(c.timers) > 0 {
 		c.runTimers()
 	}
 	if woken {
@@ -531,6 +541,7 @@ func (c *EventCenter) runOnce() {
 // pollReady collects ready events without blocking; it returns false (so the
 // RawConn parks the goroutine until epfd is readable) when there are none.
 func (c *EventCenter) pollReady(fd uintptr) bool {
+	c.pollCalls++
 	n, err := unix.EpollWait(int(fd), c.events, 0)
 	if err == unix.EINTR {
 		n, err = 0, nil

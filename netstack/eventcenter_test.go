@@ -475,3 +475,51 @@ func TestSteadyStateNoAlloc(t *testing.T) {
 	}
 	require.Zero(t, testing.AllocsPerRun(200, timerTrip), "time event allocates")
 }
+
+// Time events fire while the loop never parks (an fd stays readable and its
+// handler does not drain it), and a chain of zero-delay timers advances on
+// an otherwise idle loop: the loop reads the clock whenever a timer may be
+// due, not only when its wait times out.
+func TestTimeEventsBusyAndIdleLoop(t *testing.T) {
+	tests := []struct {
+		name string
+		busy bool
+	}{
+		{"idle loop", false},
+		{"loop never parks", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCenter(t)
+			r, w := pipe(t)
+			if tc.busy {
+				_, err := unix.Write(w, []byte("x")) // readable for good
+				require.NoError(t, err)
+				require.NoError(t, c.Submit(func() {
+					require.NoError(t, c.CreateFileEvent(r, EventReadable, func(int, EventMask) {}))
+				}))
+			}
+			done := make(chan int, 1)
+			var hops int
+			var hop func()
+			hop = func() {
+				hops++
+				if hops == 100 {
+					done <- hops
+					return
+				}
+				c.CreateTimeEvent(0, hop)
+			}
+			require.NoError(t, c.Submit(func() {
+				c.CreateTimeEvent(2*time.Millisecond, func() { c.CreateTimeEvent(0, hop) })
+			}))
+			select {
+			case n := <-done:
+				require.Equal(t, 100, n)
+			case <-time.After(10 * time.Second):
+				t.Fatal("time events did not run")
+			}
+			require.NoError(t, c.Submit(func() { require.NoError(t, c.DeleteFileEvent(r, EventReadable)) }))
+		})
+	}
+}

@@ -37,6 +37,14 @@ const msgrWait = 60 * time.Second
 // then every --msgr_opt.
 func msgrConfig(p *perf.Params) (*config.Config, error) {
 	cfg := config.Default()
+	// Ceph's RDMA pools (128 KiB x 1024 send buffers, a 32768-buffer receive
+	// pool, 4096-deep receive queue) take longer to register than a short
+	// benchmark runs on an emulated VM; rdmaperf starts from the pool sizes of
+	// the project's rdma test suite. The environment and --msgr_opt override.
+	cfg.RDMABufferSize = 32 << 10
+	cfg.RDMASendBuffers = 256
+	cfg.RDMAReceiveQueueLen = 256
+	cfg.RDMAReceiveBuffers = 2048
 	if _, err := cfg.ApplyEnv(os.Environ()); err != nil {
 		return nil, err
 	}

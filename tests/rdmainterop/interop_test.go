@@ -3,6 +3,7 @@ package rdmainterop
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +122,19 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 				}
 				if e.Dir == rdmatest.DirLocal && e.What == "connect" {
 					st := rs.Stats()
-					return st.QPsActive >= 1, fmt.Sprintf("%s; QPs created %d active %d, handshake errors %d", e.Detail, st.QPsCreated, st.QPsActive, st.HandshakeErrors)
+					if st.QPsActive < 1 {
+						return false, ""
+					}
+					// the meta exchange brought one of our RC QPs to RTS toward a remote QP
+					qps, err := rdmatest.OwnQPs(os.Getpid())
+					require.NoError(t, err)
+					for _, q := range qps {
+						if q.Dev == dev.Name && q.Type == "RC" && q.State == "RTS" && q.RQPN != 0 {
+							return true, fmt.Sprintf("%s; QP %s/%d RTS -> remote QP %d; QPs created %d active %d, handshake errors %d",
+								e.Detail, q.Dev, q.LQPN, q.RQPN, st.QPsCreated, st.QPsActive, st.HandshakeErrors)
+						}
+					}
+					return false, fmt.Sprintf("no RC QP of ours in RTS on %s yet: %+v", dev.Name, qps)
 				}
 			}
 			return false, ""
@@ -166,8 +179,12 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 			require.NoError(t, c.SendMessage(&msgr.Message{Type: cephMsgMonGetVersion, Version: 1, Tid: 1, Front: front}))
 			sentGetVersion = true
 		}
+		lastDetail := ""
 		for {
 			ok, detail := st.done()
+			if detail != "" {
+				lastDetail = detail
+			}
 			if ok {
 				t.Logf("step %d ok: %s: %s", i+1, st.name, detail)
 				break
@@ -177,8 +194,8 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 				if s := sock(); s != nil {
 					trace = s.String()
 				}
-				t.Fatalf("step %d FAILED: %s (connection error: %v, stats %+v, rdma stats %s)\n%s",
-					i+1, st.name, c.Err(), c.Stats(), stackSummary(rs), trace)
+				t.Fatalf("step %d FAILED: %s (last seen: %s; connection error: %v, stats %+v, rdma stats %s)\n%s",
+					i+1, st.name, lastDetail, c.Err(), c.Stats(), stackSummary(rs), trace)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -258,3 +258,55 @@ func parseStatSplit(s string) (user, sys time.Duration, err error) {
 	}
 	return time.Duration(ut) * time.Second / clockTicks, time.Duration(st) * time.Second / clockTicks, nil
 }
+
+// QPInfo is one QP from `rdma -j resource show qp`.
+type QPInfo struct {
+	Dev   string // "rxe0"
+	LQPN  int
+	RQPN  int // remote QPN (0 until connected)
+	Type  string
+	State string // "RESET", "INIT", "RTR", "RTS", "ERR", ...
+}
+
+// OwnQPs lists the QPs process pid owns (see RDMAResources for ownership).
+func OwnQPs(pid int) ([]QPInfo, error) {
+	own := owner{tids: map[int]bool{pid: true}}
+	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
+		for _, d := range tasks {
+			if tid, err := strconv.Atoi(d.Name()); err == nil {
+				own.tids[tid] = true
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		own.comm = strings.TrimSpace(string(b))
+	}
+	out, err := exec.Command("rdma", "-j", "resource", "show", "qp").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("rdma resource show qp: %w: %s", err, out)
+	}
+	var objs []map[string]any
+	if s := strings.TrimSpace(string(out)); s != "" {
+		if err := json.Unmarshal([]byte(s), &objs); err != nil {
+			return nil, fmt.Errorf("rdma resource show qp: %w: %s", err, out)
+		}
+	}
+	var qps []QPInfo
+	for _, o := range objs {
+		if !own.owns(o) {
+			continue
+		}
+		q := QPInfo{}
+		q.Dev, _ = o["ifname"].(string)
+		q.Type, _ = o["type"].(string)
+		q.State, _ = o["state"].(string)
+		if v, ok := o["lqpn"].(float64); ok {
+			q.LQPN = int(v)
+		}
+		if v, ok := o["rqpn"].(float64); ok {
+			q.RQPN = int(v)
+		}
+		qps = append(qps, q)
+	}
+	return qps, nil
+}

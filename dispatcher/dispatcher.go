@@ -775,7 +775,6 @@ func (d *Dispatcher) reap(destroy bool) {
 		switch {
 		case e.beaconDone && destroy:
 			toDestroy = append(toDestroy, e)
-			delete(d.byQPN, e.qp.Num())
 			continue
 		case !e.errored && (e.inflight.Load() <= 0 || now.After(e.lingerEnd)):
 			e.errored = true
@@ -802,6 +801,9 @@ func (d *Dispatcher) reap(destroy bool) {
 			slog.Warn("dispatcher: destroy QP", "qpn", e.qp.Num(), "err", err)
 		}
 		d.C.QPsDestroyed.Add(1)
+		d.mu.Lock()
+		delete(d.byQPN, e.qp.Num())
+		d.mu.Unlock()
 		if e.after != nil {
 			e.after()
 		}

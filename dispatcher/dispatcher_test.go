@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,14 +151,19 @@ func TestOrderedDeliveryManyCompletions(t *testing.T) {
 	}
 }
 
-// qpLines lists this process's QPs in `rdma resource show qp`.
+// qpLines lists this test binary's QPs on dev in `rdma resource show qp`.
 func qpLines(t *testing.T, dev string) []string {
 	out, err := exec.Command("rdma", "resource", "show", "qp").CombinedOutput()
 	require.NoError(t, err, string(out))
-	pid := "pid " + strconv.Itoa(os.Getpid()) + " "
+	// The tool names the creating thread's pid, so match the command name
+	// (the kernel's comm: the binary's name, at most 15 bytes).
+	comm := filepath.Base(os.Args[0])
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
 	var lines []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, pid) && strings.Contains(l, dev+"/") {
+		if strings.Contains(l, " comm "+comm+" ") && strings.Contains(l, "link "+dev+"/") {
 			lines = append(lines, l)
 		}
 	}

@@ -6,7 +6,8 @@ poweroff_now() { sync; echo o >/proc/sysrq-trigger; sleep 30; }
 trap poweroff_now EXIT
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-mount -t tmpfs tmpfs /tmp
+# /tmp stays on the overlay (writable, RAM-backed): a tmpfs there would hide
+# a repository cloned under /tmp, which the initramfs mounted already.
 mount -t tmpfs tmpfs /run
 mkdir -p /dev/pts /dev/shm /dev/hugepages
 mount -t devpts devpts /dev/pts

@@ -8,7 +8,7 @@ set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # /tmp stays on the overlay (writable, RAM-backed): a tmpfs there would hide
 # a repository cloned under /tmp, which the initramfs mounted already.
-mount -t tmpfs tmpfs /run
+case "$job" in /run/*) ;; *) mount -t tmpfs tmpfs /run ;; esac
 mkdir -p /dev/pts /dev/shm /dev/hugepages
 mount -t devpts devpts /dev/pts
 # devtmpfs lacks the fd links bash process substitution needs

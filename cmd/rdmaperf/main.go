@@ -72,7 +72,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, ln ne
 		return 2
 	}
 	if err := run(ctx, p, stdout, stderr, ln); err != nil {
-		fmt.Fprintf(stderr, "rdmaperf: %v\n", err)
+		msg := err.Error()
+		for strings.HasPrefix(msg, "rdmaperf: ") {
+			msg = strings.TrimPrefix(msg, "rdmaperf: ")
+		}
+		fmt.Fprintf(stderr, "rdmaperf: %s\n", msg)
 		return 1
 	}
 	return 0

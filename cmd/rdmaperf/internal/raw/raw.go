@@ -84,7 +84,9 @@ func (r *res) close() {
 	_ = r.mr.Close()
 	_ = r.buf.Free()
 	_ = r.scq.Close()
-	_ = r.rcq.Close()
+	if r.rcq != r.scq {
+		_ = r.rcq.Close()
+	}
 	_ = r.pd.Close()
 	_ = r.ctx.Close()
 }
@@ -165,10 +167,19 @@ func (r *res) setup() error {
 	if r.pd, err = r.ctx.AllocPD(); err != nil {
 		return err
 	}
-	if r.scq, err = r.ctx.CreateCQ(p.TxDepth+1, nil, 0); err != nil {
+	// The send ping-pong waits for its send and receive completions
+	// together: one CQ, so one poll crossing serves both.
+	shared := p.Lat && p.Verb == "send"
+	scqSize := p.TxDepth + 1
+	if shared {
+		scqSize += p.RxDepth
+	}
+	if r.scq, err = r.ctx.CreateCQ(scqSize, nil, 0); err != nil {
 		return err
 	}
-	if r.rcq, err = r.ctx.CreateCQ(p.RxDepth+1, nil, 0); err != nil {
+	if shared {
+		r.rcq = r.scq
+	} else if r.rcq, err = r.ctx.CreateCQ(p.RxDepth+1, nil, 0); err != nil {
 		return err
 	}
 	r.half = (max(p.MaxMsgSize(), 64) + 4095) &^ 4095
@@ -465,7 +476,10 @@ func (r *res) progress(n int) {
 }
 
 // sendLat: perftest's run_iter_lat_send. The server waits for a message
-// before each reply; every send is signaled every CQMod (1 at tx depth 1).
+// before each reply; sends are signaled every CQMod (every one at tx depth
+// 1) and the next send waits for the previous signaled one to complete. Send
+// and receive completions share one CQ (see setup), so one poll crossing
+// serves both waits.
 func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	iters := p.Iters
@@ -484,19 +498,39 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	}
 	rposted, consumed := posted0, 0
 	scnt, rcnt := 0, 0
-	for duration || scnt < iters || rcnt < iters {
-		if (duration || rcnt < iters) && !(scnt < 1 && client) {
-			w.stopOnDone = duration
-			n, err := r.pollOne(r.rcq, &w)
-			w.stopOnDone = false
+	recvReady, sendPending := 0, false
+	// wait polls until a receive is ready (when needRecv) and no signaled
+	// send is outstanding.
+	wait := func(needRecv bool) error {
+		w.reset()
+		w.stopOnDone = duration && needRecv
+		for (needRecv && recvReady == 0) || sendPending {
+			n, err := r.pollOne(r.scq, &w)
 			if err != nil {
-				if duration && errors.Is(err, errPeerGone) {
-					return scnt, nil
-				}
-				return scnt, err
+				return err
 			}
-			rcnt += n
-			consumed += n
+			for i := range n {
+				if r.wcs[i].Opcode.IsRecv() {
+					recvReady++
+				} else {
+					sendPending = false
+				}
+			}
+		}
+		return nil
+	}
+	for duration || scnt < iters || rcnt < iters {
+		needRecv := (duration || rcnt < iters) && !(scnt < 1 && client)
+		if err := wait(needRecv); err != nil {
+			if duration && errors.Is(err, errPeerGone) {
+				return scnt, nil
+			}
+			return scnt, err
+		}
+		if needRecv {
+			recvReady--
+			rcnt++
+			consumed++
 			if consumed >= rxBatch && (duration || rposted < iters) {
 				k := consumed
 				if !duration {
@@ -525,15 +559,11 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 			if _, err := r.qp.PostSend(r.swr[:1]); err != nil {
 				return scnt, err
 			}
-			if signaled {
-				if _, err := r.pollOne(r.scq, &w); err != nil {
-					return scnt, err
-				}
-			}
+			sendPending = signaled
 			r.progress(scnt)
 		}
 	}
-	return scnt, nil
+	return scnt, wait(false)
 }
 
 // pollByte returns a pointer to the aligned word holding byte off of the

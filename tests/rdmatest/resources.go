@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ResourceKinds are the `rdma resource show` object kinds counted per
@@ -309,4 +311,15 @@ func OwnQPs(pid int) ([]QPInfo, error) {
 		qps = append(qps, q)
 	}
 	return qps, nil
+}
+
+// ProcCPUPrecise is the process's CPU time from
+// clock_gettime(CLOCK_PROCESS_CPUTIME_ID): nanosecond accounting of every
+// thread, including exited ones, where /proc/self/stat counts clock ticks.
+func ProcCPUPrecise() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
+		return 0, err
+	}
+	return time.Duration(ts.Nano()), nil
 }

@@ -848,6 +848,9 @@ func testSessionContinuation(t *testing.T, stack string) {
 	}
 	require.Equal(t, []string{"a", "b", "c"}, fronts)
 	require.Zero(t, srvRec.remoteResetCount())
+	// MsHandleAccept goes through the dispatch queue: it may come after the
+	// frames reached the peer.
+	waitFor(t, 10*time.Second, "second accept reported", func() bool { return len(srvRec.acceptedList()) >= 2 })
 	require.Len(t, srvRec.acceptedList(), 2)
 	require.Same(t, sess, srvRec.acceptedList()[1], "the same session continued")
 	require.True(t, sess.IsConnected())

@@ -197,6 +197,7 @@ type TraceEvent struct {
 	Detail string
 }
 
+// String formats the event as "dir what (detail)".
 func (e TraceEvent) String() string {
 	s := e.Dir + " " + e.What
 	if e.Detail != "" {

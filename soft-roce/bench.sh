@@ -10,20 +10,33 @@
 # ib_write_bw), rdmaperf's raw verbs tests (send_lat, write_lat, send_bw,
 # write_bw), and rdmaperf's messenger tests (msgr_lat, msgr_bw) over the rdma
 # and the posix stacks. The ratio points (latency at 2 B and 4 KiB, bandwidth
-# at 64 KiB) are repeated BENCH_REPS times (default 3), alternating the two
-# tools, and the medians are compared. Results: .build/bench/results.tsv.
+# at 64 KiB) are repeated BENCH_REPS times (default 2), alternating the two
+# tools, and the medians are compared. BENCH_SIZES (default "2 256 4096
+# 65536 1048576") sets the curve's sizes. Results: .build/bench/results.tsv.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 cd "$repo"
-out=$repo/.build/bench
+out=${BENCH_OUT:-$repo/.build/bench}
+md=${BENCH_MD:-$repo/BENCHMARKS.md}
+png=${md%.md}.png
 export PATH=$PATH:/usr/local/go/bin
+
+# wait_port PORT: until a server listens on PORT (at most 30 s); perftest's
+# client gives up at once when nobody listens.
+wait_port() {
+	local i
+	for i in $(seq 300); do
+		ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+		sleep 0.1
+	done
+}
 
 # ---------- inside: the measurements ----------
 inner() {
 	local dev=${RXE_DEV_A:-$(ls /sys/class/infiniband | head -1)}
 	local gid=${RXE_GID_IDX:-1}
-	local reps=${BENCH_REPS:-3}
+	local reps=${BENCH_REPS:-2}
 	local rp=$repo/.build/rdmaperf
 	local res=$out/results.tsv
 	local port=20000
@@ -58,7 +71,7 @@ inner() {
 		t0=$(date +%s.%N)
 		timeout 300 "${srv[@]}" -p "$port" >"$out/last.srv" 2>&1 &
 		local spid=$!
-		sleep 0.3
+		wait_port "$port"
 		cli=("${srv[@]}" -p "$port" 127.0.0.1)
 		timeout 300 "${cli[@]}" >"$out/last.cli" 2>&1
 		rc=$?
@@ -83,7 +96,7 @@ inner() {
 	lat_iters() { if [ "$1" -le 4096 ]; then echo 1000; elif [ "$1" -le 65536 ]; then echo 300; else echo 100; fi; }
 	bw_iters() { if [ "$1" -le 4096 ]; then echo 1000; elif [ "$1" -le 16384 ]; then echo 300; elif [ "$1" -le 65536 ]; then echo 200; elif [ "$1" -le 262144 ]; then echo 50; else echo 20; fi; }
 
-	local sizes="2 64 1024 4096 16384 65536 262144 1048576"
+	local sizes=${BENCH_SIZES:-"2 256 4096 65536 1048576"}
 	[ -n "${BENCH_QUICK:-}" ] && sizes="2 4096 65536"
 	local s t r
 	# The ratio points first, alternating the tools, BENCH_REPS times.
@@ -123,9 +136,9 @@ inner() {
 		for trig in true false; do
 			local opt=(--msgr_opt "ms_async_rdma_submit_time_trigger=$trig")
 			port=$((port + 1))
-			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" >/dev/null 2>&1 &
-			sleep 0.3
-			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" --trace "${opt[@]}" 127.0.0.1 >"$out/trace.$trig" 2>&1 || true
+			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" --msgr_opt ms_async_rdma_buffer_size=256 >/dev/null 2>&1 &
+			wait_port "$port"
+			timeout 120 "$rp" msgr_bw --stack rdma -d "$dev" -x "$gid" -s 64 -n 2000 -p "$port" --trace "${opt[@]}" --msgr_opt ms_async_rdma_buffer_size=256 127.0.0.1 >"$out/trace.$trig" 2>&1 || true
 			wait || true
 			printf 'trace\tmsgr_bw\t64\t2000\t%s\t%s\t0\n' "$trig" "$(grep -m1 ' trace: ' "$out/trace.$trig" | awk '{print $4}' | tr -d '(' | sed 's|/msg||')" >>"$res"
 		done
@@ -151,7 +164,7 @@ same device in one boot; each pair is a server and a client on the same
 machine (out-of-band exchange over 127.0.0.1, RDMA traffic through the
 device). Latency is perftest's \`t_typical\` (median one-way, µs); bandwidth
 is \`BW average\` (MB/sec = 2^20 bytes/s, perftest's unit). The ratio points
-are medians of ${BENCH_REPS:-3} alternating repetitions.
+are medians of ${BENCH_REPS:-2} alternating repetitions.
 
 ## Environment
 
@@ -209,16 +222,16 @@ TXT
 	if grep -q '^trace' "$out/results.tsv"; then
 		cat <<'TXT'
 
-## Adaptive send-merging (`rdmaperf msgr_bw --stack rdma -s 64 -n 2000 --trace`)
+## Adaptive send-merging (`rdmaperf msgr_bw --stack rdma -s 64 -n 2000 --msgr_opt ms_async_rdma_buffer_size=256 --trace`, client process only)
 
 | ms_async_rdma_submit_time_trigger | doorbells per message |
 |---|---:|
 TXT
 		awk -F'\t' '$1=="trace" {print "| " $5 " | " $6 " |"}' "$out/results.tsv"
 	fi
-	cat <<'TXT'
+	cat <<'TXT' | sed "s|PNGNAME|$(basename "$png")|"
 
-![latency and bandwidth against message size](BENCHMARKS.png)
+![latency and bandwidth against message size](PNGNAME)
 
 ## Reading these numbers
 
@@ -298,8 +311,8 @@ if [ "${1:-}" = "--inner" ]; then
 fi
 if [ "${1:-}" = "--report" ]; then
 	# Regenerate BENCHMARKS.md from an existing .build/bench.
-	report "${2:-0}" >BENCHMARKS.md
-	plot "$repo/BENCHMARKS.png"
+	report "${2:-0}" >"$md"
+	plot "$png"
 	exit 0
 fi
 
@@ -319,6 +332,6 @@ else
 fi
 elapsed=$(($(date +%s) - start))
 [ -s "$out/results.tsv" ] || { echo "bench: no results" >&2; exit 1; }
-report "$elapsed" >BENCHMARKS.md
-plot "$repo/BENCHMARKS.png"
-echo "bench: wrote BENCHMARKS.md and BENCHMARKS.png (${elapsed}s)" >&2
+report "$elapsed" >"$md"
+plot "$png"
+echo "bench: wrote $md and $png (${elapsed}s)" >&2

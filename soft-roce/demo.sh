@@ -26,7 +26,11 @@ inner() {
 		cmd+=(-d "$dev" -x "$gid" -s "$size" -n "$iters")
 		port=$((port + 1))
 		timeout 120 "${cmd[@]}" -p "$port" >"$out/srv.$kind.$test.$size" 2>&1 &
-		sleep 0.3
+		local i
+		for i in $(seq 300); do # until the server listens (perftest's client does not retry)
+			ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
+			sleep 0.1
+		done
 		timeout 120 "${cmd[@]}" -p "$port" 127.0.0.1 >"$out/cli.$kind.$test.$size" 2>&1 || true
 		wait || true
 		local row

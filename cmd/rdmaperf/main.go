@@ -24,21 +24,11 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/trace"
 )
 
-// hotLoopGODEBUG are the runtime settings rdmaperf re-executes itself with
-// (unless GODEBUG already sets them): no cgo pointer checks on every verbs
-// crossing (the shim passes only C memory) and no signal-based preemption of
-// the busy-polling goroutine. On the Soft-RoCE VM both cost a large share of
-// each poll and add context switches to the measured round trips.
-var hotLoopGODEBUG = []string{"cgocheck=0", "asyncpreemptoff=1"}
-
 // ownProcess is true when rdmaperf runs as its own process (not in a test
 // that runs server and client side by side).
 var ownProcess bool
 
 func main() {
-	if os.Getenv("RDMAPERF_NO_REEXEC") == "" {
-		reexecWithGODEBUG()
-	}
 	ownProcess = true
 	// RDMAPERF_CPUPROFILE=FILE writes a CPU profile of the run (pprof).
 	if f := os.Getenv("RDMAPERF_CPUPROFILE"); f != "" {
@@ -185,7 +175,7 @@ func run(ctx context.Context, p *perf.Params, stdout, stderr io.Writer, ln net.L
 	if p.Verb == "msgr" {
 		err = runMsgr(ctx, p, oob, h)
 	} else {
-		if ownProcess {
+		if ownProcess && os.Getenv("RDMAPERF_KEEP_GOMAXPROCS") == "" {
 			// One P: the busy-polling goroutine owns it and the runtime
 			// never wakes spare threads to look for work (on a 2-vCPU VM
 			// every extra runnable thread delays the peer or rxe's kernel
@@ -271,30 +261,4 @@ func (pr *progress) stop() {
 	close(pr.done)
 	pr.done = nil
 	pr.wg.Wait()
-}
-
-// reexecWithGODEBUG replaces the process with itself, GODEBUG extended by
-// hotLoopGODEBUG; it returns when nothing needs changing or exec fails.
-func reexecWithGODEBUG() {
-	cur := os.Getenv("GODEBUG")
-	var add []string
-	for _, kv := range hotLoopGODEBUG {
-		k, _, _ := strings.Cut(kv, "=")
-		if !strings.Contains(","+cur, ","+k+"=") {
-			add = append(add, kv)
-		}
-	}
-	if len(add) == 0 {
-		return
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return
-	}
-	v := strings.Join(add, ",")
-	if cur != "" {
-		v = cur + "," + v
-	}
-	env := append(os.Environ(), "GODEBUG="+v, "RDMAPERF_NO_REEXEC=1")
-	_ = syscall.Exec(exe, os.Args, env)
 }

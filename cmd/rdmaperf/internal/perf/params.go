@@ -422,4 +422,8 @@ Options (rdmaperf's):
       --stack=rdma|posix   messenger transport (msgr_*; default rdma)
       --msgr_opt=KEY=VAL   set a messenger option (msgr_*), e.g. ms_async_rdma_submit_time_trigger=0
       --progress=auto|on|off  progress on stderr (auto: when stderr is a terminal)
+
+The raw tests busy-poll with one P (GOMAXPROCS=1). GODEBUG=cgocheck=0 removes
+the runtime's pointer checks from every verbs crossing (the shim passes only
+C memory); RDMAPERF_CPUPROFILE=FILE writes a pprof CPU profile.
 `

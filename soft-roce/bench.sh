@@ -50,7 +50,7 @@ inner() {
 		echo "perftest: $(dpkg-query -W -f='${Version}' perftest 2>/dev/null), rdma-core: $(dpkg-query -W -f='${Version}' rdma-core 2>/dev/null)"
 		echo "rdmaperf: $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null)"
 		[ -r /sys/fs/cgroup/cpu.max ] && echo "cpu.max: $(cat /sys/fs/cgroup/cpu.max)"
-		echo "virtualisation: $(systemd-detect-virt 2>/dev/null || grep -q hypervisor /proc/cpuinfo && echo vm || echo none)"
+		echo "hypervisor: $(grep -q hypervisor /proc/cpuinfo && echo "yes ($(dmesg 2>/dev/null | grep -m1 -o 'Hypervisor detected: .*' || echo unknown))" || echo no)"
 	} >"$out/env.txt"
 	cat "$out/env.txt" >&2
 
@@ -91,6 +91,9 @@ inner() {
 		*_lat) v1=$(echo "$row" | awk '{print $5}'); v2=$(echo "$row" | awk '{print $6}') ;;
 		*) v1=$(echo "$row" | awk '{print $4}'); v2=$(echo "$row" | awk '{print $5}') ;;
 		esac
+		# perftest prints inf/nan when it cannot read the CPU frequency
+		[[ $v1 =~ ^[0-9.]+$ ]] || v1=NA
+		[[ $v2 =~ ^[0-9.]+$ ]] || v2=NA
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%.1f\n' "$kind" "$test" "$size" "$iters" "$v1" "$v2" "$(echo "$t1 - $t0" | bc)" | tee -a "$res" >&2
 	}
 	lat_iters() { if [ "$1" -le 4096 ]; then echo 1000; elif [ "$1" -le 65536 ]; then echo 300; else echo 100; fi; }
@@ -148,7 +151,7 @@ inner() {
 # ---------- the report ----------
 # median KIND TEST SIZE COLUMN(5|6) -> the median over repetitions, or NA
 median() {
-	awk -F'\t' -v k="$1" -v t="$2" -v s="$3" -v c="$4" '$1==k && $2==t && $3==s && $c!="NA" {print $c}' "$out/results.tsv" |
+	awk -F'\t' -v k="$1" -v t="$2" -v s="$3" -v c="$4" '$1==k && $2==t && $3==s && $c ~ /^[0-9.]+$/ {print $c}' "$out/results.tsv" |
 		sort -g | awk '{v[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f", a/b}'; }
@@ -235,19 +238,49 @@ TXT
 
 ## Reading these numbers
 
-The Soft-RoCE VM is qemu in TCG mode (no KVM) with 2 vCPUs, on a build
-machine shared with other jobs: absolute numbers are one to two orders of
-magnitude worse than on hardware and the spread between runs is large, so the
-ratios (same boot, alternating runs, medians) are what to read. Both tools
-busy-poll, so each pair has two spinning processes on 2 vCPUs competing with
-rxe's kernel work (softirq tasks); that contention, not the tools, dominates
-the tails.
+The Soft-RoCE VM is qemu in TCG mode (no KVM) with 2 vCPUs, on a 2-core build
+machine shared with other jobs (often several other TCG VMs): absolute
+numbers are one to two orders of magnitude worse than on hardware and the
+spread between runs is large: the same tool's t_typical moved between ~40 µs
+and several ms from one run to the next while this report was made. Read the
+ratios (same boot, alternating runs, medians) with that in mind, and t_min
+alongside t_typical in results.tsv.
 
-rdmaperf's raw loops are perftest's (same signaling, same queue depths, same
-statistics); they differ in that rdmaperf posts the window of a bandwidth
-test as one chained ibv_post_send (one rxe doorbell, i.e. one write() on the
-uverbs fd, per chain instead of per WR), polls up to 64 completions per call,
-and reposts receives in batches of 16. Each poll or post is one cgo crossing.
+## What limits rdmaperf here
+
+rdmaperf's raw loops are perftest's (same signaling, queue depths, inline
+threshold, QP attributes and statistics); differences by design: the
+bandwidth window is posted as one chained ibv_post_send (one rxe doorbell,
+a write() on the uverbs fd, per chain rather than per WR), completions are
+polled up to 64 per call, receives are reposted 16 at a time, and send_lat
+polls one CQ for its send and receive completions.
+
+Profile (pprof via RDMAPERF_CPUPROFILE, client of `rdmaperf send_lat -n 2000`
+in this VM, before the fixes below):
+
+- The process was on a CPU for 15.7 s of the 44 s run although it
+  busy-polls: both peers spin on 2 vCPUs, rxe's deferred kernel work
+  (softirq tasks) has to win a vCPU from a spinning process, and the Go
+  runtime added runnable threads (sysmon preemption of the polling
+  goroutine, spare Ms woken on hand-offs) that C perftest does not have.
+  An interim build ran the raw loops with GOMAXPROCS=1, which is worse: with
+  no idle P, sysmon retakes the P of any cgo call lasting over one sysmon
+  tick (20 µs; an rxe doorbell write() does, on this VM) and hands it to a
+  newly woken spinning thread (runtime/proc.go retake/handoffp). rdmaperf
+  now keeps at least 2 Ps for the raw loops.
+- Of the CPU time, runtime.cgocall was 36% (flat), the runtime's cgo pointer
+  checks 16% (GODEBUG=cgocheck=0 removes them; not set by default) and
+  entersyscall/exitsyscall about 15%: every poll and post is one cgo
+  crossing, which costs microseconds under TCG, and a busy-poll loop sees a
+  completion on average half a crossing late. A ping-pong step has two
+  crossings per side on its critical path (post, poll) where perftest makes
+  plain calls into the provider. The fix is in verbs: a shim entry that
+  posts and spin-polls inside C (requested in .notes/to-verbs.md).
+- The VM's clocksource is hpet, so clock_gettime traps: rdmaperf reads the
+  TSC (RDTSC, calibrated against the monotonic clock) as perftest's
+  get_cycles does; with time.Now every timestamp cost a VM exit.
+- perftest occasionally prints inf/nan rows in this VM (it failed to read
+  the CPU frequency); those runs are recorded as NA and left out of medians.
 
 ## All measurements
 

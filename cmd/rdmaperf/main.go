@@ -24,12 +24,7 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/trace"
 )
 
-// ownProcess is true when rdmaperf runs as its own process (not in a test
-// that runs server and client side by side).
-var ownProcess bool
-
 func main() {
-	ownProcess = true
 	// RDMAPERF_CPUPROFILE=FILE writes a CPU profile of the run (pprof).
 	if f := os.Getenv("RDMAPERF_CPUPROFILE"); f != "" {
 		if out, err := os.Create(f); err == nil {
@@ -175,12 +170,13 @@ func run(ctx context.Context, p *perf.Params, stdout, stderr io.Writer, ln net.L
 	if p.Verb == "msgr" {
 		err = runMsgr(ctx, p, oob, h)
 	} else {
-		if ownProcess && os.Getenv("RDMAPERF_KEEP_GOMAXPROCS") == "" {
-			// One P: the busy-polling goroutine owns it and the runtime
-			// never wakes spare threads to look for work (on a 2-vCPU VM
-			// every extra runnable thread delays the peer or rxe's kernel
-			// work).
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		if n := runtime.GOMAXPROCS(0); n < 2 {
+			// Keep an idle P: with none, sysmon retakes the P of a
+			// goroutine whose cgo call outlasts one sysmon tick (20 µs;
+			// an rxe doorbell write() does, on an emulated VM) and hands
+			// it to a freshly woken spinning M, and the poller then takes
+			// the slow path back from every such crossing.
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 		}
 		err = raw.Run(p, oob, h)
 	}

@@ -423,7 +423,8 @@ Options (rdmaperf's):
       --msgr_opt=KEY=VAL   set a messenger option (msgr_*), e.g. ms_async_rdma_submit_time_trigger=0
       --progress=auto|on|off  progress on stderr (auto: when stderr is a terminal)
 
-The raw tests busy-poll with one P (GOMAXPROCS=1). GODEBUG=cgocheck=0 removes
+The raw tests busy-poll with at least 2 Ps (an idle P keeps the runtime from
+retaking the poller's P during long crossings). GODEBUG=cgocheck=0 removes
 the runtime's pointer checks from every verbs crossing (the shim passes only
 C memory); RDMAPERF_CPUPROFILE=FILE writes a pprof CPU profile.
 `

@@ -13,8 +13,15 @@
 // at a time (its worker's; a lossless server session adopting a reconnected
 // socket moves to that socket's worker). Its state is guarded by
 // Connection.mu so that application goroutines (SendMessage, MarkDown,
-// Stats) can queue work; they never touch the socket, they wake the centre
-// with DispatchExternal. Dials run on helper goroutines and hand the socket
+// Stats) can queue work and wake the centre with DispatchExternal. One
+// exception, as in Ceph: SendMessage on an idle ready session whose socket
+// allows it (netstack.AnyGoroutineSender) writes the frames itself, under
+// Connection.mu, and hands over to the centre when the socket would block
+// or fails; it never touches the centre's file or time events. Received
+// messages are acked by the next message sent; a bare ACK follows only
+// after a short delay (or a batch). Data segments of 16 KiB or more are sent
+// by reference, not copied, so a Message must stay unmodified until acked
+// (lossless) or written (lossy). Dials run on helper goroutines and hand the socket
 // back to the centre. Dispatcher callbacks run with no messenger lock held:
 // fast dispatch on the centre goroutine, the rest on the DispatchQueue
 // goroutine.

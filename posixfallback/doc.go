@@ -6,7 +6,8 @@
 // netstack.New falls back to.
 //
 // It must not use net.Conn or the Go netpoller for its sockets (they live in
-// the event centres), must not import verbs or any cgo code (it builds with
+// the event centres; Send may also run on a messenger goroutine, see
+// netstack.AnyGoroutineSender), must not import verbs or any cgo code (it builds with
 // CGO_ENABLED=0), and must not block an event centre's goroutine: only
 // Worker.Connect blocks, and only its caller.
 package posixfallback

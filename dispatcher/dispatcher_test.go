@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
@@ -251,4 +252,40 @@ func TestOpenNoDevice(t *testing.T) {
 	} else {
 		require.ErrorIs(t, err, verbs.ErrNotSupported)
 	}
+}
+
+// TestPortDownFaultsAll: taking the device's netdev down raises a port
+// error async event, which faults every live connection; the port comes
+// back when the link does.
+func TestPortDownFaultsAll(t *testing.T) {
+	opts := testOptions(t)
+	d, err := Open(opts)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	d.Start()
+	var conns []*recvConn
+	for i := 0; i < 2; i++ {
+		c := &recvConn{d: d}
+		c.h, err = d.CreateQP(c)
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	netdev := d.GID().Netdev
+	require.NotEmpty(t, netdev, "the GID's network device")
+	// LinkDown's cleanup brings the wire back (routes, neighbours) even if
+	// this test fails, for the tests that follow in the same VM.
+	up := rdmatest.LinkDown(t, netdev)
+	for i, c := range conns {
+		waitFor(t, 20*time.Second, fmt.Sprintf("connection %d faulted", i), func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return len(c.faults) > 0
+		})
+		c.mu.Lock()
+		require.ErrorIs(t, c.faults[0], verbs.ErrPortDown)
+		c.mu.Unlock()
+	}
+	require.NotZero(t, d.Stats().AsyncEvents)
+	up()
+	waitFor(t, 20*time.Second, "port active again", func() bool { return d.Context().PortActive(d.Port()) == nil })
 }

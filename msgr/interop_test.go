@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,73 +14,13 @@ import (
 
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/tests/cephmon"
 )
 
 const (
 	cephMsgMonGetVersion      = 19 // CEPH_MSG_MON_GET_VERSION
 	cephMsgMonGetVersionReply = 20 // CEPH_MSG_MON_GET_VERSION_REPLY
 )
-
-// cephMon starts a scratch ceph-mon (auth none, msgr2 only) on loopback and
-// returns its address; ASYNCMSGR_CEPH_MON=host:port uses a running one. It
-// skips when Ceph is not installed unless ASYNCMSGR_REQUIRE_CEPH=1.
-func cephMon(t *testing.T) string {
-	t.Helper()
-	if a := os.Getenv("ASYNCMSGR_CEPH_MON"); a != "" {
-		return a
-	}
-	for _, tool := range []string{"ceph-mon", "monmaptool", "ceph-authtool"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
-				t.Fatalf("%s missing and ASYNCMSGR_REQUIRE_CEPH=1", tool)
-			}
-			t.Skipf("%s not installed (Debian package ceph-mon)", tool)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	dir := t.TempDir()
-	fsid := fmt.Sprintf("6d1c2a40-1b7e-4c55-8f0a-%012x", time.Now().UnixNano()&0xffffffffffff)
-	conf := filepath.Join(dir, "ceph.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
-fsid = %[1]s
-mon host = v2:%[2]s
-mon initial members = a
-auth cluster required = none
-auth service required = none
-auth client required = none
-ms bind msgr1 = false
-ms bind msgr2 = true
-mon data = %[3]s/mon.$id
-log file = %[3]s/$name.log
-run dir = %[3]s
-admin socket = %[3]s/$name.asok
-`, fsid, addr, dir)), 0o600))
-	for _, args := range [][]string{
-		{"monmaptool", "--create", "--add", "a", "v2:" + addr, "--fsid", fsid, filepath.Join(dir, "monmap")},
-		{"ceph-authtool", "--create-keyring", filepath.Join(dir, "keyring"), "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"},
-		{"ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", filepath.Join(dir, "monmap"), "--keyring", filepath.Join(dir, "keyring")},
-	} {
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		require.NoError(t, err, "%v: %s", args, out)
-	}
-	mon := exec.Command("ceph-mon", "-c", conf, "-i", "a", "-f")
-	mon.Stdout, mon.Stderr = io.Discard, io.Discard
-	require.NoError(t, mon.Start())
-	t.Cleanup(func() { _ = mon.Process.Kill(); _ = mon.Wait() })
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ceph-mon not listening on %s", addr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // TestInteropCephMon runs the messenger's client side against a real Ceph
 // monitor: handshake (auth none), keepalive, and MMonGetVersion answered by
@@ -90,7 +29,9 @@ func TestInteropCephMon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ceph-mon")
 	}
-	addr := cephMon(t)
+	// A scratch ceph-mon on loopback, leader of monmap epoch 1;
+	// ASYNCMSGR_CEPH_MON=host:port uses a running one.
+	addr := cephmon.Start(t, cephmon.Options{Env: "ASYNCMSGR_CEPH_MON"}).Addr
 	cfg := testConfig()
 	cfg.KeepaliveInterval = 100 * time.Millisecond
 	cli, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: -1})
@@ -140,12 +81,7 @@ func TestInteropCephClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the rados tool")
 	}
-	if _, err := exec.LookPath("rados"); err != nil {
-		if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
-			t.Fatal("rados missing and ASYNCMSGR_REQUIRE_CEPH=1")
-		}
-		t.Skip("rados not installed (Debian package ceph-common)")
-	}
+	cephmon.Require(t, cephmon.Tool{Name: "rados", Package: "ceph-common"})
 	srv, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeMon, Num: 0}, msgr.WithNonce(0))
 	require.NoError(t, err)
 	defer srv.Shutdown()

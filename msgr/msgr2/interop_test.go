@@ -3,18 +3,15 @@ package msgr2
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/tests/cephmon"
 )
 
 // Ceph constants the interop test needs (not part of the codec).
@@ -24,96 +21,6 @@ const (
 	msgMonGetVersion    = 19                 // CEPH_MSG_MON_GET_VERSION
 	msgMonGetVersionRep = 20                 // CEPH_MSG_MON_GET_VERSION_REPLY
 )
-
-// startCephMon runs a throw-away ceph-mon with auth none on a loopback
-// msgr2 port and returns its address. It skips (naming the missing binary)
-// when Ceph is not installed, unless ASYNCMSGR_REQUIRE_CEPH=1.
-func startCephMon(t *testing.T) netip.AddrPort {
-	t.Helper()
-	if addr := os.Getenv("ASYNCMSGR_CEPH_MON"); addr != "" {
-		return netip.MustParseAddrPort(addr)
-	}
-	for _, bin := range []string{"ceph-mon", "monmaptool", "ceph-authtool", "ceph"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
-				t.Fatalf("%s not found and ASYNCMSGR_REQUIRE_CEPH=1", bin)
-			}
-			t.Skipf("%s not installed (Debian package ceph-mon); set ASYNCMSGR_REQUIRE_CEPH=1 to make this a failure", bin)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := netip.MustParseAddrPort(l.Addr().String())
-	require.NoError(t, l.Close())
-
-	dir := t.TempDir()
-	fsid := "0c6b1f6e-5a7b-4e8a-9d43-" + fmt.Sprintf("%012x", time.Now().UnixNano()&0xffffffffffff)
-	conf := filepath.Join(dir, "ceph.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`[global]
-fsid = %s
-mon host = v2:%s
-auth cluster required = none
-auth service required = none
-auth client required = none
-ms_bind_msgr1 = false
-ms_bind_msgr2 = true
-mon data = %s/mon.$id
-log file = %s/$name.log
-run dir = %s
-admin socket = %s/$name.asok
-mon initial members = a
-`, fsid, addr, dir, dir, dir, dir)), 0o600))
-	run := func(name string, args ...string) {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		require.NoError(t, err, "%s %v: %s", name, args, out)
-	}
-	run("monmaptool", "--create", "--add", "a", "v2:"+addr.String(), "--fsid", fsid, filepath.Join(dir, "monmap"))
-	run("ceph-authtool", "--create-keyring", filepath.Join(dir, "keyring"), "--gen-key", "-n", "mon.", "--cap", "mon", "allow *")
-	run("ceph-mon", "-c", conf, "--mkfs", "-i", "a", "--monmap", filepath.Join(dir, "monmap"), "--keyring", filepath.Join(dir, "keyring"))
-
-	cmd := exec.Command("ceph-mon", "-c", conf, "-i", "a", "-f")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(dir, "mon.a.log")); err == nil {
-				if len(log) > 8000 {
-					log = log[len(log)-8000:]
-				}
-				t.Logf("tail of the ceph-mon log:\n%s", log)
-			}
-		}
-	})
-	// Wait until the monitor is leader of monmap epoch 1: on first boot it
-	// wins an election at epoch 0, bootstraps again (dropping client
-	// connections) and only then settles.
-	asok := filepath.Join(dir, "mon.a.asok")
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for {
-		out, err := exec.Command("ceph", "--admin-daemon", asok, "mon_status").Output()
-		if err == nil {
-			var st struct {
-				State  string `json:"state"`
-				Monmap struct {
-					Epoch int `json:"epoch"`
-				} `json:"monmap"`
-			}
-			if json.Unmarshal(out, &st) == nil && st.State == "leader" && st.Monmap.Epoch >= 1 {
-				return addr
-			}
-			last = string(out)
-		} else {
-			last = err.Error()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ceph-mon on %s did not become leader: %s", addr, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 // frameReader reads whole frames with the codec, in two steps as a
 // messenger does.
@@ -143,7 +50,9 @@ func TestInteropCephMon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ceph-mon; skipped with -short")
 	}
-	mon := startCephMon(t)
+	// A throw-away ceph-mon (auth none, msgr2 only) on loopback, leader of
+	// monmap epoch 1; ASYNCMSGR_CEPH_MON=ip:port uses a running one.
+	mon := netip.MustParseAddrPort(cephmon.Start(t, cephmon.Options{Env: "ASYNCMSGR_CEPH_MON"}).Addr)
 	conn, err := net.DialTimeout("tcp", mon.String(), 5*time.Second)
 	require.NoError(t, err)
 	defer conn.Close()

@@ -223,13 +223,13 @@ func (s *cmSide) watch(c *conn) {
 			c.mu.Unlock()
 		case verbs.CMDisconnected:
 			c.mu.Lock()
-			fin := c.finRecv
+			fin := c.finSeen
 			c.mu.Unlock()
 			if !fin {
 				time.Sleep(finGrace)
 			}
 			c.mu.Lock()
-			if !c.finRecv {
+			if !c.finSeen {
 				c.faultLocked(c.opErr("read", fmt.Errorf("rdma_cm: disconnected: %w", errors.Join(io.EOF, everr, net.ErrClosed))))
 			}
 			c.mu.Unlock()
@@ -245,7 +245,9 @@ func (s *cmSide) watch(c *conn) {
 // close disconnects, retires the QP and, once it is destroyed, the id and
 // the channel (the watcher exits first).
 func (s *cmSide) close(c *conn) {
-	_ = s.id.Disconnect()
+	// rdma_disconnect moves the QP to ERR, which would flush the data and
+	// FIN still queued: disconnect only once the dispatcher drained and
+	// destroyed the QP (its sends completed, or the linger ran out).
 	c.h.RetireThen(closeLinger, func() { s.once.Do(func() { close(s.qpGone) }) })
 	go func() {
 		select {
@@ -258,6 +260,7 @@ func (s *cmSide) close(c *conn) {
 			slog.Warn("rdmastack: rdma_cm QP not reaped; leaking its id", "qpn", c.h.QP().Num())
 			return
 		}
+		_ = s.id.Disconnect()
 		for {
 			ev, err := s.ch.GetEvent()
 			if err != nil {

@@ -69,7 +69,8 @@ type conn struct {
 	rxq     []dispatcher.RxItem
 	rxOff   int
 	rxNext  uint64 // cur_recv_seq: the next sequence number to deliver
-	finRecv bool
+	finRecv bool   // the reader reached the FIN
+	finSeen bool   // the FIN is in rxq (set at completion)
 	rets    []uint32
 
 	// send side
@@ -290,6 +291,9 @@ func (c *conn) clientHandshake(deadline time.Time) error {
 func (c *conn) serverSide(deadline time.Time) {
 	err := c.serverHandshake(deadline)
 	if err != nil {
+		if c.closed.Load() {
+			return // closed locally during the handshake: not a handshake error
+		}
 		c.d.C.HandshakeErrors.Add(1)
 		slog.Debug("rdmastack: handshake failed", "peer", c.raddr, "err", err)
 		c.mu.Lock()
@@ -354,13 +358,13 @@ func (c *conn) watch() {
 			return
 		}
 		c.mu.Lock()
-		fin := c.finRecv
+		fin := c.finSeen
 		c.mu.Unlock()
 		if !fin {
 			time.Sleep(finGrace)
 		}
 		c.mu.Lock()
-		if !c.finRecv || err == nil || !errors.Is(err, io.EOF) {
+		if !c.finSeen || err == nil || !errors.Is(err, io.EOF) {
 			if err == nil {
 				err = io.EOF
 			}
@@ -386,6 +390,11 @@ func (c *conn) OnRecv(items []dispatcher.RxItem) {
 		return
 	}
 	c.rxq = append(c.rxq, items...)
+	for i := range items {
+		if items[i].Len == 0 {
+			c.finSeen = true // the peer's FIN arrived (maybe not read yet)
+		}
+	}
 	if c.state == stHandshake && c.qpOK {
 		// The server is connected on the first data received.
 		c.setConnectedLocked()

@@ -29,6 +29,9 @@ const DoorbellSymbol = "ib_uverbs_post_send"
 // ErrUnavailable wraps every reason tracing cannot start.
 var ErrUnavailable = errors.New("rdmaperf --trace unavailable")
 
+// geteuid is os.Geteuid (a variable for the tests).
+var geteuid = os.Geteuid
+
 // Tracer holds the kprobe and the device's counter directory.
 type Tracer struct {
 	m     *ebpf.Map
@@ -48,7 +51,7 @@ type Snapshot struct {
 // finds device dev's hw_counters on port. Without root, BPF or the symbol it
 // fails with an error wrapping ErrUnavailable that says what is missing.
 func Open(dev string, port int) (*Tracer, error) {
-	if os.Geteuid() != 0 {
+	if geteuid() != 0 {
 		return nil, fmt.Errorf("%w: needs root (eBPF kprobes and the device's hw_counters); run as root or drop --trace", ErrUnavailable)
 	}
 	if dev == "" {

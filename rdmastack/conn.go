@@ -66,7 +66,8 @@ type conn struct {
 	qpOK  bool // QP reached RTS
 
 	// receive side
-	rxq     []dispatcher.RxItem
+	rxq     []dispatcher.RxItem // received, rxq[rxHead:] not yet read
+	rxHead  int
 	rxOff   int
 	rxNext  uint64 // cur_recv_seq: the next sequence number to deliver
 	finRecv bool   // the reader reached the FIN
@@ -167,7 +168,7 @@ func (c *conn) syncReadyLocked() {
 	if c.state == stClosed {
 		return
 	}
-	want := len(c.rxq) > 0 || c.finRecv || c.err != nil || (c.txBlocked && c.txReady)
+	want := len(c.rxq) > c.rxHead || c.finRecv || c.err != nil || (c.txBlocked && c.txReady)
 	var b [8]byte
 	switch {
 	case want && !c.evSet:
@@ -448,19 +449,20 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, c.opErr("read", netstack.ErrStackStopped)
 	}
 	n := 0
-	for n < len(p) && len(c.rxq) > 0 && !c.finRecv {
-		i := 0
-		if c.rxq[0].Seq != c.rxNext {
+	for n < len(p) && len(c.rxq) > c.rxHead && !c.finRecv {
+		h := c.rxHead
+		if c.rxq[h].Seq != c.rxNext {
 			// Out of order: find the next in sequence (never expected
 			// with one poller, kept as the contract's guard).
-			for i = 1; i < len(c.rxq) && c.rxq[i].Seq != c.rxNext; i++ {
+			i := h + 1
+			for ; i < len(c.rxq) && c.rxq[i].Seq != c.rxNext; i++ {
 			}
 			if i == len(c.rxq) {
 				break
 			}
-			c.rxq[0], c.rxq[i] = c.rxq[i], c.rxq[0]
+			c.rxq[h], c.rxq[i] = c.rxq[i], c.rxq[h]
 		}
-		it := &c.rxq[0]
+		it := &c.rxq[h]
 		if it.Len == 0 {
 			c.finRecv = true
 		} else {
@@ -475,21 +477,26 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.rets = append(c.rets, it.Chunk)
 		c.rxOff = 0
 		c.rxNext++
-		c.rxq = c.rxq[1:]
-		if len(c.rxq) == 0 {
-			c.rxq = c.rxq[:0:0]
+		c.rxHead++
+		if c.rxHead == len(c.rxq) {
+			c.rxq, c.rxHead = c.rxq[:0], 0 // reuse the array: no allocation
 		}
+	}
+	if c.rxHead >= 64 && c.rxHead*2 >= len(c.rxq) {
+		// a reader that never drains everything: reclaim the read prefix
+		k := copy(c.rxq, c.rxq[c.rxHead:])
+		c.rxq, c.rxHead = c.rxq[:k], 0
 	}
 	if len(c.rets) > 0 {
 		c.h.ReturnRX(c.rets...)
 		c.rets = c.rets[:0]
 	}
-	if c.finRecv && len(c.rxq) > 0 {
+	if c.finRecv && len(c.rxq) > c.rxHead {
 		// bytes after a FIN are not data; give the chunks back
-		for _, it := range c.rxq {
+		for _, it := range c.rxq[c.rxHead:] {
 			c.rets = append(c.rets, it.Chunk)
 		}
-		c.rxq = c.rxq[:0]
+		c.rxq, c.rxHead = c.rxq[:0], 0
 		c.h.ReturnRX(c.rets...)
 		c.rets = c.rets[:0]
 	}
@@ -695,10 +702,10 @@ func (c *conn) Close() error {
 		c.rets = c.rets[:0]
 		c.pend = nil
 	}
-	for _, it := range c.rxq {
+	for _, it := range c.rxq[c.rxHead:] {
 		c.rets = append(c.rets, it.Chunk)
 	}
-	c.rxq = nil
+	c.rxq, c.rxHead = nil, 0
 	if len(c.rets) > 0 {
 		c.h.ReturnRX(c.rets...)
 		c.rets = c.rets[:0]

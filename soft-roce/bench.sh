@@ -284,7 +284,16 @@ numbers are one to two orders of magnitude worse than on hardware and the
 spread between runs is large: the same tool's t_typical moved between ~40 µs
 and several ms from one run to the next while this report was made. Read the
 ratios (same boot, alternating runs, medians) with that in mind, and t_min
-alongside t_typical in results.tsv.
+alongside t_typical in results.tsv. Latency runs of both tools are bimodal:
+a run either completes most round trips in tens of µs, or its t_typical
+sits at almost exactly 4000 µs, one timer tick of the guest kernel (HZ=250):
+rxe's deferred work then waits for the next tick while both peers spin on
+the two vCPUs. In an A/B run after this report (3 rounds of send_lat and
+write_lat, 1000 iterations, `GODEBUG=cgocheck=0` as a third variant), 6 of
+the 18 runs landed in that mode, C perftest's as often as rdmaperf's; in the
+quiet runs send_lat was 37-41 µs (perftest) against 48-55 µs (rdmaperf) and
+write_lat 65 µs (perftest) against 34-41 µs (rdmaperf); `make demo` in a
+quiet moment measured 37.6 vs 62.7 µs (send_lat, 2 B).
 
 ## What limits rdmaperf here
 

@@ -286,14 +286,15 @@ and several ms from one run to the next while this report was made. Read the
 ratios (same boot, alternating runs, medians) with that in mind, and t_min
 alongside t_typical in results.tsv. Latency runs of both tools are bimodal:
 a run either completes most round trips in tens of µs, or its t_typical
-sits at almost exactly 4000 µs, one timer tick of the guest kernel (HZ=250):
-rxe's deferred work then waits for the next tick while both peers spin on
-the two vCPUs. In an A/B run after this report (3 rounds of send_lat and
-write_lat, 1000 iterations, `GODEBUG=cgocheck=0` as a third variant), 6 of
-the 18 runs landed in that mode, C perftest's as often as rdmaperf's; in the
-quiet runs send_lat was 37-41 µs (perftest) against 48-55 µs (rdmaperf) and
-write_lat 65 µs (perftest) against 34-41 µs (rdmaperf); `make demo` in a
-quiet moment measured 37.6 vs 62.7 µs (send_lat, 2 B).
+jumps to milliseconds (C perftest's sat at almost exactly 4000 µs, one timer
+tick of the guest kernel, HZ=250): rxe's deferred work then waits for a tick
+while both peers spin on the two vCPUs. In an A/B run after this report (3
+rounds of send_lat and write_lat at 2 B, 1000 iterations, rdmaperf also with
+`GODEBUG=cgocheck=0`), 9 of the 18 runs landed in that mode: 3 of perftest's
+6 and 6 of rdmaperf's 12. In the quiet runs send_lat was 37-41 µs (perftest)
+against 48-70 µs (rdmaperf) and write_lat 65 µs (perftest, one quiet run)
+against 34-57 µs (rdmaperf); `make demo` in a quiet moment measured 37.6 vs
+62.7 µs (send_lat, 2 B) and 226 vs 380 µs (send_lat, 4 KiB).
 
 ## What limits rdmaperf here
 

@@ -3,12 +3,10 @@ module github.com/asyncmsgr/asyncmsgr
 go 1.26.0
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 )
 
-require (
-	github.com/cilium/ebpf v0.22.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
-)
+require go.yaml.in/yaml/v3 v3.0.5 // indirect

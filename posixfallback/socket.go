@@ -38,23 +38,18 @@ func (s *serverSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) (n
 	if s.closed {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: net.ErrClosed}
 	}
-	for {
-		nfd, _, err := unix.Accept4(s.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		switch err {
-		case nil:
-		case unix.EINTR, unix.ECONNABORTED:
-			continue
-		case unix.EAGAIN:
-			return nil, netstack.ErrWouldBlock
-		default:
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: os.NewSyscallError("accept4", err)}
-		}
-		if err := s.worker.applyOpts(nfd, opts, s.worker.noDelay(opts)); err != nil {
-			unix.Close(nfd)
-			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: err}
-		}
-		return newConn(nfd, w), nil
+	nfd, err := netstack.AcceptNonblock(s.fd)
+	if err == netstack.ErrWouldBlock {
+		return nil, err
 	}
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: err}
+	}
+	if err := s.worker.applyOpts(nfd, opts, s.worker.noDelay(opts)); err != nil {
+		unix.Close(nfd)
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: err}
+	}
+	return newConn(nfd, w), nil
 }
 
 // Addr is the bound address, with the real port.

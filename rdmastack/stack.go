@@ -309,31 +309,26 @@ func (s *serverSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) (n
 	if s.closed {
 		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: net.ErrClosed}
 	}
-	for {
-		nfd, _, err := unix.Accept4(s.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		switch err {
-		case nil:
-		case unix.EINTR, unix.ECONNABORTED:
-			continue
-		case unix.EAGAIN:
-			return nil, netstack.ErrWouldBlock
-		default:
-			return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: os.NewSyscallError("accept4", err)}
-		}
-		f := os.NewFile(uintptr(nfd), "rdma-tcp")
-		tc, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
-		}
-		c, err := newConn(s.stack, w, tc)
-		if err != nil {
-			tc.Close()
-			return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
-		}
-		go c.serverSide(time.Now().Add(s.stack.handshakeTimeout()))
-		return c, nil
+	nfd, err := netstack.AcceptNonblock(s.fd)
+	if err == netstack.ErrWouldBlock {
+		return nil, err
 	}
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
+	}
+	f := os.NewFile(uintptr(nfd), "rdma-tcp")
+	tc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
+	}
+	c, err := newConn(s.stack, w, tc)
+	if err != nil {
+		tc.Close()
+		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
+	}
+	go c.serverSide(time.Now().Add(s.stack.handshakeTimeout()))
+	return c, nil
 }
 
 // Addr is the bound TCP address.

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -428,6 +429,38 @@ func TestWriteToRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, w)
 	require.Equal(t, c, got)
+}
+
+// Durations must survive a write and a read to the nanosecond: a float64
+// detour turned 521.31566311 s into ...109 ns, then ...108 (found by
+// FuzzParse in CI).
+func TestSecondsRoundTripExact(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		out  string
+	}{
+		{"521.31566311", 521315663110, "521.31566311"},
+		{"-264163.991452991", -264163991452991, "-264163.991452991"},
+		{"0.3", 300 * time.Millisecond, "0.3"},
+		{"1e-3", time.Millisecond, "0.001"},
+		{"+2.5000000009", 2500000000, "2.5"},
+		{"9223372036.854775807", math.MaxInt64, "9223372036.854775807"},
+		{"-9223372036.854775808", math.MinInt64, "-9223372036.854775808"},
+		{"200ms", 200 * time.Millisecond, "0.2"},
+	} {
+		d, err := parseSeconds(tc.in)
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, d, tc.in)
+		require.Equal(t, tc.out, formatSeconds(d), tc.in)
+		back, err := parseSeconds(formatSeconds(d))
+		require.NoError(t, err)
+		require.Equal(t, d, back, tc.in)
+	}
+	for _, bad := range []string{"9223372037", "-9223372037", ".", "-", "1.2.3", "nan", "inf"} {
+		_, err := parseSeconds(bad)
+		require.Error(t, err, bad)
+	}
 }
 
 func FuzzParse(f *testing.F) {

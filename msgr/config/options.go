@@ -252,7 +252,7 @@ func (o *option) format(c *Config) string {
 	case *int:
 		return strconv.Itoa(*p)
 	case *time.Duration:
-		return strconv.FormatFloat(p.Seconds(), 'f', -1, 64)
+		return formatSeconds(*p)
 	}
 	panic("config: option " + o.name + " has an unsupported field type")
 }
@@ -365,17 +365,22 @@ func parseIEC(s string) (int64, error) {
 }
 
 // parseSeconds reads a number of seconds ("10", "0.2", "1e-3") or a Go
-// duration ("200ms", "1m30s").
+// duration ("200ms", "1m30s"). Plain decimals are converted exactly (to the
+// nanosecond, further digits truncated), so what formatSeconds writes reads
+// back unchanged; a float64 detour would drift by a nanosecond per trip.
 func parseSeconds(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, fmt.Errorf("value not specified")
+	}
+	if d, ok, err := parseDecimalSeconds(s); ok {
+		return d, err
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err == nil {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
-		ns := f * float64(time.Second)
+		ns := math.Round(f * float64(time.Second))
 		if ns >= math.MaxInt64 || ns <= math.MinInt64 {
 			return 0, fmt.Errorf("duration %q out of range", s)
 		}
@@ -386,4 +391,70 @@ func parseSeconds(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q (want seconds, e.g. 10 or 0.2, or a Go duration such as 200ms)", s)
 	}
 	return d, nil
+}
+
+// parseDecimalSeconds handles [+-]digits[.digits]; ok is false for any
+// other shape (exponents, units), which the caller parses otherwise.
+func parseDecimalSeconds(s string) (d time.Duration, ok bool, err error) {
+	neg := false
+	body := s
+	if body[0] == '+' || body[0] == '-' {
+		neg = body[0] == '-'
+		body = body[1:]
+	}
+	whole, frac, _ := strings.Cut(body, ".")
+	if whole == "" && frac == "" {
+		return 0, false, nil
+	}
+	for _, part := range []string{whole, frac} {
+		for i := 0; i < len(part); i++ {
+			if part[i] < '0' || part[i] > '9' {
+				return 0, false, nil
+			}
+		}
+	}
+	var ns uint64
+	for i := 0; i < len(whole); i++ {
+		if ns > (math.MaxInt64-9)/10 {
+			return 0, true, fmt.Errorf("duration %q out of range", s)
+		}
+		ns = ns*10 + uint64(whole[i]-'0')
+	}
+	if ns > math.MaxInt64/uint64(time.Second) {
+		return 0, true, fmt.Errorf("duration %q out of range", s)
+	}
+	ns *= uint64(time.Second)
+	scale := uint64(time.Second)
+	for i := 0; i < len(frac) && scale > 1; i++ {
+		scale /= 10
+		ns += uint64(frac[i]-'0') * scale
+	}
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++ // math.MinInt64 nanoseconds
+	}
+	if ns > limit {
+		return 0, true, fmt.Errorf("duration %q out of range", s)
+	}
+	if neg {
+		return time.Duration(-ns), true, nil
+	}
+	return time.Duration(ns), true, nil
+}
+
+// formatSeconds writes d as decimal seconds with up to nine fractional
+// digits, the form Ceph's config files use, exactly.
+func formatSeconds(d time.Duration) string {
+	sign := ""
+	ns := uint64(d)
+	if d < 0 {
+		sign = "-"
+		ns = uint64(-(d + 1)) + 1 // -MinInt64 overflows int64, not uint64
+	}
+	whole, frac := ns/uint64(time.Second), ns%uint64(time.Second)
+	if frac == 0 {
+		return sign + strconv.FormatUint(whole, 10)
+	}
+	fs := strings.TrimRight(fmt.Sprintf("%09d", frac), "0")
+	return sign + strconv.FormatUint(whole, 10) + "." + fs
 }

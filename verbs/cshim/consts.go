@@ -16,6 +16,9 @@ enum {
 	shim_off_send_sge_off = offsetof(struct shim_send_wr, sge_off),
 	shim_off_recv_sge_off = offsetof(struct shim_recv_wr, sge_off),
 	shim_off_sge_lkey = offsetof(struct shim_sge, lkey),
+	shim_off_spin_watch_want = offsetof(struct shim_spin, watch_want),
+	shim_off_spin_nwc = offsetof(struct shim_spin, nwc),
+	shim_off_spin_rounds = offsetof(struct shim_spin, rounds),
 };
 */
 import "C"
@@ -135,16 +138,20 @@ const (
 	SizeofSGE    = C.sizeof_struct_shim_sge
 	SizeofSendWR = C.sizeof_struct_shim_send_wr
 	SizeofRecvWR = C.sizeof_struct_shim_recv_wr
+	SizeofSpin   = C.sizeof_struct_shim_spin
 )
 
 // Field offsets of the mirrored C structs, for layout tests.
 var cOffsets = map[string]uintptr{
-	"wc.status":    C.shim_off_wc_status,
-	"wc.imm":       C.shim_off_wc_imm,
-	"wc.wc_flags":  C.shim_off_wc_flags,
-	"wc.sl":        C.shim_off_wc_sl,
-	"send.opcode":  C.shim_off_send_opcode,
-	"send.sge_off": C.shim_off_send_sge_off,
-	"recv.sge_off": C.shim_off_recv_sge_off,
-	"sge.lkey":     C.shim_off_sge_lkey,
+	"wc.status":       C.shim_off_wc_status,
+	"wc.imm":          C.shim_off_wc_imm,
+	"wc.wc_flags":     C.shim_off_wc_flags,
+	"wc.sl":           C.shim_off_wc_sl,
+	"send.opcode":     C.shim_off_send_opcode,
+	"send.sge_off":    C.shim_off_send_sge_off,
+	"recv.sge_off":    C.shim_off_recv_sge_off,
+	"sge.lkey":        C.shim_off_sge_lkey,
+	"spin.watch_want": C.shim_off_spin_watch_want,
+	"spin.nwc":        C.shim_off_spin_nwc,
+	"spin.rounds":     C.shim_off_spin_rounds,
 }

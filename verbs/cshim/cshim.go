@@ -401,6 +401,56 @@ func (a *WCArray) Poll(cq uintptr, n int) (int, error) {
 // View is the array's contents as Go values living in C memory.
 func (a *WCArray) View() []WC { return a.view }
 
+// Spin mirrors struct shim_spin: the inputs and outputs of WCArray.Spin, in
+// C memory next to the array (one block per array).
+type Spin struct {
+	WatchAddr uint64 // 0, or the address of a byte the wait also needs
+	SendN     int32  // send WRs of the batch to post (0: none)
+	RecvN     int32  // receive WRs of the batch to post first (0: none)
+	WantSend  int32  // send-queue completions to wait for
+	WantRecv  int32  // receive completions to wait for
+	Spins     int32  // empty polling rounds before returning
+	WatchWant uint8  // the value the watched byte must show
+	_         [3]uint8
+	NWC       int32 // completions in View()[:NWC]
+	GotSend   int32 // of which send-queue completions
+	GotRecv   int32 // and receive completions
+	Watched   int32 // 1: the watched byte showed WatchWant
+	Done      int32 // 1: the wait was satisfied
+	Stage     int32 // on a post failure: 1 receive post, 2 send post
+	Bad       int32 // and the index of the first WR not posted
+	Rounds    int32 // polling rounds made
+	Limit     int32 // input: at most this many completions (0: the array's cap)
+	WantAny   int32 // input: and at least this many completions of any kind
+}
+
+// SpinBlock is the array's shim_spin block (C memory): fill the inputs,
+// call Spin, read the outputs.
+func (a *WCArray) SpinBlock() *Spin { return (*Spin)(unsafe.Pointer(a.p.spin)) }
+
+// Spin calls shim_spin once (one crossing): post SpinBlock().RecvN receive
+// WRs of rb and SendN send WRs of sb on qp, then poll cq (and cq2 when
+// non-zero) into this array until the wait SpinBlock describes is satisfied,
+// a completion fails, the array is full or the spin budget is spent. sb and
+// rb may be nil when nothing of theirs is posted. All arguments cross as
+// integers (no cgo pointer check). It returns SpinBlock().NWC or the errno of
+// a failed post or poll.
+func (a *WCArray) Spin(qp uintptr, sb *SendBatch, rb *RecvBatch, cq, cq2 uintptr) (int, error) {
+	var sbp, rbp uintptr
+	if sb != nil {
+		sbp = uintptr(unsafe.Pointer(sb.p))
+	}
+	if rb != nil {
+		rbp = uintptr(unsafe.Pointer(rb.p))
+	}
+	rc := C.shim_spin(C.uintptr_t(qp), C.uintptr_t(sbp), C.uintptr_t(rbp), C.uintptr_t(cq), C.uintptr_t(cq2),
+		C.uintptr_t(uintptr(unsafe.Pointer(a.p))))
+	if rc < 0 {
+		return 0, syscall.Errno(-rc)
+	}
+	return int(rc), nil
+}
+
 // ---------- WR batches ----------
 
 // SGE mirrors struct shim_sge.

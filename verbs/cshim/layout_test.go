@@ -22,6 +22,7 @@ func TestLayoutMatchesC(t *testing.T) {
 		{"shim_sge", unsafe.Sizeof(SGE{}), SizeofSGE},
 		{"shim_send_wr", unsafe.Sizeof(SendWR{}), SizeofSendWR},
 		{"shim_recv_wr", unsafe.Sizeof(RecvWR{}), SizeofRecvWR},
+		{"shim_spin", unsafe.Sizeof(Spin{}), SizeofSpin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.cSize, tc.goSize)
@@ -36,6 +37,9 @@ func TestLayoutMatchesC(t *testing.T) {
 	require.Equal(t, offs["send.sge_off"], unsafe.Offsetof(SendWR{}.SGEOff))
 	require.Equal(t, offs["recv.sge_off"], unsafe.Offsetof(RecvWR{}.SGEOff))
 	require.Equal(t, offs["sge.lkey"], unsafe.Offsetof(SGE{}.LKey))
+	require.Equal(t, offs["spin.watch_want"], unsafe.Offsetof(Spin{}.WatchWant))
+	require.Equal(t, offs["spin.nwc"], unsafe.Offsetof(Spin{}.NWC))
+	require.Equal(t, offs["spin.rounds"], unsafe.Offsetof(Spin{}.Rounds))
 }
 
 // A batch written through the Go view is what C posts: build a chain, post it

@@ -102,7 +102,8 @@ struct shim_wc_array *shim_wc_array_new(int cap)
 	a->cap = cap;
 	a->ibv_wc = calloc(cap, sizeof(*a->ibv_wc));
 	a->wc = calloc(cap, sizeof(*a->wc));
-	if (!a->ibv_wc || !a->wc) {
+	a->spin = calloc(1, sizeof(*a->spin));
+	if (!a->ibv_wc || !a->wc || !a->spin) {
 		shim_wc_array_free(a);
 		errno = ENOMEM;
 		return NULL;
@@ -116,6 +117,7 @@ void shim_wc_array_free(struct shim_wc_array *a)
 		return;
 	free(a->ibv_wc);
 	free(a->wc);
+	free(a->spin);
 	free(a);
 }
 
@@ -254,9 +256,11 @@ int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n)
 	return 0;
 }
 
+static void convert_wcs(struct shim_wc_array *a, int from, int n);
+
 int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n)
 {
-	int i, got;
+	int got;
 
 	if (n <= 0 || n > a->cap)
 		return -EINVAL;
@@ -264,7 +268,16 @@ int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n)
 	got = ibv_poll_cq(cq, n, a->ibv_wc);
 	if (got < 0)
 		return got == -1 ? -EIO : got;
-	for (i = 0; i < got; i++) {
+	convert_wcs(a, 0, got);
+	CTR_ADD(poll_wcs, got);
+	return got;
+}
+
+static void convert_wcs(struct shim_wc_array *a, int from, int n)
+{
+	int i;
+
+	for (i = from; i < from + n; i++) {
 		const struct ibv_wc *w = &a->ibv_wc[i];
 		struct shim_wc *s = &a->wc[i];
 
@@ -282,8 +295,118 @@ int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n)
 		s->sl = w->sl;
 		s->dlid_path_bits = w->dlid_path_bits;
 	}
-	CTR_ADD(poll_wcs, got);
+}
+
+/* One polling round of shim_spin on one CQ: poll into the free tail of the
+ * array, convert and count. Returns the number polled or -errno. */
+static int spin_poll(struct ibv_cq *cq, struct shim_wc_array *a, struct shim_spin *sp, int *failed)
+{
+	int i, got, lim = (sp->limit > 0 && sp->limit < a->cap) ? sp->limit : a->cap;
+	int room = lim - sp->nwc;
+
+	if (room <= 0)
+		return 0;
+	got = ibv_poll_cq(cq, room, &a->ibv_wc[sp->nwc]);
+	if (got < 0)
+		return got == -1 ? -EIO : got;
+	if (got == 0)
+		return 0;
+	convert_wcs(a, sp->nwc, got);
+	for (i = sp->nwc; i < sp->nwc + got; i++) {
+		if (a->ibv_wc[i].status != IBV_WC_SUCCESS)
+			*failed = 1;
+		if (a->ibv_wc[i].opcode & IBV_WC_RECV)
+			sp->got_recv++;
+		else
+			sp->got_send++;
+	}
+	sp->nwc += got;
 	return got;
+}
+
+static int spin_satisfied(const struct shim_spin *sp)
+{
+	return sp->got_send >= sp->want_send && sp->got_recv >= sp->want_recv &&
+	       sp->nwc >= sp->want_any && (!sp->watch_addr || sp->watched);
+}
+
+int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintptr_t cq2u, uintptr_t au)
+{
+	struct ibv_qp *qp = (struct ibv_qp *)qpu;
+	struct ibv_cq *cq = (struct ibv_cq *)cqu, *cq2 = (struct ibv_cq *)cq2u;
+	struct shim_wc_array *a = (struct shim_wc_array *)au;
+	struct shim_spin *sp = a->spin;
+	const volatile uint8_t *watch = (const volatile uint8_t *)(uintptr_t)sp->watch_addr;
+	int32_t empty = 0, rounds = 0, polls = 0;
+	int failed = 0, rc = 0, got;
+
+	sp->nwc = sp->got_send = sp->got_recv = 0;
+	sp->watched = sp->done = sp->stage = sp->bad = 0;
+	if (cq2 == cq)
+		cq2 = NULL;
+	if (sp->recv_n > 0) {
+		rc = shim_post_recv(qp, (struct shim_recv_batch *)rbu, sp->recv_n);
+		if (rc) {
+			sp->stage = 1;
+			sp->bad = ((struct shim_recv_batch *)rbu)->bad;
+			return rc;
+		}
+	}
+	if (sp->send_n > 0) {
+		rc = shim_post_send(qp, (struct shim_send_batch *)sbu, sp->send_n);
+		if (rc) {
+			sp->stage = 2;
+			sp->bad = ((struct shim_send_batch *)sbu)->bad;
+			return rc;
+		}
+	}
+	for (;;) {
+		int progress = 0;
+
+		if (watch && !sp->watched &&
+		    __atomic_load_n(watch, __ATOMIC_ACQUIRE) == sp->watch_want) {
+			sp->watched = 1;
+			progress = 1;
+		}
+		if (spin_satisfied(sp)) {
+			sp->done = 1;
+			break;
+		}
+		rounds++;
+		polls++;
+		got = spin_poll(cq, a, sp, &failed);
+		if (got < 0) {
+			rc = got;
+			break;
+		}
+		progress |= got > 0;
+		if (cq2 && !failed) {
+			polls++;
+			got = spin_poll(cq2, a, sp, &failed);
+			if (got < 0) {
+				rc = got;
+				break;
+			}
+			progress |= got > 0;
+		}
+		if (failed || sp->nwc >= a->cap || (sp->limit > 0 && sp->nwc >= sp->limit))
+			break;
+		if (!progress && ++empty >= sp->spins) {
+			/* One last look, so that a budget of 0 still reports a
+			 * wait the polls above just satisfied. */
+			if (watch && !sp->watched &&
+			    __atomic_load_n(watch, __ATOMIC_ACQUIRE) == sp->watch_want)
+				sp->watched = 1;
+			sp->done = spin_satisfied(sp);
+			break;
+		}
+	}
+	if (!sp->done && !failed && rc == 0 && spin_satisfied(sp))
+		sp->done = 1;
+	sp->rounds = rounds;
+	CTR_ADD(poll_calls, polls);
+	CTR_ADD(poll_wcs, sp->nwc);
+	return rc ? rc : sp->nwc;
 }
 
 /* ---------- devices ---------- */

@@ -87,10 +87,36 @@ struct shim_recv_batch {
 	struct ibv_sge *ibv_sge;
 };
 
+/* The in/out block of shim_spin, kept in C memory next to the WC array it
+ * fills (one per array, so one per CQ owner). */
+struct shim_spin {
+	/* in */
+	uint64_t watch_addr;	/* 0, or the address of a byte the wait also needs */
+	int32_t send_n;		/* send WRs of the batch to post (0: none) */
+	int32_t recv_n;		/* receive WRs of the batch to post first (0: none) */
+	int32_t want_send;	/* wait for this many send-queue completions */
+	int32_t want_recv;	/* and this many receive completions */
+	int32_t spins;		/* budget: empty polling rounds before returning */
+	uint8_t watch_want;	/* the value the watched byte must show */
+	uint8_t pad[3];
+	/* out */
+	int32_t nwc;		/* completions written to the array */
+	int32_t got_send;	/* of which send-queue completions */
+	int32_t got_recv;	/* and receive completions */
+	int32_t watched;	/* the watched byte showed watch_want */
+	int32_t done;		/* the wait was satisfied */
+	int32_t stage;		/* on a post failure: 1 receive post, 2 send post */
+	int32_t bad;		/* and the index of the first WR not posted */
+	int32_t rounds;		/* polling rounds made */
+	int32_t limit;		/* in: at most this many completions (0: the array's cap) */
+	int32_t want_any;	/* in: and at least this many completions of any kind */
+};
+
 struct shim_wc_array {
 	int cap;
 	struct ibv_wc *ibv_wc;
 	struct shim_wc *wc;
+	struct shim_spin *spin;
 };
 
 struct shim_send_batch *shim_send_batch_new(int cap, int sge_cap);
@@ -106,6 +132,19 @@ int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n);
 int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n);
 int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n);
 int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n);
+
+/* shim_spin: a whole latency step in one crossing. It posts a->spin->recv_n
+ * receive WRs of rb (one ibv_post_recv), then a->spin->send_n send WRs of sb as
+ * one chain (one ibv_post_send), then polls cq (and cq2 when non-zero and
+ * different) into a's array until it holds want_send send-queue and want_recv
+ * receive completions and, when watch_addr is set, the byte there equals
+ * watch_want; or until a completion with an error status, a full array, or
+ * spins polling rounds that found nothing. It never blocks and never sleeps:
+ * the caller loops (with no posts) when spin->done is 0. Handles are passed as
+ * integers, so the cgo pointer check has nothing to inspect. Returns the
+ * number of completions in the array or -errno (post failure: spin->stage
+ * and spin->bad say which WR). */
+int shim_spin(uintptr_t qp, uintptr_t sb, uintptr_t rb, uintptr_t cq, uintptr_t cq2, uintptr_t a);
 
 /* Devices. */
 struct ibv_context *shim_open_device(const char *name); /* NULL + errno */

@@ -470,7 +470,7 @@ func (c *Connection) handlerFor(g uint64) netstack.FileHandler {
 			c.mu.Unlock()
 			return
 		}
-		if mask&netstack.EventWritable != 0 {
+		if mask&netstack.EventWritable != 0 || (mask&netstack.EventReadable != 0 && c.wantWrite) {
 			c.flushLocked(c.moreQueuedLocked())
 		}
 		if mask&netstack.EventReadable != 0 && c.gen == g && c.sock != nil {

@@ -1125,9 +1125,16 @@ func (c *Connection) flushLocked(more bool) bool {
 				return false
 			}
 			if !c.wantWrite {
-				if err := c.center.CreateFileEvent(c.fd, netstack.EventWritable, c.handler); err != nil {
-					c.faultLocked(fmt.Errorf("msgr: register writable: %w", err))
-					return false
+				// Wait for the socket's own send-space signal: an rdma
+				// socket's eventfd is always writable and turns readable
+				// when TX chunks return (netstack.ReadinessMasks), which
+				// the readable registration every socket holds already
+				// covers (the handler flushes while wantWrite).
+				if _, wm := netstack.ReadinessMasks(c.sock); wm&^netstack.EventReadable != 0 {
+					if err := c.center.CreateFileEvent(c.fd, wm&^netstack.EventReadable, c.handler); err != nil {
+						c.faultLocked(fmt.Errorf("msgr: register writable: %w", err))
+						return false
+					}
 				}
 				c.wantWrite = true
 			}

@@ -107,6 +107,9 @@ func TestRawSubcommands(t *testing.T) {
 		{test: "send_bw", args: []string{"-n", "200", "-s", "4096"}, bw: true, serverRow: true},
 		{test: "write_bw", args: []string{"-n", "200", "-s", "65536"}, bw: true, serverRow: true},
 		{test: "send_lat", args: []string{"-n", "20", "-D", "1"}, serverRow: true},
+		{test: "write_lat", args: []string{"-n", "20", "-D", "1", "-s", "2"}, serverRow: true},
+		{test: "send_lat", args: []string{"-n", "100", "-s", "2", "-I", "64"}, serverRow: true},
+		{test: "write_lat", args: []string{"-n", "100", "-s", "2", "-I", "64"}, serverRow: true},
 		{test: "send_bw", args: []string{"-n", "20", "-D", "1", "-s", "1024"}, bw: true, serverRow: true},
 	}
 	for _, tc := range cases {

@@ -7,7 +7,10 @@
 //   - the C allocations of reusable work-request, scatter/gather and
 //     work-completion arrays (SendBatch, RecvBatch, WCArray), which Go fills or
 //     reads in place; one cgo crossing posts a whole linked chain or polls a
-//     whole batch;
+//     whole batch; shim_spin (WCArray.Spin) posts and then spin-polls in
+//     the same crossing, with a budget of empty polling rounds so that it
+//     always returns to Go, and takes its handles as integers (nothing for
+//     the cgo pointer check to inspect);
 //   - crossing counters (ReadCounters) kept by the C side;
 //   - errno capture: every failing call returns a bare syscall.Errno taken in
 //     the same cgo call.

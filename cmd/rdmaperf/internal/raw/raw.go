@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/clock"
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/perf"
@@ -40,6 +39,12 @@ const (
 	spinCheck = 1 << 14
 	// stallNs: a wait that sees no progress for this long fails.
 	stallNs = int64(30e9)
+	// spinBudget: empty polling rounds one PostSpin crossing makes before
+	// it returns to Go (which checks the peer and the stall clock, then
+	// calls again). Long enough that a round trip normally completes
+	// within one crossing, short enough to stay well under sysmon's 10 ms
+	// retake of a P held in a cgo call.
+	spinBudget = 1 << 14
 )
 
 var errPeerGone = errors.New("rdmaperf: the peer ended the run")
@@ -398,27 +403,59 @@ func (w *waiter) spin() error {
 	return nil
 }
 
-// pollOne polls cq until at least one completion; it returns how many
-// (written to r.wcs) and checks their status.
-func (r *res) pollOne(cq *verbs.CQ, w *waiter) (int, error) {
+// check is spin's test without the stride: a PostSpin call that returned
+// empty-handed has spun a whole budget already.
+func (w *waiter) check() error {
+	w.spins = spinCheck - 1
+	return w.spin()
+}
+
+// step posts recv and send (either may be empty) and spin-polls in C until
+// sw is met (PostSpin: one cgo crossing, repeated with nothing to post when
+// a budget runs out). It returns the send-queue and receive completions it
+// saw; a failed completion is an error. sw is consumed.
+func (r *res) step(recv []verbs.RecvRequest, send []verbs.WorkRequest, sw *verbs.SpinWait, w *waiter) (sends, recvs int, err error) {
 	w.reset()
 	for {
-		n, err := cq.Poll(r.wcs)
+		res, err := r.qp.PostSpin(recv, send, sw, r.wcs)
 		if err != nil {
-			return 0, err
+			return sends, recvs, err
 		}
-		if n > 0 {
-			for i := range n {
-				if r.wcs[i].Status != verbs.WCSuccess {
-					return 0, fmt.Errorf("rdmaperf: completion with error: %w (opcode %s, vendor err %#x)", r.wcs[i].Err(), r.wcs[i].Opcode, r.wcs[i].VendorErr)
-				}
+		recv, send = nil, nil
+		for i := range res.N {
+			if r.wcs[i].Status != verbs.WCSuccess {
+				return sends, recvs, fmt.Errorf("rdmaperf: completion with error: %w (opcode %s, vendor err %#x)", r.wcs[i].Err(), r.wcs[i].Opcode, r.wcs[i].VendorErr)
 			}
-			return n, nil
 		}
-		if err := w.spin(); err != nil {
-			return 0, err
+		sends += res.Sends
+		recvs += res.Recvs
+		if res.Done {
+			return sends, recvs, nil
+		}
+		sw.Sends = max(0, sw.Sends-res.Sends)
+		sw.Recvs = max(0, sw.Recvs-res.Recvs)
+		if res.Watched {
+			sw.Watch = nil
+		}
+		if res.N == 0 {
+			if err := w.check(); err != nil {
+				return sends, recvs, err
+			}
+		} else {
+			w.reset()
 		}
 	}
+}
+
+// recvReqs fills the first k reusable receive WRs (k <= len(r.rwr)) for
+// messages of size bytes and returns them.
+func (r *res) recvReqs(size, k int) []verbs.RecvRequest {
+	sge := r.mr.SGE(r.half, max(size, 1))
+	for i := range k {
+		r.rwr[i].ID = 0
+		r.rsge[i] = sge
+	}
+	return r.rwr[:k]
 }
 
 // latIters is the ping-pong of send_lat/write_lat and the READ loop of
@@ -471,8 +508,10 @@ func (r *res) progress(n int) {
 // sendLat: perftest's run_iter_lat_send. The server waits for a message
 // before each reply; sends are signaled every CQMod (every one at tx depth
 // 1) and the next send waits for the previous signaled one to complete. Send
-// and receive completions share one CQ (see setup), so one poll crossing
-// serves both waits.
+// and receive completions share one CQ (see setup). Each send is posted by
+// the wait that follows it, in one PostSpin crossing that also reposts
+// consumed receives (16 at a time) and spin-polls for the send's completion
+// and the peer's next message: one crossing per iteration and side.
 func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	iters := p.Iters
@@ -492,25 +531,30 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	rposted, consumed := posted0, 0
 	scnt, rcnt := 0, 0
 	recvReady, sendPending := 0, false
-	// wait polls until a receive is ready (when needRecv) and no signaled
-	// send is outstanding.
+	// Staged work, posted by the next wait in the same crossing.
+	var sendNow []verbs.WorkRequest
+	var recvNow []verbs.RecvRequest
+	// wait posts what is staged, then spins until a receive is ready (when
+	// needRecv) and no signaled send is outstanding.
 	wait := func(needRecv bool) error {
-		w.reset()
-		w.stopOnDone = duration && needRecv
-		for (needRecv && recvReady == 0) || sendPending {
-			n, err := r.pollOne(r.scq, &w)
-			if err != nil {
-				return err
-			}
-			for i := range n {
-				if r.wcs[i].Opcode.IsRecv() {
-					recvReady++
-				} else {
-					sendPending = false
-				}
-			}
+		sw := verbs.SpinWait{CQ: r.scq, Spins: spinBudget}
+		if needRecv && recvReady == 0 {
+			sw.Recvs = 1
 		}
-		return nil
+		if sendPending {
+			sw.Sends = 1
+		}
+		if sw.Sends == 0 && sw.Recvs == 0 && sendNow == nil && recvNow == nil {
+			return nil
+		}
+		w.stopOnDone = duration && needRecv
+		s, rc, err := r.step(recvNow, sendNow, &sw, &w)
+		recvNow, sendNow = nil, nil
+		recvReady += rc
+		if s > 0 {
+			sendPending = false
+		}
+		return err
 	}
 	for duration || scnt < iters || rcnt < iters {
 		needRecv := (duration || rcnt < iters) && !(scnt < 1 && client)
@@ -529,9 +573,7 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 				if !duration {
 					k = min(k, iters-rposted)
 				}
-				if err := r.postRecvs(size, k); err != nil {
-					return scnt, err
-				}
+				recvNow = r.recvReqs(size, k)
 				rposted += k
 				consumed -= k
 			}
@@ -549,9 +591,7 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 			if signaled {
 				wr.Flags |= verbs.SendSignaled
 			}
-			if _, err := r.qp.PostSend(r.swr[:1]); err != nil {
-				return scnt, err
-			}
+			sendNow = r.swr[:1]
 			sendPending = signaled
 			r.progress(scnt)
 		}
@@ -559,18 +599,12 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	return scnt, wait(false)
 }
 
-// pollByte returns a pointer to the aligned word holding byte off of the
-// buffer and the shift of that byte in it.
-func (r *res) pollWord(off int) (*uint32, uint) {
-	// The buffer is page aligned, so offsets and addresses agree mod 4.
-	b := r.mr.Bytes()
-	return (*uint32)(unsafe.Pointer(&b[off&^3])), uint(off&3) * 8
-}
-
 // writeLat: perftest's run_iter_lat_write: each side RDMA-writes its
 // message into the peer's receive half with the last byte set to the
 // iteration count, and waits until its own receive half's last byte shows
-// the peer's count.
+// the peer's count. Each write is posted by the wait that follows it, in one
+// PostSpin crossing that spin-polls for the write's completion and (in C)
+// for the peer's byte: one crossing per iteration and side.
 func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	iters := p.Iters
@@ -584,23 +618,28 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 	wr.Flags = r.baseFlags(size) | verbs.SendSignaled
 	r.sge[0] = r.mr.SGE(0, size)
 	postBuf := &r.mr.Bytes()[size-1]
-	word, shift := r.pollWord(r.half + size - 1)
 	scnt, rcnt, ccnt := 0, 0, 0
+	var sendNow []verbs.WorkRequest
 	for duration || scnt < iters || ccnt < iters || rcnt < iters {
-		if (duration || rcnt < iters) && !(scnt < 1 && client) {
+		needByte := (duration || rcnt < iters) && !(scnt < 1 && client)
+		// The previous write's completion (perftest polls it right after
+		// the post) and the peer's next byte, in one wait.
+		sw := verbs.SpinWait{CQ: r.scq, Sends: scnt - ccnt, Spins: spinBudget}
+		if needByte {
 			rcnt++
-			want := uint32(uint8(rcnt))
-			w.reset()
-			w.stopOnDone = duration
-			for (atomic.LoadUint32(word)>>shift)&0xff != want {
-				if err := w.spin(); err != nil {
-					if duration && errors.Is(err, errPeerGone) {
-						return scnt, nil
-					}
-					return scnt, err
+			sw.Watch, sw.WatchOff, sw.WatchWant = r.mr, r.half+size-1, uint8(rcnt)
+		}
+		if sendNow != nil || sw.Sends > 0 || sw.Watch != nil {
+			w.stopOnDone = duration && needByte
+			s, _, err := r.step(nil, sendNow, &sw, &w)
+			sendNow = nil
+			ccnt += s
+			if err != nil {
+				if duration && errors.Is(err, errPeerGone) {
+					return scnt, nil
 				}
+				return scnt, err
 			}
-			w.stopOnDone = false
 		}
 		if duration && client && clock.Now() >= deadline {
 			return scnt, nil
@@ -611,24 +650,16 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 			}
 			scnt++
 			*postBuf = uint8(scnt)
-			if _, err := r.qp.PostSend(r.swr[:1]); err != nil {
-				return scnt, err
-			}
+			sendNow = r.swr[:1]
 			r.progress(scnt)
-		}
-		if duration || ccnt < iters {
-			n, err := r.pollOne(r.scq, &w)
-			if err != nil {
-				return scnt, err
-			}
-			ccnt += n
 		}
 	}
 	return scnt, nil
 }
 
 // readLat: perftest's run_iter_lat for RDMA READ: post one signaled READ,
-// wait for its completion, repeat. Only the client runs it.
+// wait for its completion, repeat; one PostSpin crossing per READ. Only the
+// client runs it.
 func (r *res) readLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	w := waiter{oob: r.oob}
@@ -647,10 +678,8 @@ func (r *res) readLat(size int, posted []int64, deadline int64) (int, error) {
 			posted[scnt] = clock.Now()
 		}
 		scnt++
-		if _, err := r.qp.PostSend(r.swr[:1]); err != nil {
-			return scnt, err
-		}
-		if _, err := r.pollOne(r.scq, &w); err != nil {
+		sw := verbs.SpinWait{CQ: r.scq, Sends: 1, Spins: spinBudget}
+		if _, _, err := r.step(nil, r.swr[:1], &sw, &w); err != nil {
 			return scnt, err
 		}
 		r.progress(scnt)

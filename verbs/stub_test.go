@@ -52,6 +52,8 @@ func TestStubsNotSupported(t *testing.T) {
 		"State":             func() error { _, err := qp.State(); return err },
 		"PostSend":          func() error { _, err := qp.PostSend(nil); return err },
 		"PostRecv":          func() error { _, err := qp.PostRecv(nil); return err },
+		"PostSpin":          func() error { _, err := qp.PostSpin(nil, nil, &SpinWait{CQ: cq}, nil); return err },
+		"PollSpin":          func() error { _, err := cq.PollSpin(nil, 1, 1); return err },
 		"SRQPostRecv":       func() error { _, err := srq.PostRecv(nil); return err },
 		"ArmLimit":          func() error { return srq.ArmLimit(1) },
 		"CreateID":          func() error { _, err := ch.CreateID(PSTCP); return err },

@@ -289,3 +289,29 @@ func TestPortDownFaultsAll(t *testing.T) {
 	up()
 	waitFor(t, 20*time.Second, "port active again", func() bool { return d.Context().PortActive(d.Port()) == nil })
 }
+
+// TestPostWakesSleepingPoller: a connection about to post (AddInflight)
+// wakes a poller that went to sleep, so it busy-polls for the completion
+// and the reply instead of waiting for the completion-channel interrupt.
+// Counted in sleep/wake transitions: with no traffic nothing else wakes it.
+func TestPostWakesSleepingPoller(t *testing.T) {
+	opts := testOptions(t)
+	d, err := Open(opts)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	c := &recvConn{d: d}
+	c.h, err = d.CreateQP(c)
+	require.NoError(t, err)
+	d.Start()
+	for i := 0; i < 3; i++ {
+		waitFor(t, 10*time.Second, "the poller to sleep", func() bool { return d.asleep.Load() })
+		on := d.Stats().PollingOn
+		c.h.AddInflight(0) // not a post: no wake-up
+		require.True(t, d.asleep.Load(), "AddInflight(0) leaves the poller asleep")
+		c.h.AddInflight(1)
+		waitFor(t, 10*time.Second, "the poller to wake", func() bool { return d.Stats().PollingOn > on })
+		c.h.AddInflight(-1)
+	}
+	st := d.Stats()
+	require.Zero(t, st.TXCompletions+st.RXCompletions, "woken by the posts alone")
+}

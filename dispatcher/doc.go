@@ -8,7 +8,12 @@
 // call while they flow and for ms_async_rdma_polling_us after, then re-arms
 // both CQs, polls once more and sleeps in poll(2) on the two completion-channel
 // fds, the async-event fd and an eventfd used to wake it (never inside a C
-// call). RX completions are grouped per connection and handed over with a
+// call). While idle-polling it reads the clock and yields its thread only
+// every few polls (a clock read traps on VMs without a vDSO clocksource; a
+// Gosched on a locked thread costs two futex wake-ups). A connection that
+// posts a send wakes a sleeping poller at once (QPHandle.AddInflight), so
+// the completion and the reply that usually follows are busy-polled rather
+// than waited for through the completion-channel interrupt. RX completions are grouped per connection and handed over with a
 // per-connection receive sequence number; TX completions return chunks to the
 // TX pool and wake connections waiting for memory; failed completions and
 // fatal async events fault the connection they belong to; retired QPs are

@@ -96,9 +96,10 @@ type conn struct {
 }
 
 var (
-	_ netstack.ConnectedSocket = (*conn)(nil)
-	_ netstack.ReadinessMasker = (*conn)(nil)
-	_ dispatcher.Conn          = (*conn)(nil)
+	_ netstack.ConnectedSocket    = (*conn)(nil)
+	_ netstack.ReadinessMasker    = (*conn)(nil)
+	_ dispatcher.Conn             = (*conn)(nil)
+	_ netstack.AnyGoroutineSender = (*conn)(nil)
 )
 
 func newConn(st *Stack, w netstack.Worker, tc net.Conn) (*conn, error) {
@@ -146,6 +147,13 @@ func SetZeroCopy(s netstack.ConnectedSocket, on bool) bool {
 	}
 	return ok
 }
+
+// SendFromAnyGoroutine reports true: Send serialises on the socket's own
+// lock, posts with ibv_post_send (thread-safe per QP) and never touches an
+// event centre, so the messenger may write a message straight from the
+// sending goroutine (netstack.AnyGoroutineSender) instead of waking the
+// worker's centre for every message.
+func (c *conn) SendFromAnyGoroutine() bool { return true }
 
 // ReadinessMasks: the eventfd turns readable for both directions.
 func (c *conn) ReadinessMasks() (read, write netstack.EventMask) {

@@ -9,5 +9,6 @@
 // mempool must not: post work requests, poll CQs, know about connections or
 // sockets (that is dispatcher's and rdmastack's job), allocate on the
 // Get/Put hot path, or hand out Go memory to the device (every byte it
-// registers comes from verbs.AllocBuffer, never from the Go heap).
+// registers comes from verbs.PD.RegRegion: mmap, MAP_HUGETLB with huge
+// pages, never the Go heap).
 package mempool

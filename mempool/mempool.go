@@ -3,7 +3,6 @@ package mempool
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -15,7 +14,7 @@ import (
 var ErrExhausted = errors.New("mempool: no free chunk")
 
 // HugePageSize is the unit huge-page regions are rounded up to.
-const HugePageSize = 2 << 20
+const HugePageSize = verbs.HugePageSize
 
 // Options size a pool.
 type Options struct {
@@ -28,7 +27,11 @@ type Options struct {
 	// BlockChunks is how many chunks the RX pool registers per growth step
 	// (default 256, bounded by Count).
 	BlockChunks int
-	// HugePages asks for huge-page backed memory (ms_async_rdma_enable_hugepage).
+	// HugePages asks for huge-page backed memory (ms_async_rdma_enable_hugepage):
+	// every block is mmap'd with MAP_HUGETLB, rounded up to HugePageSize; a
+	// block for which the kernel has no free huge pages falls back to normal
+	// pages (logged once per process; Stats.HugeBlocks and Stats.Memory
+	// tell).
 	HugePages bool
 	// Access is the MR access (default local write).
 	Access verbs.Access
@@ -40,7 +43,27 @@ type Stats struct {
 	InUse       int    // chunks handed out and not returned
 	Exhaustions uint64 // Get calls that found no free chunk
 	Blocks      int    // registered blocks (1 for the TX cluster)
-	HugePages   bool   // memory is huge-page backed
+	// HugePages: every block is backed by MAP_HUGETLB huge pages.
+	HugePages bool
+	// HugeBlocks is how many blocks are huge-page backed; with huge pages
+	// asked for, Blocks-HugeBlocks fell back to normal pages (too few
+	// reserved: sysctl vm.nr_hugepages).
+	HugeBlocks int
+	// Bytes is the memory the pool has registered (huge-page regions are
+	// rounded up to whole pages).
+	Bytes int64
+}
+
+// Memory names the memory backing the pool: "hugetlb" (every block on huge
+// pages), "normal" (none), or "mixed" (some blocks fell back).
+func (s Stats) Memory() string {
+	switch {
+	case s.Blocks > 0 && s.HugeBlocks == s.Blocks:
+		return "hugetlb"
+	case s.HugeBlocks == 0:
+		return "normal"
+	}
+	return "mixed"
 }
 
 // CheckMemlock checks RLIMIT_MEMLOCK against need bytes and returns an error
@@ -56,6 +79,7 @@ func CheckMemlock(need uint64) error {
 
 // block is one registered region.
 type block struct {
+	reg   *verbs.Region
 	buf   *verbs.Buffer
 	mr    *verbs.MR
 	base  uint64
@@ -82,6 +106,8 @@ type Pool struct {
 	// blockN when every block has blockN chunks; kept general).
 	chunks      atomic.Int64
 	inUse       atomic.Int64
+	hugeBlocks  int   // p.mu
+	bytes       int64 // p.mu
 	exhaustions atomic.Uint64
 	closed      bool
 }
@@ -95,7 +121,7 @@ func NewTX(pd *verbs.PD, opts Options) (*Pool, error) {
 	p := newPool(pd, opts, "tx")
 	p.max = opts.Count
 	p.blockN = opts.Count
-	if err := CheckMemlock(uint64(opts.Count) * uint64(opts.ChunkSize)); err != nil {
+	if err := CheckMemlock(p.regionSize(opts.Count)); err != nil {
 		return nil, err
 	}
 	if err := p.grow(); err != nil {
@@ -119,7 +145,7 @@ func NewRX(pd *verbs.PD, opts Options) (*Pool, error) {
 	if p.max > 0 && p.blockN > p.max {
 		p.blockN = p.max
 	}
-	if err := CheckMemlock(uint64(p.blockN) * uint64(opts.ChunkSize)); err != nil {
+	if err := CheckMemlock(p.regionSize(p.blockN)); err != nil {
 		return nil, err
 	}
 	if err := p.grow(); err != nil {
@@ -136,21 +162,14 @@ func newPool(pd *verbs.PD, opts Options, name string) *Pool {
 	return &Pool{pd: pd, chunkSize: opts.ChunkSize, access: acc, huge: opts.HugePages, name: name}
 }
 
-var hugeWarn sync.Once
-
-// alloc returns registrable memory of at least size bytes. Huge pages are
-// asked for with HugePages; verbs only registers its own C allocations
-// (verbs.AllocBuffer), which cannot be MAP_HUGETLB today, so the request
-// falls back to normal pages with one log line (see .notes/to-verbs.md).
-func (p *Pool) alloc(size int) (*verbs.Buffer, error) {
+// regionSize is the memory a block of n chunks takes (whole huge pages when
+// they are asked for).
+func (p *Pool) regionSize(n int) uint64 {
+	size := uint64(n) * uint64(p.chunkSize)
 	if p.huge {
 		size = (size + HugePageSize - 1) / HugePageSize * HugePageSize
-		hugeWarn.Do(func() {
-			slog.Warn("mempool: huge pages requested (ms_async_rdma_enable_hugepage) but verbs cannot register MAP_HUGETLB memory yet; using normal pages")
-		})
-		p.huge = false
 	}
-	return verbs.AllocBuffer(size)
+	return size
 }
 
 // grow registers one more block; p.mu held or pool not yet shared.
@@ -165,17 +184,19 @@ func (p *Pool) grow() error {
 			n = p.max - have
 		}
 	}
-	buf, err := p.alloc(n * p.chunkSize)
+	// verbs.RegRegion maps (MAP_HUGETLB when asked for, falling back to
+	// normal pages with one log line) and registers the whole region.
+	reg, err := p.pd.RegRegion(n*p.chunkSize, p.access, p.huge)
 	if err != nil {
-		return fmt.Errorf("mempool: %s: allocate %d bytes: %w", p.name, n*p.chunkSize, err)
-	}
-	mr, err := p.pd.RegMRRange(buf, 0, n*p.chunkSize, p.access)
-	if err != nil {
-		_ = buf.Free()
 		return fmt.Errorf("mempool: %s: register %d bytes: %w", p.name, n*p.chunkSize, err)
 	}
-	b := block{buf: buf, mr: mr, base: mr.Addr(), first: uint32(have), n: uint32(n)}
+	mr := reg.MR()
+	b := block{reg: reg, buf: reg.Buffer(), mr: mr, base: mr.Addr(), first: uint32(have), n: uint32(n)}
 	p.blocks = append(p.blocks, b)
+	p.bytes += int64(reg.Len())
+	if reg.Huge() {
+		p.hugeBlocks++
+	}
 	for i := n - 1; i >= 0; i-- {
 		p.free = append(p.free, b.first+uint32(i))
 	}
@@ -300,9 +321,10 @@ func (p *Pool) Contains(b []byte) (idx uint32, off int, ok bool) {
 // Stats returns the pool's counters.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
-	nb := len(p.blocks)
+	nb, hb, by := len(p.blocks), p.hugeBlocks, p.bytes
 	p.mu.Unlock()
-	return Stats{Chunks: int(p.chunks.Load()), InUse: int(p.inUse.Load()), Exhaustions: p.exhaustions.Load(), Blocks: nb, HugePages: p.huge}
+	return Stats{Chunks: int(p.chunks.Load()), InUse: int(p.inUse.Load()), Exhaustions: p.exhaustions.Load(),
+		Blocks: nb, HugePages: nb > 0 && hb == nb, HugeBlocks: hb, Bytes: by}
 }
 
 // Close deregisters and frees every block; idempotent and nil-safe. Chunks
@@ -319,13 +341,11 @@ func (p *Pool) Close() error {
 	p.closed = true
 	var errs []error
 	for _, b := range p.blocks {
-		if err := b.mr.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := b.buf.Free(); err != nil {
+		if err := b.reg.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	p.blocks, p.free = nil, nil
+	p.hugeBlocks, p.bytes = 0, 0
 	return errors.Join(errs...)
 }

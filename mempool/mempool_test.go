@@ -2,8 +2,10 @@ package mempool
 
 import (
 	"os"
+	"strconv"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -140,4 +142,137 @@ func TestBadOptions(t *testing.T) {
 	require.Error(t, err)
 	_, err = NewRX(nil, Options{ChunkSize: -1})
 	require.Error(t, err)
+}
+
+// reserveHugePages sets vm.nr_hugepages to n for the test (restored after).
+// It needs root (the VM runs the tests as root); outside CI a non-root run
+// skips.
+func reserveHugePages(t *testing.T, n int) {
+	t.Helper()
+	const knob = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(knob)
+	require.NoError(t, err)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "" {
+			t.Skip("reserving huge pages (" + knob + ") needs root: run in soft-roce/vm-run.sh")
+		}
+		t.Fatal("CI: reserving huge pages (" + knob + ") needs root")
+	}
+	t.Cleanup(func() { require.NoError(t, os.WriteFile(knob, old, 0o644)) })
+	require.NoError(t, os.WriteFile(knob, []byte(strconv.Itoa(n)), 0o644))
+	info, err := verbs.ReadHugePageInfo()
+	require.NoError(t, err)
+	require.Equal(t, n, info.Total, "kernel reserved %d huge pages, asked for %d", info.Total, n)
+	require.Equal(t, HugePageSize, info.PageSize)
+}
+
+func hugeFree(t *testing.T) int {
+	t.Helper()
+	info, err := verbs.ReadHugePageInfo()
+	require.NoError(t, err)
+	return info.Free
+}
+
+// exercise takes every chunk, writes both ends of each through Bytes and
+// checks SGE and Contains agree, then gives them back.
+func exercise(t *testing.T, p *Pool, grow bool) {
+	t.Helper()
+	all := make([]uint32, p.Stats().Chunks+64)
+	n := p.Get(all, grow)
+	require.Positive(t, n)
+	for _, idx := range all[:n] {
+		b := p.Bytes(idx)
+		require.Len(t, b, p.ChunkSize())
+		b[0], b[len(b)-1] = byte(idx), byte(idx>>8)
+		sge := p.SGE(idx, 7)
+		require.Equal(t, uint64(uintptr(unsafe.Pointer(&b[0]))), sge.Addr)
+		ci, off, ok := p.Contains(b[3:5])
+		require.True(t, ok)
+		require.Equal(t, idx, ci)
+		require.Equal(t, 3, off)
+	}
+	p.Put(all[:n]...)
+}
+
+// Pools on reserved huge pages: the pages are taken while the pools are
+// open and given back on Close; an RX block grown after the reservation ran
+// out falls back to normal pages and the counters say so.
+func TestHugePagePools(t *testing.T) {
+	pd := testPD(t)
+	const chunk = 64 << 10
+	reserveHugePages(t, 4)
+	before := hugeFree(t)
+	require.Equal(t, 4, before)
+
+	// 40 x 64 KiB = 2.5 MiB: one region of 2 huge pages.
+	tx, err := NewTX(pd, Options{ChunkSize: chunk, Count: 40, HugePages: true})
+	require.NoError(t, err)
+	st := tx.Stats()
+	require.True(t, st.HugePages)
+	require.Equal(t, "hugetlb", st.Memory())
+	require.Equal(t, 1, st.HugeBlocks)
+	require.Equal(t, int64(2*HugePageSize), st.Bytes, "rounded up to whole huge pages")
+	require.Equal(t, 40, st.Chunks, "the chunk count is the configured one")
+	require.Zero(t, tx.SGE(0, 1).Addr%HugePageSize, "the cluster starts on a huge page")
+	require.Equal(t, before-2, hugeFree(t))
+	exercise(t, tx, false)
+
+	// RX blocks of 32 x 64 KiB = one huge page each, up to 3 blocks.
+	rx, err := NewRX(pd, Options{ChunkSize: chunk, Count: 96, BlockChunks: 32, HugePages: true})
+	require.NoError(t, err)
+	require.Equal(t, before-3, hugeFree(t))
+	require.Equal(t, "hugetlb", rx.Stats().Memory())
+	exercise(t, rx, true) // grows to 3 blocks: the 3rd finds no page left
+	st = rx.Stats()
+	require.Equal(t, 3, st.Blocks)
+	require.Equal(t, 96, st.Chunks)
+	require.Equal(t, 2, st.HugeBlocks)
+	require.False(t, st.HugePages)
+	require.Equal(t, "mixed", st.Memory())
+	require.Equal(t, int64(3*HugePageSize), st.Bytes)
+	during := hugeFree(t)
+	t.Logf("HugePages_Free before %d, with both pools open %d", before, during)
+	require.Zero(t, during)
+
+	require.NoError(t, rx.Close())
+	require.Equal(t, before-2, hugeFree(t))
+	require.NoError(t, tx.Close())
+	require.NoError(t, tx.Close(), "idempotent")
+	after := hugeFree(t)
+	t.Logf("HugePages_Free after Close %d", after)
+	require.Equal(t, before, after)
+	require.Zero(t, tx.Stats().Blocks)
+}
+
+// With no huge pages reserved a pool that asks for them gets normal pages
+// and works.
+func TestHugePageFallback(t *testing.T) {
+	pd := testPD(t)
+	reserveHugePages(t, 0)
+	fb := verbs.HugeFallbacks()
+	tests := []struct {
+		name string
+		mk   func() (*Pool, error)
+		grow bool
+	}{
+		{"tx", func() (*Pool, error) { return NewTX(pd, Options{ChunkSize: 8 << 10, Count: 100, HugePages: true}) }, false},
+		{"rx", func() (*Pool, error) {
+			return NewRX(pd, Options{ChunkSize: 8 << 10, Count: 64, BlockChunks: 16, HugePages: true})
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := tc.mk()
+			require.NoError(t, err)
+			defer func() { require.NoError(t, p.Close()) }()
+			exercise(t, p, tc.grow)
+			st := p.Stats()
+			require.False(t, st.HugePages)
+			require.Zero(t, st.HugeBlocks)
+			require.Equal(t, "normal", st.Memory())
+			require.Equal(t, int64(st.Chunks*p.ChunkSize()), st.Bytes, "normal pages are not rounded up")
+			require.Equal(t, fb+uint64(st.Blocks), verbs.HugeFallbacks(), "every block asked for huge pages first")
+			fb = verbs.HugeFallbacks()
+		})
+	}
 }

@@ -1,0 +1,116 @@
+package rdmasuite
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
+	"github.com/asyncmsgr/asyncmsgr/verbs"
+)
+
+// reserveHugePages sets vm.nr_hugepages to n for the test (restored after).
+// It needs root (the VM runs the tests as root); outside CI a non-root run
+// skips.
+func reserveHugePages(t *testing.T, n int) {
+	t.Helper()
+	const knob = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(knob)
+	require.NoError(t, err)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "" {
+			t.Skip("reserving huge pages (" + knob + ") needs root: run in soft-roce/vm-run.sh")
+		}
+		t.Fatal("CI: reserving huge pages (" + knob + ") needs root")
+	}
+	t.Cleanup(func() { require.NoError(t, os.WriteFile(knob, old, 0o644)) })
+	require.NoError(t, os.WriteFile(knob, []byte(strconv.Itoa(n)), 0o644))
+	info, err := verbs.ReadHugePageInfo()
+	require.NoError(t, err)
+	require.Equal(t, n, info.Total, "kernel reserved %d huge pages, asked for %d", info.Total, n)
+	require.Equal(t, verbs.HugePageSize, info.PageSize)
+}
+
+func hugeFree(t *testing.T) int {
+	t.Helper()
+	info, err := verbs.ReadHugePageInfo()
+	require.NoError(t, err)
+	return info.Free
+}
+
+// TestHugePageStack runs traffic through an rdma stack built with
+// ms_async_rdma_enable_hugepage=true on reserved huge pages: its TX cluster
+// and RX blocks live in MAP_HUGETLB pages while it runs, the bytes arrive
+// intact both ways, and the pages return when the stack stops.
+func TestHugePageStack(t *testing.T) {
+	dev, gid := device(t, "RXE_DEV_A")
+	// small(): 256 x 32 KiB TX chunks (8 MiB: 4 pages) and RX blocks of
+	// 256 x 32 KiB (4 pages each) up to 2048 chunks (8 blocks): 36 pages
+	// cover every block the stack may grow.
+	const reserve = 36
+	reserveHugePages(t, reserve)
+	before := hugeFree(t)
+	require.Equal(t, reserve, before)
+
+	cfg := msgrsuite.Config("rdma")
+	small(cfg, dev, gid)
+	cfg.RDMAEnableHugepage = true
+	s, err := rdmastack.NewStack(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Stop()) })
+	require.NoError(t, s.Start())
+	tx := s.TXPool().Stats()
+	require.True(t, tx.HugePages, "TX cluster memory %s", tx.Memory())
+	require.Equal(t, int64(8<<20), tx.Bytes)
+	opened := hugeFree(t)
+	t.Logf("HugePages_Free before %d, stack started %d", before, opened)
+	require.LessOrEqual(t, opened, before-4-4, "TX cluster (4 pages) and the first RX block (4 pages)")
+
+	c1, c2 := pipe(t, s, "127.0.0.1:0")
+	const n = 6 << 20 // 192 TX chunks: most of the cluster, reused every round
+	want := make([]byte, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range want {
+		want[i] = byte(r.Uint32())
+	}
+	for round := 0; round < 2; round++ {
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c1.Write(want)
+			errc <- err
+		}()
+		got := make([]byte, n)
+		_, err = io.ReadFull(c2, got)
+		require.NoError(t, err)
+		require.NoError(t, <-errc)
+		require.True(t, bytes.Equal(want, got), "round %d: payload differs", round)
+		// and back the other way
+		go func() {
+			_, err := c2.Write(got[:n/3])
+			errc <- err
+		}()
+		back := make([]byte, n/3)
+		_, err = io.ReadFull(c1, back)
+		require.NoError(t, err)
+		require.NoError(t, <-errc)
+		require.True(t, bytes.Equal(want[:n/3], back), "round %d: echo differs", round)
+	}
+	during := hugeFree(t)
+	st := s.Stats()
+	t.Logf("HugePages_Free during traffic %d; stack counters %+v", during, st)
+	require.Positive(t, st.TXBytes)
+	require.Positive(t, st.RXBytes)
+	require.True(t, s.TXPool().Stats().HugePages)
+	require.NoError(t, c1.Close())
+	require.NoError(t, c2.Close())
+	require.NoError(t, s.Stop())
+	after := hugeFree(t)
+	t.Logf("HugePages_Free after Stop %d", after)
+	require.Equal(t, before, after, "every huge page returned")
+}

@@ -63,8 +63,8 @@ func (p *PD) RegRegion(size int, access Access, huge bool) (*Region, error) {
 		r.buf, err = MapBuffer(size, true)
 		if err == nil {
 			r.huge = true
-		} else if errors.Is(err, ErrNotSupported) {
-			return nil, err
+		} else if !Supported {
+			return nil, err // built without cgo: nothing to fall back to
 		} else {
 			r.fallback = hugeAdvice(size, err)
 			first := hugeFallbacks.Add(1) == 1

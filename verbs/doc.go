@@ -14,8 +14,10 @@
 // Latency loops: QP.PostSpin runs a whole ping-pong step in one crossing
 // (post receives, post a send chain, then busy-poll one or two CQs, and
 // optionally a byte of an MR, inside C until the SpinWait is met or its
-// spin budget is spent); CQ.PollSpin is the poll-only form. The budget
-// bounds the time a goroutine spends in C: the caller loops in Go.
+// spin budget is spent); with SpinWait.SendAfter the send is posted right
+// after the wait instead, stamped, so a reply leaves without returning to
+// Go. CQ.PollSpin is the poll-only form. The budget bounds the time a
+// goroutine spends in C: the caller loops in Go.
 //
 // Errors: a failed call returns an *Error naming the verb and wrapping the
 // errno captured in the same cgo call, so errors.Is(err, syscall.ENOMEM)

@@ -20,6 +20,22 @@ type SpinWait struct {
 	Watch     *MR
 	WatchOff  int
 	WatchWant byte
+	// SendAfter posts the send chain only once the wait is met, in the
+	// same crossing right after it, instead of before it: a ping-pong
+	// reply leaves without a return to Go in between (perftest's order:
+	// wait for the peer, then post). When the result is not Done nothing
+	// was sent; call again with the same chain. Just before the post the
+	// shim stores MarkVal at MarkOff of Mark (when Mark is non-nil: the
+	// byte perftest's write_lat sets in the outgoing message) and reads
+	// the clock into SpinResult.Stamp.
+	SendAfter bool
+	Mark      *MR
+	MarkOff   int
+	MarkVal   byte
+	// StampTSC makes Stamp the CPU's time-stamp counter (RDTSC, x86 only;
+	// cheap where clock_gettime traps into a hypervisor); otherwise it is
+	// CLOCK_MONOTONIC nanoseconds.
+	StampTSC bool
 	// Spins is the budget: the call returns after this many polling rounds
 	// that found nothing new (at least one round is made). It bounds the
 	// time a goroutine spends in C; the caller loops, checking its own
@@ -40,4 +56,9 @@ type SpinResult struct {
 	Done bool
 	// Rounds is the number of polling rounds the step made.
 	Rounds int
+	// Sent: the send chain was posted (always when it was not empty and
+	// the step did not fail, except with SendAfter when not Done).
+	Sent bool
+	// Stamp is the clock read just before a SendAfter post (see StampTSC).
+	Stamp uint64
 }

@@ -55,6 +55,19 @@ func (q *QP) PostSpin(recv []RecvRequest, send []WorkRequest, w *SpinWait, dst [
 			return SpinResult{}, kindErr(op, syscall.EINVAL, nil, "too many SGEs in one chain")
 		}
 		sp.SendN = int32(len(send))
+		if w.SendAfter {
+			sp.SendAfter = 1
+			if w.Mark != nil {
+				if w.Mark.n.isClosed() {
+					return SpinResult{}, closedErr(op)
+				}
+				if w.MarkOff < 0 || w.MarkOff >= w.Mark.length {
+					return SpinResult{}, kindErr(op, syscall.EINVAL, nil, "marked byte outside the MR")
+				}
+				sp.MarkAddr = uint64(w.Mark.addr) + uint64(w.MarkOff)
+				sp.MarkVal = w.MarkVal
+			}
+		}
 	}
 	if len(recv) > 0 {
 		rb = q.x.recv
@@ -112,6 +125,10 @@ func spinPrepare(op string, w *SpinWait, dst []WorkCompletion) (*cshim.WCArray, 
 	sp := a.SpinBlock()
 	sp.SendN, sp.RecvN = 0, 0
 	sp.WatchAddr, sp.WatchWant = 0, 0
+	sp.SendAfter, sp.MarkAddr, sp.MarkVal, sp.StampTSC = 0, 0, 0, 0
+	if w.StampTSC {
+		sp.StampTSC = 1
+	}
 	if w.Watch != nil {
 		if w.Watch.n.isClosed() {
 			return nil, 0, closedErr(op)
@@ -154,5 +171,5 @@ func spinRun(op string, a *cshim.WCArray, qp uintptr, sb *cshim.SendBatch, rb *c
 		}
 	}
 	return SpinResult{N: n, Sends: int(sp.GotSend), Recvs: int(sp.GotRecv), Watched: sp.Watched != 0,
-		Done: sp.Done != 0, Rounds: int(sp.Rounds)}, nil
+		Done: sp.Done != 0, Rounds: int(sp.Rounds), Sent: sp.Sent != 0, Stamp: sp.Stamp}, nil
 }

@@ -386,3 +386,181 @@ func TestPostSpinBadArguments(t *testing.T) {
 	_, err = closedCQ.PollSpin(a.dst, 1, 1)
 	require.ErrorIs(t, err, net.ErrClosed)
 }
+
+// TestPostSpinSendAfterPingPong: with SendAfter each step waits for the
+// peer's message and then posts the reply in the same crossing, stamping
+// the clock just before the post. Messages and replies rotate through
+// buffer slots, so a reply can leave before the message it answers is
+// checked.
+func TestPostSpinSendAfterPingPong(t *testing.T) {
+	for _, size := range []int{2, 4096} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := newEnv(t)
+			a, b := e.spinPair(t, false)
+			buf := e.mr.Bytes()
+			const iters = 200
+			rslot := func(s *spinSide, k int) int { return s.recvOff + (k%4)*4096 }
+			sslot := func(s *spinSide, k int) int { return s.sendOff + (k%2)*4096 }
+			recvFor := func(s *spinSide, k int) []RecvRequest {
+				return []RecvRequest{{ID: uint64(k), SG: []SGE{e.mr.SGE(rslot(s, k), size)}}}
+			}
+			for _, s := range []*spinSide{a, b} {
+				for k := range 2 {
+					_, err := s.qp.PostRecv(recvFor(s, k))
+					require.NoError(t, err)
+				}
+			}
+			// prepare writes message k (pattern k+j) into its send slot and
+			// returns the WR that sends it.
+			prepare := func(s *spinSide, k int) []WorkRequest {
+				for j := range size {
+					buf[sslot(s, k)+j] = byte(k + j)
+				}
+				return []WorkRequest{{ID: uint64(k), Opcode: OpSend, Flags: SendSignaled, SG: []SGE{e.mr.SGE(sslot(s, k), size)}}}
+			}
+			check := func(s *spinSide, k int, wcs []WorkCompletion) error {
+				if len(wcs) != 1 || wcs[0].ByteLen != uint32(size) || wcs[0].ID != uint64(k) {
+					return fmt.Errorf("message %d: receives %+v", k, wcs)
+				}
+				for j := range size {
+					if got := buf[rslot(s, k)+j]; got != byte(k+j) {
+						return fmt.Errorf("message %d: byte %d is %d, want %d", k, j, got, byte(k+j))
+					}
+				}
+				return nil
+			}
+			// run is one side: initiator sends message 0 first; then call
+			// k waits for the peer's message k (and the completion of
+			// this side's previous send) and sends this side's next one.
+			run := func(s *spinSide, initiator bool) error {
+				var last uint64
+				stamped := func(res SpinResult) error {
+					if !res.Sent || res.Stamp == 0 || res.Stamp < last {
+						return fmt.Errorf("send not stamped in order: %+v after %d", res, last)
+					}
+					last = res.Stamp
+					return nil
+				}
+				next := 0 // this side's next message
+				if initiator {
+					res, err := s.qp.PostSpin(nil, prepare(s, 0), &SpinWait{CQ: s.scq, SendAfter: true, Spins: 1}, s.dst)
+					if err != nil {
+						return err
+					}
+					if !res.Done || res.N != 0 {
+						return fmt.Errorf("an empty wait is met at once: %+v", res)
+					}
+					if err := stamped(res); err != nil {
+						return err
+					}
+					next = 1
+				}
+				for k := range iters {
+					w := SpinWait{CQ: s.scq, Recvs: 1, SendAfter: true, Spins: 1 << 12}
+					if next > 0 {
+						w.Sends = 1
+					}
+					var recv []RecvRequest
+					if k > 0 {
+						recv = recvFor(s, k+1)
+					}
+					var send []WorkRequest
+					if next < iters {
+						send = prepare(s, next)
+					} else {
+						w.SendAfter = false
+					}
+					var wcs []WorkCompletion
+					deadline := time.Now().Add(20 * time.Second)
+					for {
+						res, err := s.qp.PostSpin(recv, send, &w, s.dst)
+						if err != nil {
+							return fmt.Errorf("message %d: %w", k, err)
+						}
+						recv = nil
+						for _, wc := range s.dst[:res.N] {
+							if wc.Status != WCSuccess {
+								return wc.Err()
+							}
+							if wc.Opcode.IsRecv() {
+								wcs = append(wcs, wc)
+							}
+						}
+						w.Sends = max(0, w.Sends-res.Sends)
+						w.Recvs = max(0, w.Recvs-res.Recvs)
+						if res.Done {
+							if send != nil {
+								if err := stamped(res); err != nil {
+									return err
+								}
+							}
+							break
+						}
+						if res.Sent {
+							return fmt.Errorf("sent before the wait was met: %+v", res)
+						}
+						if time.Now().After(deadline) {
+							return fmt.Errorf("message %d: not met after 20s", k)
+						}
+					}
+					if err := check(s, k, wcs); err != nil {
+						return err
+					}
+					if send != nil {
+						next++
+					}
+				}
+				if initiator {
+					return nil // its last send completed in the last wait
+				}
+				// The last reply's completion.
+				_, _, err := s.step(nil, nil, SpinWait{CQ: s.scq, Sends: 1, Spins: 1 << 12})
+				return err
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- run(b, false) }()
+			require.NoError(t, run(a, true))
+			require.NoError(t, <-errc)
+		})
+	}
+}
+
+// TestPostSpinSendAfterUnmet: a SendAfter step whose wait is not met sends
+// nothing; once the wait is met, the mark byte is stored before the post,
+// so the peer sees it in the written message.
+func TestPostSpinSendAfterUnmet(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.spinPair(t, false)
+	buf := e.mr.Bytes()
+	clear(buf[:1<<20])
+	send := []WorkRequest{{ID: 5, Opcode: OpRDMAWrite, Flags: SendSignaled, SG: []SGE{e.mr.SGE(a.sendOff, 16)},
+		RemoteAddr: e.mr.Addr() + uint64(b.recvOff), RKey: e.mr.RKey()}}
+	w := SpinWait{CQ: a.scq, Recvs: 1, SendAfter: true, Mark: e.mr, MarkOff: a.sendOff + 15, MarkVal: 0xa7, Spins: 200}
+	res, err := a.qp.PostSpin(nil, send, &w, a.dst)
+	require.NoError(t, err)
+	require.Equal(t, SpinResult{Rounds: 200}, res, "nothing arrived, nothing sent")
+	require.Zero(t, buf[a.sendOff+15], "the mark is stored only with the post")
+	n, err := b.scq.PollSpin(b.dst, 1, 200)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Zero(t, buf[b.recvOff+15], "no write reached the peer")
+
+	// The same step with nothing to wait for posts at once.
+	w.Recvs = 0
+	res, err = a.qp.PostSpin(nil, send, &w, a.dst)
+	require.NoError(t, err)
+	require.True(t, res.Done)
+	require.True(t, res.Sent)
+	require.NotZero(t, res.Stamp)
+	require.Equal(t, byte(0xa7), buf[a.sendOff+15])
+	// The peer sees the mark as the written message's last byte.
+	_, _, err = b.step(nil, nil, SpinWait{CQ: b.scq, Watch: e.mr, WatchOff: b.recvOff + 15, WatchWant: 0xa7, Spins: 1 << 12})
+	require.NoError(t, err)
+	_, _, err = a.step(nil, nil, SpinWait{CQ: a.scq, Sends: 1, Spins: 1 << 12})
+	require.NoError(t, err)
+
+	// A mark outside the MR is refused before anything is posted.
+	w.MarkOff = e.mr.Len()
+	_, err = a.qp.PostSpin(nil, send, &w, a.dst)
+	require.ErrorIs(t, err, syscall.EINVAL)
+}

@@ -19,6 +19,8 @@ enum {
 	shim_off_spin_watch_want = offsetof(struct shim_spin, watch_want),
 	shim_off_spin_nwc = offsetof(struct shim_spin, nwc),
 	shim_off_spin_rounds = offsetof(struct shim_spin, rounds),
+	shim_off_spin_stamp = offsetof(struct shim_spin, stamp),
+	shim_off_spin_mark_val = offsetof(struct shim_spin, mark_val),
 };
 */
 import "C"
@@ -154,4 +156,6 @@ var cOffsets = map[string]uintptr{
 	"spin.watch_want": C.shim_off_spin_watch_want,
 	"spin.nwc":        C.shim_off_spin_nwc,
 	"spin.rounds":     C.shim_off_spin_rounds,
+	"spin.stamp":      C.shim_off_spin_stamp,
+	"spin.mark_val":   C.shim_off_spin_mark_val,
 }

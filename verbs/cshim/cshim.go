@@ -412,16 +412,23 @@ type Spin struct {
 	Spins     int32  // empty polling rounds before returning
 	WatchWant uint8  // the value the watched byte must show
 	_         [3]uint8
-	NWC       int32 // completions in View()[:NWC]
-	GotSend   int32 // of which send-queue completions
-	GotRecv   int32 // and receive completions
-	Watched   int32 // 1: the watched byte showed WatchWant
-	Done      int32 // 1: the wait was satisfied
-	Stage     int32 // on a post failure: 1 receive post, 2 send post
-	Bad       int32 // and the index of the first WR not posted
-	Rounds    int32 // polling rounds made
-	Limit     int32 // input: at most this many completions (0: the array's cap)
-	WantAny   int32 // input: and at least this many completions of any kind
+	NWC       int32  // completions in View()[:NWC]
+	GotSend   int32  // of which send-queue completions
+	GotRecv   int32  // and receive completions
+	Watched   int32  // 1: the watched byte showed WatchWant
+	Done      int32  // 1: the wait was satisfied
+	Stage     int32  // on a post failure: 1 receive post, 2 send post
+	Bad       int32  // and the index of the first WR not posted
+	Rounds    int32  // polling rounds made
+	Limit     int32  // input: at most this many completions (0: the array's cap)
+	WantAny   int32  // input: and at least this many completions of any kind
+	MarkAddr  uint64 // input, post-after mode: 0, or a byte to set just before the post
+	Stamp     uint64 // output, post-after mode: the clock just before the post
+	SendAfter int32  // input: 1 posts the send WRs once the wait is met (not before it)
+	StampTSC  int32  // input: 1 stamps with the TSC (x86), else CLOCK_MONOTONIC ns
+	Sent      int32  // output: 1 when the send WRs were posted
+	MarkVal   uint8  // input: the value stored at MarkAddr
+	_         [3]uint8
 }
 
 // SpinBlock is the array's shim_spin block (C memory): fill the inputs,

@@ -40,6 +40,8 @@ func TestLayoutMatchesC(t *testing.T) {
 	require.Equal(t, offs["spin.watch_want"], unsafe.Offsetof(Spin{}.WatchWant))
 	require.Equal(t, offs["spin.nwc"], unsafe.Offsetof(Spin{}.NWC))
 	require.Equal(t, offs["spin.rounds"], unsafe.Offsetof(Spin{}.Rounds))
+	require.Equal(t, offs["spin.stamp"], unsafe.Offsetof(Spin{}.Stamp))
+	require.Equal(t, offs["spin.mark_val"], unsafe.Offsetof(Spin{}.MarkVal))
 }
 
 // A batch written through the Go view is what C posts: build a chain, post it

@@ -7,8 +7,12 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 
 struct shim_counters shim_ctr;
 
@@ -330,6 +334,20 @@ static int spin_satisfied(const struct shim_spin *sp)
 	       sp->nwc >= sp->want_any && (!sp->watch_addr || sp->watched);
 }
 
+static uint64_t spin_stamp(int tsc)
+{
+	struct timespec ts;
+
+#if defined(__x86_64__) || defined(__i386__)
+	if (tsc)
+		return __rdtsc();
+#else
+	(void)tsc;
+#endif
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintptr_t cq2u, uintptr_t au)
 {
 	struct ibv_qp *qp = (struct ibv_qp *)qpu;
@@ -341,7 +359,8 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 	int failed = 0, rc = 0, got;
 
 	sp->nwc = sp->got_send = sp->got_recv = 0;
-	sp->watched = sp->done = sp->stage = sp->bad = 0;
+	sp->watched = sp->done = sp->stage = sp->bad = sp->sent = 0;
+	sp->stamp = 0;
 	if (cq2 == cq)
 		cq2 = NULL;
 	if (sp->recv_n > 0) {
@@ -352,13 +371,14 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 			return rc;
 		}
 	}
-	if (sp->send_n > 0) {
+	if (sp->send_n > 0 && !sp->send_after) {
 		rc = shim_post_send(qp, (struct shim_send_batch *)sbu, sp->send_n);
 		if (rc) {
 			sp->stage = 2;
 			sp->bad = ((struct shim_send_batch *)sbu)->bad;
 			return rc;
 		}
+		sp->sent = 1;
 	}
 	for (;;) {
 		int progress = 0;
@@ -403,6 +423,18 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 	}
 	if (!sp->done && !failed && rc == 0 && spin_satisfied(sp))
 		sp->done = 1;
+	if (sp->done && sp->send_n > 0 && sp->send_after) {
+		if (sp->mark_addr)
+			__atomic_store_n((uint8_t *)(uintptr_t)sp->mark_addr, sp->mark_val, __ATOMIC_RELEASE);
+		sp->stamp = spin_stamp(sp->stamp_tsc);
+		rc = shim_post_send(qp, (struct shim_send_batch *)sbu, sp->send_n);
+		if (rc) {
+			sp->stage = 2;
+			sp->bad = ((struct shim_send_batch *)sbu)->bad;
+		} else {
+			sp->sent = 1;
+		}
+	}
 	sp->rounds = rounds;
 	CTR_ADD(poll_calls, polls);
 	CTR_ADD(poll_wcs, sp->nwc);

@@ -110,6 +110,17 @@ struct shim_spin {
 	int32_t rounds;		/* polling rounds made */
 	int32_t limit;		/* in: at most this many completions (0: the array's cap) */
 	int32_t want_any;	/* in: and at least this many completions of any kind */
+	/* Post-after mode (in): send_after set posts the send_n send WRs only
+	 * once the wait is met, after storing mark_val at mark_addr (when set)
+	 * and reading the clock into stamp (out): the TSC when stamp_tsc, else
+	 * CLOCK_MONOTONIC ns. sent (out) says whether they were posted. */
+	uint64_t mark_addr;
+	uint64_t stamp;
+	int32_t send_after;
+	int32_t stamp_tsc;
+	int32_t sent;
+	uint8_t mark_val;
+	uint8_t pad3[3];
 };
 
 struct shim_wc_array {
@@ -139,7 +150,10 @@ int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n);
  * different) into a's array until it holds want_send send-queue and want_recv
  * receive completions and, when watch_addr is set, the byte there equals
  * watch_want; or until a completion with an error status, a full array, or
- * spins polling rounds that found nothing. It never blocks and never sleeps:
+ * spins polling rounds that found nothing. With send_after the send WRs are
+ * posted only once the wait is met, right after it (mark byte, clock stamp,
+ * ibv_post_send), so a ping-pong reply leaves without returning to Go
+ * first. It never blocks and never sleeps:
  * the caller loops (with no posts) when spin->done is 0. Handles are passed as
  * integers, so the cgo pointer check has nothing to inspect. Returns the
  * number of completions in the array or -errno (post failure: spin->stage

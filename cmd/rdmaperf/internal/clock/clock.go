@@ -56,3 +56,21 @@ func Source() string {
 	}
 	return "monotonic"
 }
+
+// TSC reports whether Now reads the CPU's time-stamp counter (after
+// calibrating it), so that raw counter readings taken elsewhere (the verbs
+// shim's post stamps) can be converted with FromStamp.
+func TSC() bool {
+	Calibrate()
+	return useTSC
+}
+
+// FromStamp converts a stamp to Now's scale: a raw time-stamp counter
+// reading when TSC is true, else CLOCK_MONOTONIC nanoseconds (which is
+// what Now returns then).
+func FromStamp(s uint64) int64 {
+	if useTSC {
+		return int64(float64(s-base) * nsPerTick)
+	}
+	return int64(s)
+}

@@ -22,3 +22,20 @@ func TestNowTracksMonotonic(t *testing.T) {
 	require.GreaterOrEqual(t, d, t2.Sub(t1)/2, "source %s", Source())
 	require.LessOrEqual(t, d, 2*t3.Sub(t0), "source %s", Source())
 }
+
+// A stamp read between two Now calls converts to a value between them.
+func TestFromStampOrdersWithNow(t *testing.T) {
+	for range 1000 {
+		a := Now()
+		var s uint64
+		if TSC() {
+			s = rdtsc()
+		} else {
+			s = uint64(nanotime())
+		}
+		b := Now()
+		v := FromStamp(s)
+		require.LessOrEqual(t, a, v, "source %s", Source())
+		require.LessOrEqual(t, v, b, "source %s", Source())
+	}
+}

@@ -411,27 +411,34 @@ func (w *waiter) check() error {
 	return w.spin()
 }
 
-// step posts recv and send (either may be empty) and spin-polls in C until
-// sw is met (PostSpin: one cgo crossing, repeated with nothing to post when
-// a budget runs out). It returns the send-queue and receive completions it
-// saw; a failed completion is an error. sw is consumed.
-func (r *res) step(recv []verbs.RecvRequest, send []verbs.WorkRequest, sw *verbs.SpinWait, w *waiter) (sends, recvs int, err error) {
+// step posts recv and send (either may be empty; send after the wait when
+// sw.SendAfter) and spin-polls in C until sw is met (PostSpin: one cgo
+// crossing, repeated when a budget runs out). It returns the send-queue
+// and receive completions it saw and the send's post time on Now's scale
+// (SendAfter); a failed completion is an error. sw is consumed.
+func (r *res) step(recv []verbs.RecvRequest, send []verbs.WorkRequest, sw *verbs.SpinWait, w *waiter) (sends, recvs int, stamp int64, err error) {
 	w.reset()
 	for {
 		res, err := r.qp.PostSpin(recv, send, sw, r.wcs)
 		if err != nil {
-			return sends, recvs, err
+			return sends, recvs, 0, err
 		}
-		recv, send = nil, nil
+		recv = nil
+		if res.Sent {
+			// With SendAfter the send waits in Go until a step meets
+			// the wait; then it leaves from C, stamped.
+			send = nil
+			stamp = clock.FromStamp(res.Stamp)
+		}
 		for i := range res.N {
 			if r.wcs[i].Status != verbs.WCSuccess {
-				return sends, recvs, fmt.Errorf("rdmaperf: completion with error: %w (opcode %s, vendor err %#x)", r.wcs[i].Err(), r.wcs[i].Opcode, r.wcs[i].VendorErr)
+				return sends, recvs, 0, fmt.Errorf("rdmaperf: completion with error: %w (opcode %s, vendor err %#x)", r.wcs[i].Err(), r.wcs[i].Opcode, r.wcs[i].VendorErr)
 			}
 		}
 		sends += res.Sends
 		recvs += res.Recvs
 		if res.Done {
-			return sends, recvs, nil
+			return sends, recvs, stamp, nil
 		}
 		sw.Sends = max(0, sw.Sends-res.Sends)
 		sw.Recvs = max(0, sw.Recvs-res.Recvs)
@@ -440,7 +447,7 @@ func (r *res) step(recv []verbs.RecvRequest, send []verbs.WorkRequest, sw *verbs
 		}
 		if res.N == 0 {
 			if err := w.check(); err != nil {
-				return sends, recvs, err
+				return sends, recvs, 0, err
 			}
 		} else {
 			w.reset()
@@ -509,10 +516,12 @@ func (r *res) progress(n int) {
 // sendLat: perftest's run_iter_lat_send. The server waits for a message
 // before each reply; sends are signaled every CQMod (every one at tx depth
 // 1) and the next send waits for the previous signaled one to complete. Send
-// and receive completions share one CQ (see setup). Each send is posted by
-// the wait that follows it, in one PostSpin crossing that also reposts
-// consumed receives (16 at a time) and spin-polls for the send's completion
-// and the peer's next message: one crossing per iteration and side.
+// and receive completions share one CQ (see setup). Each iteration is one
+// PostSpin crossing (SendAfter): repost consumed receives (16 at a time),
+// spin-poll in C for the peer's message and the previous signaled send's
+// completion, then stamp the time and post the send, all in C, so the reply
+// leaves without a return to Go; Go's bookkeeping runs while it is in
+// flight.
 func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	iters := p.Iters
@@ -525,6 +534,7 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	base := r.baseFlags(size)
 	cqMod := max(1, min(p.CQMod, p.TxDepth))
 	rxBatch := len(r.rwr)
+	tsc := clock.TSC()
 	posted0 := min(p.RxDepth, iters)
 	if duration {
 		posted0 = p.RxDepth
@@ -532,38 +542,50 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	rposted, consumed := posted0, 0
 	scnt, rcnt := 0, 0
 	recvReady, sendPending := 0, false
-	// Staged work, posted by the next wait in the same crossing.
-	var sendNow []verbs.WorkRequest
-	var recvNow []verbs.RecvRequest
-	// wait posts what is staged, then spins until a receive is ready (when
-	// needRecv) and no signaled send is outstanding.
-	wait := func(needRecv bool) error {
-		sw := verbs.SpinWait{CQ: r.scq, Spins: spinBudget}
+	var recvNow []verbs.RecvRequest // consumed receives, reposted by the next step
+	for duration || scnt < iters || rcnt < iters {
+		needRecv := (duration || rcnt < iters) && !(scnt < 1 && client)
+		if duration && client && clock.Now() >= deadline {
+			return scnt, nil
+		}
+		sw := verbs.SpinWait{CQ: r.scq, Spins: spinBudget, StampTSC: tsc}
 		if needRecv && recvReady == 0 {
 			sw.Recvs = 1
 		}
 		if sendPending {
 			sw.Sends = 1
 		}
-		if sw.Sends == 0 && sw.Recvs == 0 && sendNow == nil && recvNow == nil {
-			return nil
+		var send []verbs.WorkRequest
+		signaled := false
+		if duration || scnt < iters {
+			signaled = (scnt+1)%cqMod == 0 || (!duration && scnt+1 == iters)
+			wr.Flags = base
+			if signaled {
+				wr.Flags |= verbs.SendSignaled
+			}
+			send = r.swr[:1]
+			sw.SendAfter = true
 		}
 		w.stopOnDone = duration && needRecv
-		s, rc, err := r.step(recvNow, sendNow, &sw, &w)
-		recvNow, sendNow = nil, nil
+		s, rc, stamp, err := r.step(recvNow, send, &sw, &w)
+		recvNow = nil
 		recvReady += rc
 		if s > 0 {
 			sendPending = false
 		}
-		return err
-	}
-	for duration || scnt < iters || rcnt < iters {
-		needRecv := (duration || rcnt < iters) && !(scnt < 1 && client)
-		if err := wait(needRecv); err != nil {
+		if err != nil {
 			if duration && errors.Is(err, errPeerGone) {
 				return scnt, nil
 			}
 			return scnt, err
+		}
+		if send != nil {
+			if posted != nil {
+				posted[scnt] = stamp
+			}
+			scnt++
+			sendPending = signaled
+			r.progress(scnt)
 		}
 		if needRecv {
 			recvReady--
@@ -579,33 +601,22 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 				consumed -= k
 			}
 		}
-		if duration && client && clock.Now() >= deadline {
-			return scnt, nil
-		}
-		if duration || scnt < iters {
-			if posted != nil {
-				posted[scnt] = clock.Now()
-			}
-			scnt++
-			signaled := scnt%cqMod == 0 || (!duration && scnt == iters)
-			wr.Flags = base
-			if signaled {
-				wr.Flags |= verbs.SendSignaled
-			}
-			sendNow = r.swr[:1]
-			sendPending = signaled
-			r.progress(scnt)
+	}
+	if sendPending {
+		sw := verbs.SpinWait{CQ: r.scq, Sends: 1, Spins: spinBudget}
+		if _, _, _, err := r.step(nil, nil, &sw, &w); err != nil {
+			return scnt, err
 		}
 	}
-	return scnt, wait(false)
+	return scnt, nil
 }
 
 // writeLat: perftest's run_iter_lat_write: each side RDMA-writes its
 // message into the peer's receive half with the last byte set to the
 // iteration count, and waits until its own receive half's last byte shows
-// the peer's count. Each write is posted by the wait that follows it, in one
-// PostSpin crossing that spin-polls for the write's completion and (in C)
-// for the peer's byte: one crossing per iteration and side.
+// the peer's count. Each iteration is one PostSpin crossing (SendAfter):
+// spin in C until the previous write completed and the peer's byte shows,
+// then set the outgoing last byte, stamp the time and post the write, in C.
 func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	iters := p.Iters
@@ -618,40 +629,40 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 	wr.RKey = r.remote.RKey
 	wr.Flags = r.baseFlags(size) | verbs.SendSignaled
 	r.sge[0] = r.mr.SGE(0, size)
-	postBuf := &r.mr.Bytes()[size-1]
+	tsc := clock.TSC()
 	scnt, rcnt, ccnt := 0, 0, 0
-	var sendNow []verbs.WorkRequest
 	for duration || scnt < iters || ccnt < iters || rcnt < iters {
 		needByte := (duration || rcnt < iters) && !(scnt < 1 && client)
+		if duration && client && clock.Now() >= deadline {
+			return scnt, nil
+		}
 		// The previous write's completion (perftest polls it right after
-		// the post) and the peer's next byte, in one wait.
-		sw := verbs.SpinWait{CQ: r.scq, Sends: scnt - ccnt, Spins: spinBudget}
+		// the post) and the peer's next byte, then the next write.
+		sw := verbs.SpinWait{CQ: r.scq, Sends: scnt - ccnt, Spins: spinBudget, StampTSC: tsc}
 		if needByte {
 			rcnt++
 			sw.Watch, sw.WatchOff, sw.WatchWant = r.mr, r.half+size-1, uint8(rcnt)
 		}
-		if sendNow != nil || sw.Sends > 0 || sw.Watch != nil {
-			w.stopOnDone = duration && needByte
-			s, _, err := r.step(nil, sendNow, &sw, &w)
-			sendNow = nil
-			ccnt += s
-			if err != nil {
-				if duration && errors.Is(err, errPeerGone) {
-					return scnt, nil
-				}
-				return scnt, err
-			}
-		}
-		if duration && client && clock.Now() >= deadline {
-			return scnt, nil
-		}
+		var send []verbs.WorkRequest
 		if duration || scnt < iters {
+			send = r.swr[:1]
+			sw.SendAfter = true
+			sw.Mark, sw.MarkOff, sw.MarkVal = r.mr, size-1, uint8(scnt+1)
+		}
+		w.stopOnDone = duration && needByte
+		s, _, stamp, err := r.step(nil, send, &sw, &w)
+		ccnt += s
+		if err != nil {
+			if duration && errors.Is(err, errPeerGone) {
+				return scnt, nil
+			}
+			return scnt, err
+		}
+		if send != nil {
 			if posted != nil {
-				posted[scnt] = clock.Now()
+				posted[scnt] = stamp
 			}
 			scnt++
-			*postBuf = uint8(scnt)
-			sendNow = r.swr[:1]
 			r.progress(scnt)
 		}
 	}
@@ -659,8 +670,9 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 }
 
 // readLat: perftest's run_iter_lat for RDMA READ: post one signaled READ,
-// wait for its completion, repeat; one PostSpin crossing per READ. Only the
-// client runs it.
+// wait for its completion, repeat. Each iteration is one PostSpin crossing
+// (SendAfter): wait for the previous READ's completion, then stamp and post
+// the next one, in C. Only the client runs it.
 func (r *res) readLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
 	w := waiter{oob: r.oob}
@@ -670,20 +682,29 @@ func (r *res) readLat(size int, posted []int64, deadline int64) (int, error) {
 	wr.RKey = r.remote.RKey
 	wr.Flags = verbs.SendSignaled
 	r.sge[0] = r.mr.SGE(r.half, size)
-	scnt := 0
+	tsc := clock.TSC()
+	scnt, ccnt := 0, 0
 	for deadline != 0 || scnt < p.Iters {
 		if deadline != 0 && clock.Now() >= deadline {
 			break
 		}
-		if posted != nil {
-			posted[scnt] = clock.Now()
-		}
-		scnt++
-		sw := verbs.SpinWait{CQ: r.scq, Sends: 1, Spins: spinBudget}
-		if _, _, err := r.step(nil, r.swr[:1], &sw, &w); err != nil {
+		sw := verbs.SpinWait{CQ: r.scq, Sends: scnt - ccnt, SendAfter: true, Spins: spinBudget, StampTSC: tsc}
+		s, _, stamp, err := r.step(nil, r.swr[:1], &sw, &w)
+		ccnt += s
+		if err != nil {
 			return scnt, err
 		}
+		if posted != nil {
+			posted[scnt] = stamp
+		}
+		scnt++
 		r.progress(scnt)
+	}
+	if scnt > ccnt {
+		sw := verbs.SpinWait{CQ: r.scq, Sends: scnt - ccnt, Spins: spinBudget}
+		if _, _, _, err := r.step(nil, nil, &sw, &w); err != nil {
+			return scnt, err
+		}
 	}
 	return scnt, nil
 }

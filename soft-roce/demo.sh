@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # demo.sh — `make demo`, the main job: rdmaperf and C perftest side by side
 # on a real RDMA device (this host's, or rxe in the Soft-RoCE VM when the host
-# has none), then a short comparison table: send_lat and send_bw at a few
-# sizes, rdmaperf vs perftest, with ratios. Takes a few minutes.
+# has none), then a short comparison table: send_lat
+# and write_lat at 2 B and 4 KiB, send_bw at 4 KiB and 64 KiB, rdmaperf vs
+# perftest, with ratios. Latency rows are the median of DEMO_REPS (default 3)
+# alternating runs, since a latency run in the VM sometimes lands in a
+# timer-tick mode (see BENCHMARKS.md). Takes a few minutes.
 #
 #   soft-roce/demo.sh
 #   DEMO_ITERS=2000 soft-roce/demo.sh   # more iterations per latency run
+#   DEMO_REPS=5 soft-roce/demo.sh       # more repetitions per latency row
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -41,10 +45,14 @@ inner() {
 		esac >>"$out/results.tsv"
 		printf 'demo: %-8s %-9s %7s B: %s\n' "$kind" "$test" "$size" "${row:-FAILED (see $out/cli.$kind.$test.$size)}" >&2
 	}
-	local s
-	for s in 2 4096; do
-		run perftest send_lat "$s" "$n"
-		run rdmaperf send_lat "$s" "$n"
+	local s t r
+	for r in $(seq "${DEMO_REPS:-3}"); do
+		for t in send_lat write_lat; do
+			for s in 2 4096; do
+				run perftest "$t" "$s" "$n"
+				run rdmaperf "$t" "$s" "$n"
+			done
+		done
 	done
 	for s in 4096 65536; do
 		run perftest send_bw "$s" 200
@@ -67,16 +75,21 @@ if ls /sys/class/infiniband 2>/dev/null | grep -q .; then
 else
 	ensure_vm_deps
 	echo "demo: no RDMA device on this host: running in the Soft-RoCE VM" >&2
-	soft-roce/vm-run.sh -- "$0" --inner
+	soft-roce/vm-run.sh -- env DEMO_ITERS="${DEMO_ITERS:-}" DEMO_REPS="${DEMO_REPS:-}" "$0" --inner
 fi
 res=$out/results.tsv
 [ -s "$res" ] || { echo "demo: no results" >&2; exit 1; }
-val() { awk -F'\t' -v k="$1" -v t="$2" -v s="$3" '$1==k && $2==t && $3==s {print $4; exit}' "$res"; }
+# val KIND TEST SIZE: the median of the runs' values (the middle one, or
+# the mean of the two middle ones).
+val() {
+	awk -F'\t' -v k="$1" -v t="$2" -v s="$3" '$1==k && $2==t && $3==s && $4 ~ /^[0-9.]+$/ {print $4}' "$res" |
+		sort -g | awk '{v[NR]=$1} END {if (NR==0) exit; if (NR%2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
+}
 echo
-echo "rdmaperf vs C perftest (same device, same boot; latency: t_typical usec one way, lower is better; bandwidth: BW average MB/sec, higher is better)"
+echo "rdmaperf vs C perftest (same device, same boot; latency: t_typical usec one way, median of ${DEMO_REPS:-3} runs, lower is better; bandwidth: BW average MB/sec, higher is better)"
 printf '%-9s %8s %12s %12s %8s\n' test size perftest rdmaperf ratio
 fail=0
-for ts in send_lat:2 send_lat:4096 send_bw:4096 send_bw:65536; do
+for ts in send_lat:2 send_lat:4096 write_lat:2 write_lat:4096 send_bw:4096 send_bw:65536; do
 	t=${ts%%:*} s=${ts#*:}
 	p=$(val perftest "$t" "$s") r=$(val rdmaperf "$t" "$s")
 	q=$(awk -v a="$r" -v b="$p" 'BEGIN {if (a=="" || b=="" || b+0==0) print "n/a"; else printf "%.2fx", a/b}')

@@ -45,11 +45,16 @@ const DefaultCQDepth = 30000
 
 // RxItem is one received SEND handed to its connection: the chunk of the RX
 // pool holding Len bytes, with the connection's receive sequence number
-// (assigned at completion, consecutive from 0). Len 0 is the peer's FIN.
+// (assigned at completion, consecutive from 0). Len 0 without HasImm is the
+// peer's FIN. HasImm marks a completion that carried immediate data (a
+// SEND_WITH_IMM or an RDMA_WRITE_WITH_IMM, whose bytes went to the memory
+// the WRITE named, not to Chunk; Len is then that WRITE's length).
 type RxItem struct {
-	Seq   uint64
-	Chunk uint32
-	Len   uint32
+	Seq    uint64
+	Chunk  uint32
+	Len    uint32
+	Imm    uint32
+	HasImm bool
 }
 
 // Conn is what a connection gives the dispatcher. Every method is called on
@@ -202,7 +207,15 @@ type Counters struct {
 	MergeEnter, MergeLeave   atomic.Uint64
 	MergeDeferred            atomic.Uint64
 	AsyncEvents              atomic.Uint64
-	RXDeficit                atomic.Uint64     // RX reposts that had to wait for a free chunk
+	RXDeficit                atomic.Uint64 // RX reposts that had to wait for a free chunk
+	// RDMA WRITE of large payloads (ms_async_rdma_send_msg_size > 0):
+	// WRITE WRs posted and their bytes, receive buffers advertised to
+	// peers and advertised by them (one per buffer, initial and again),
+	// and sends above the threshold that found no free peer buffer and
+	// went by SEND.
+	WriteWRs, WriteBytes     atomic.Uint64
+	AdvertsSent, AdvertsRecv atomic.Uint64
+	WriteFallbacks           atomic.Uint64
 	WCErrors                 [32]atomic.Uint64 // by verbs.WCStatus
 }
 
@@ -220,6 +233,9 @@ type Stats struct {
 	MergeEnter, MergeLeave       uint64
 	MergeDeferred                uint64
 	AsyncEvents, RXDeficit       uint64
+	WriteWRs, WriteBytes         uint64
+	AdvertsSent, AdvertsRecv     uint64
+	WriteFallbacks               uint64
 	InflightTXChunks             int
 	RXBuffersInUse, RXBuffers    int
 	TXExhaustions                uint64
@@ -765,7 +781,7 @@ func (d *Dispatcher) pollRX(wcs []verbs.WorkCompletion, touched *[]*entry) int {
 			continue
 		}
 		d.C.RXBytes.Add(uint64(wc.ByteLen))
-		e.batch = append(e.batch, RxItem{Seq: e.seq, Chunk: idx, Len: wc.ByteLen})
+		e.batch = append(e.batch, RxItem{Seq: e.seq, Chunk: idx, Len: wc.ByteLen, Imm: wc.Imm, HasImm: wc.HasImm})
 		e.seq++
 		if !e.inBatch {
 			e.inBatch = true
@@ -920,7 +936,10 @@ func (d *Dispatcher) Stats() Stats {
 		Posts: d.C.Posts.Load(), PostedWRs: d.C.PostedWRs.Load(),
 		MergeEnter: d.C.MergeEnter.Load(), MergeLeave: d.C.MergeLeave.Load(), MergeDeferred: d.C.MergeDeferred.Load(),
 		AsyncEvents: d.C.AsyncEvents.Load(), RXDeficit: d.C.RXDeficit.Load(),
-		QPsActive: uint64(d.QPsActive()),
+		WriteWRs: d.C.WriteWRs.Load(), WriteBytes: d.C.WriteBytes.Load(),
+		AdvertsSent: d.C.AdvertsSent.Load(), AdvertsRecv: d.C.AdvertsRecv.Load(),
+		WriteFallbacks: d.C.WriteFallbacks.Load(),
+		QPsActive:      uint64(d.QPsActive()),
 	}
 	if d.tx != nil {
 		ts := d.tx.Stats()

@@ -41,11 +41,24 @@ const (
 	stClosed
 )
 
-// pendWR is a filled TX chunk not yet posted.
+// pendWR is a filled TX chunk not yet posted: a SEND, or (WRITE mode) an
+// RDMA_WRITE into the peer's buffer at raddr, the last one of a buffer
+// WRITE_WITH_IMM with imm.
 type pendWR struct {
 	chunk uint32
 	n     int
+	kind  uint8
+	rkey  uint32
+	imm   uint32
+	raddr uint64
 }
+
+// pendWR kinds.
+const (
+	pkSend uint8 = iota
+	pkWrite
+	pkWriteImm
+)
 
 // conn is a connected RDMA socket. Every exported method takes mu; the
 // dispatcher's callbacks take it too (lock order: conn.mu, then dispatcher
@@ -92,7 +105,8 @@ type conn struct {
 	closed   atomic.Bool
 	psn      uint32
 	zeroCopy bool
-	cm       *cmSide // rdma_cm connection (ms_async_rdma_cm), else nil
+	cm       *cmSide     // rdma_cm connection (ms_async_rdma_cm), else nil
+	wr       *writeState // WRITE mode (ms_async_rdma_send_msg_size > 0), else nil
 }
 
 var (
@@ -105,7 +119,19 @@ var (
 func newConn(st *Stack, w netstack.Worker, tc net.Conn) (*conn, error) {
 	return newConnWith(st, w, tc.LocalAddr(), tc.RemoteAddr(), func(c *conn) (*dispatcher.QPHandle, error) {
 		c.tcp = tc
-		return st.d.CreateQP(c)
+		if t := st.cfg.RDMASendMsgSize; t > 0 {
+			ws, err := newWriteState(st.d.PD(), min(t, 1<<32-1), st.cfg.RDMABufferSize)
+			if err != nil {
+				return nil, err
+			}
+			c.wr = ws
+		}
+		h, err := st.d.CreateQP(c)
+		if err != nil {
+			c.wr.release()
+			c.wr = nil
+		}
+		return h, err
 	})
 }
 
@@ -232,9 +258,31 @@ func (c *conn) readMeta(deadline time.Time, what string) (Meta, error) {
 		return Meta{}, &hsError{msg: "rdmastack: reading " + what, err: err}
 	}
 	if n != MetaLen {
+		if n > MetaLen && c.wr == nil && extMismatchIn(buf[MetaLen:n]) {
+			return Meta{}, fmt.Errorf("%w: %w", errWriteMismatch(0, "the peer sent an RDMA WRITE extension record after its "+what), ErrBadMeta)
+		}
 		return Meta{}, fmt.Errorf("rdmastack: %s read of %d bytes, want %d: %w", what, n, MetaLen, ErrBadMeta)
 	}
 	m, err := ParseMeta(buf[:n])
+	if err != nil {
+		return Meta{}, fmt.Errorf("rdmastack: %s: %w", what, err)
+	}
+	return m, nil
+}
+
+// readMetaFull reads exactly MetaLen bytes (WRITE mode: the client's
+// extension record follows its ack meta in the same TCP segment).
+func (c *conn) readMetaFull(deadline time.Time, what string) (Meta, error) {
+	var buf [MetaLen]byte
+	_ = c.tcp.SetReadDeadline(deadline)
+	n, err := io.ReadFull(c.tcp, buf[:])
+	if n == 0 && (errors.Is(err, io.EOF) || err == nil) {
+		return Meta{}, fmt.Errorf("rdmastack: peer disconnected before sending its %s: %w", what, syscall.ECONNRESET)
+	}
+	if err != nil {
+		return Meta{}, &hsError{msg: "rdmastack: reading " + what, err: err}
+	}
+	m, err := ParseMeta(buf[:])
 	if err != nil {
 		return Meta{}, fmt.Errorf("rdmastack: %s: %w", what, err)
 	}
@@ -288,7 +336,17 @@ func (c *conn) clientHandshake(deadline time.Time) error {
 	c.qpOK = true
 	c.setConnectedLocked()
 	c.mu.Unlock()
-	if err := c.writeMeta(c.localMeta(peer.QPN), deadline); err != nil {
+	if c.wr != nil {
+		// WRITE mode: the ack meta and our extension record in one
+		// write, then the server's record.
+		ack := c.localMeta(peer.QPN).Marshal()
+		if err := c.writeExtWith(ack[:], deadline); err != nil {
+			return fmt.Errorf("rdmastack: sending ack meta and RDMA WRITE extension: %w", err)
+		}
+		if err := c.readExt(deadline); err != nil {
+			return err
+		}
+	} else if err := c.writeMeta(c.localMeta(peer.QPN), deadline); err != nil {
 		return fmt.Errorf("rdmastack: sending ack meta: %w", err)
 	}
 	_ = c.tcp.SetDeadline(time.Time{})
@@ -330,12 +388,25 @@ func (c *conn) serverHandshake(deadline time.Time) error {
 	if err := c.writeMeta(c.localMeta(peer.QPN), deadline); err != nil {
 		return fmt.Errorf("rdmastack: sending meta: %w", err)
 	}
-	ack, err := c.readMeta(deadline, "client ack meta")
+	var ack Meta
+	if c.wr != nil {
+		ack, err = c.readMetaFull(deadline, "client ack meta")
+	} else {
+		ack, err = c.readMeta(deadline, "client ack meta")
+	}
 	if err != nil {
 		return err
 	}
 	if ack.QPN != peer.QPN || ack.PeerQPN != c.h.QP().Num() {
 		return fmt.Errorf("rdmastack: ack meta %#x->%#x does not match %#x->%#x: %w", ack.QPN, ack.PeerQPN, peer.QPN, c.h.QP().Num(), ErrBadMeta)
+	}
+	if c.wr != nil {
+		if err := c.writeExtWith(nil, deadline); err != nil {
+			return fmt.Errorf("rdmastack: sending RDMA WRITE extension: %w", err)
+		}
+		if err := c.readExt(deadline); err != nil {
+			return err
+		}
 	}
 	_ = c.tcp.SetDeadline(time.Time{})
 	c.mu.Lock()
@@ -361,6 +432,11 @@ func (c *conn) watch() {
 	for {
 		n, err := c.tcp.Read(b[:])
 		if err == nil && n > 0 {
+			if c.wr == nil && extMismatchIn(b[:n]) {
+				c.mu.Lock()
+				c.faultLocked(c.opErr("read", errors.Join(errWriteMismatch(0, "the peer sent an RDMA WRITE extension record"), net.ErrClosed)))
+				c.mu.Unlock()
+			}
 			continue // a stray meta after the handshake: ignore
 		}
 		if c.closed.Load() {
@@ -398,17 +474,56 @@ func (c *conn) OnRecv(items []dispatcher.RxItem) {
 		c.rets = c.rets[:0]
 		return
 	}
+	k := len(c.rxq)
 	c.rxq = append(c.rxq, items...)
-	for i := range items {
-		if items[i].Len == 0 {
+	for i := range c.rxq[k:] {
+		it := &c.rxq[k+i]
+		if it.HasImm {
+			c.onImmLocked(it)
+		} else if it.Len == 0 {
 			c.finSeen = true // the peer's FIN arrived (maybe not read yet)
 		}
+	}
+	if len(c.rets) > 0 {
+		c.h.ReturnRX(c.rets...)
+		c.rets = c.rets[:0]
 	}
 	if c.state == stHandshake && c.qpOK {
 		// The server is connected on the first data received.
 		c.setConnectedLocked()
 	}
 	c.syncReadyLocked()
+}
+
+// onImmLocked handles a received item with immediate data (WRITE mode).
+// Its RX chunk carries no data and goes back at once. An advertisement frees
+// a peer buffer now (the reader skips it); a WRITE stays queued for the
+// reader, in sequence. Anything else faults the connection (and is skipped).
+func (c *conn) onImmLocked(it *dispatcher.RxItem) {
+	c.rets = append(c.rets, it.Chunk)
+	it.Chunk = noChunk
+	bad := func(err error) {
+		it.Imm = 0 // the reader skips it
+		c.faultLocked(c.opErr("read", errors.Join(err, net.ErrClosed)))
+	}
+	if c.wr == nil {
+		bad(errWriteMismatch(0, "the peer sends RDMA WRITE / immediate data"))
+		return
+	}
+	switch immKind(it.Imm) {
+	case immKindAdv:
+		if !c.wr.putPeer(immSlot(it.Imm)) {
+			bad(fmt.Errorf("rdmastack: peer advertised buffer %d, which is not ours to use", immSlot(it.Imm)))
+			return
+		}
+		c.d.C.AdvertsRecv.Add(1)
+	case immKindWrite:
+		if s, n := immSlot(it.Imm), immLen(it.Imm); s >= writeSlots || n == 0 || n > c.wr.slotSize {
+			bad(fmt.Errorf("rdmastack: peer wrote %d bytes into buffer %d (we have %d of %d bytes)", n, s, writeSlots, c.wr.slotSize))
+		}
+	default:
+		bad(fmt.Errorf("rdmastack: unknown immediate data %#x", it.Imm))
+	}
 }
 
 // OnTxComplete posts what merging deferred and wakes a blocked sender.
@@ -418,7 +533,7 @@ func (c *conn) OnTxComplete(n int) {
 	if c.state != stConnected {
 		return
 	}
-	if len(c.pend) > 0 || c.finPending {
+	if len(c.pend) > 0 || c.finPending || c.wr != nil && len(c.wr.adPend) > 0 {
 		c.flushLocked(false)
 	}
 	if c.txBlocked {
@@ -457,6 +572,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, c.opErr("read", netstack.ErrStackStopped)
 	}
 	n := 0
+read:
 	for n < len(p) && len(c.rxq) > c.rxHead && !c.finRecv {
 		h := c.rxHead
 		if c.rxq[h].Seq != c.rxNext {
@@ -471,18 +587,34 @@ func (c *conn) Read(p []byte) (int, error) {
 			c.rxq[h], c.rxq[i] = c.rxq[i], c.rxq[h]
 		}
 		it := &c.rxq[h]
-		if it.Len == 0 {
+		switch {
+		case it.HasImm && immKind(it.Imm) != immKindWrite:
+			// an advertisement, handled at completion: skip it
+		case it.HasImm:
+			// WRITE mode: the bytes are in our receive buffer; once read
+			// it is advertised to the peer again.
+			s, ln := immSlot(it.Imm), immLen(it.Imm)
+			k := copy(p[n:], c.wr.slot(s)[c.rxOff:ln])
+			n += k
+			c.rxOff += k
+			if c.rxOff < ln {
+				break read // the caller's buffer is full
+			}
+			c.wr.adPend = append(c.wr.adPend, immAdv(s))
+		case it.Len == 0:
 			c.finRecv = true
-		} else {
+		default:
 			buf := c.d.RX().Bytes(it.Chunk)
 			k := copy(p[n:], buf[c.rxOff:it.Len])
 			n += k
 			c.rxOff += k
 			if c.rxOff < int(it.Len) {
-				break
+				break read // the caller's buffer is full
 			}
 		}
-		c.rets = append(c.rets, it.Chunk)
+		if it.Chunk != noChunk {
+			c.rets = append(c.rets, it.Chunk)
+		}
 		c.rxOff = 0
 		c.rxNext++
 		c.rxHead++
@@ -502,11 +634,16 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.finRecv && len(c.rxq) > c.rxHead {
 		// bytes after a FIN are not data; give the chunks back
 		for _, it := range c.rxq[c.rxHead:] {
-			c.rets = append(c.rets, it.Chunk)
+			if it.Chunk != noChunk {
+				c.rets = append(c.rets, it.Chunk)
+			}
 		}
 		c.rxq, c.rxHead = c.rxq[:0], 0
 		c.h.ReturnRX(c.rets...)
 		c.rets = c.rets[:0]
+	}
+	if c.wr != nil && len(c.wr.adPend) > 0 {
+		c.postAdsLocked()
 	}
 	c.syncReadyLocked()
 	if n > 0 || len(p) == 0 {
@@ -524,6 +661,9 @@ func (c *conn) Read(p []byte) (int, error) {
 // Send copies bufs into TX chunks and posts them (unless more defers the
 // flush). With the TX pool empty it accepts what fit and returns
 // ErrWouldBlock when nothing did; the FD turns readable when chunks return.
+// In WRITE mode a call of more than ms_async_rdma_send_msg_size bytes goes
+// by RDMA WRITE into the peer's free advertised buffers (by SEND when none
+// is free).
 func (c *conn) Send(bufs [][]byte, more bool) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -546,6 +686,8 @@ func (c *conn) Send(bufs [][]byte, more bool) (int, error) {
 	for _, b := range bufs {
 		want += len(b)
 	}
+	wr := c.wr
+	write := wr != nil && wr.peer != nil && want > wr.threshold
 	short := false
 outer:
 	for _, b := range bufs {
@@ -553,12 +695,50 @@ outer:
 			// Zero copy: the buffer is a whole TX chunk the caller took
 			// from Stack.TXPool; it is posted as is and returns to the
 			// pool at its completion.
+			if write {
+				c.endWriteLocked()
+			}
 			c.pend = append(c.pend, pendWR{chunk: idx, n: len(b)})
 			c.open = false
 			total += len(b)
 			continue
 		}
 		for len(b) > 0 {
+			if write && wr.cur < 0 {
+				if s, ok := wr.takePeer(); ok {
+					wr.cur, wr.curOff, wr.wopen = s, 0, false
+				} else {
+					write = false // no free peer buffer: the rest by SEND
+					c.d.C.WriteFallbacks.Add(1)
+				}
+			}
+			if write {
+				// RDMA WRITE into the peer's buffer wr.cur.
+				slotLen := int(wr.peer[wr.cur].Len)
+				if !wr.wopen || c.pend[len(c.pend)-1].n == cs {
+					if tx.Get(c.one[:], false) == 0 {
+						c.d.WaitTxSpace(c)
+						if tx.Get(c.one[:], false) == 0 {
+							short = true
+							break outer
+						}
+					}
+					ps := &wr.peer[wr.cur]
+					c.pend = append(c.pend, pendWR{chunk: c.one[0], kind: pkWrite, raddr: ps.Addr + uint64(wr.curOff), rkey: ps.RKey})
+					wr.wopen = true
+					c.open = false
+				}
+				last := &c.pend[len(c.pend)-1]
+				k := copy(tx.Bytes(last.chunk)[last.n:min(cs, last.n+slotLen-wr.curOff)], b)
+				last.n += k
+				wr.curOff += k
+				total += k
+				b = b[k:]
+				if wr.curOff == slotLen {
+					c.endWriteLocked()
+				}
+				continue
+			}
 			if !c.open || c.pend[len(c.pend)-1].n == cs {
 				if tx.Get(c.one[:], false) == 0 {
 					c.d.WaitTxSpace(c)
@@ -576,6 +756,9 @@ outer:
 			total += k
 			b = b[k:]
 		}
+	}
+	if wr != nil {
+		c.endWriteLocked() // a peer buffer never spans Send calls
 	}
 	if short {
 		if total == 0 {
@@ -596,11 +779,66 @@ outer:
 	return total, nil
 }
 
+// endWriteLocked closes the peer buffer being filled: its last WRITE
+// carries the immediate data that tells the peer which buffer holds how
+// many bytes (or, when nothing was written, the buffer is free again).
+func (c *conn) endWriteLocked() {
+	wr := c.wr
+	if wr.cur < 0 {
+		return
+	}
+	if wr.curOff == 0 {
+		wr.peerBusy[wr.cur] = false
+		wr.peerFree = append(wr.peerFree, uint8(wr.cur))
+	} else {
+		last := &c.pend[len(c.pend)-1]
+		last.kind = pkWriteImm
+		last.imm = immWrite(wr.cur, wr.curOff)
+	}
+	wr.cur, wr.curOff, wr.wopen = -1, 0, false
+}
+
+// postAdsLocked posts the advertisements of buffers the reader emptied, as
+// zero-length SEND_WITH_IMMs (they need no stream order), room permitting.
+func (c *conn) postAdsLocked() {
+	if c.state != stConnected || c.err != nil {
+		return
+	}
+	ads := c.wr.adPend
+	k := min(len(ads), c.d.MaxSendWR()-c.h.Inflight())
+	if k <= 0 {
+		return
+	}
+	if cap(c.wrs) < k {
+		c.wrs = make([]verbs.WorkRequest, k)
+		c.sges = make([]verbs.SGE, k)
+	}
+	wrs := c.wrs[:k]
+	for i := range wrs {
+		wrs[i] = verbs.WorkRequest{ID: dispatcher.CtlID(), Opcode: verbs.OpSendWithImm, Flags: verbs.SendSignaled, Imm: ads[i]}
+	}
+	c.h.AddInflight(k)
+	posted, err := c.h.QP().PostSend(wrs)
+	c.d.C.Posts.Add(1)
+	c.d.C.PostedWRs.Add(uint64(posted))
+	c.d.C.AdvertsSent.Add(uint64(posted))
+	if posted < k {
+		c.h.AddInflight(posted - k)
+	}
+	c.wr.adPend = append(ads[:0], ads[posted:]...)
+	if err != nil {
+		c.faultLocked(c.opErr("write", fmt.Errorf("rdmastack: post send: %w", errors.Join(err, net.ErrClosed))))
+	}
+}
+
 // flushLocked posts pending chunks as one chained post, honouring the send
 // queue's room and, unless force, adaptive merging.
 func (c *conn) flushLocked(force bool) {
 	if c.state != stConnected || c.err != nil {
 		return
+	}
+	if c.wr != nil && len(c.wr.adPend) > 0 {
+		c.postAdsLocked()
 	}
 	cfg := &c.st.cfg
 	infl := c.h.Inflight()
@@ -631,17 +869,30 @@ func (c *conn) flushLocked(force bool) {
 			c.sges = make([]verbs.SGE, k)
 		}
 		wrs, sges := c.wrs[:k], c.sges[:k]
-		bytes := 0
+		bytes, wbytes, writes := 0, 0, 0
 		for i := 0; i < k; i++ {
-			sges[i] = tx.SGE(c.pend[i].chunk, c.pend[i].n)
-			wrs[i] = verbs.WorkRequest{ID: dispatcher.TXID(c.pend[i].chunk), Opcode: verbs.OpSend, Flags: verbs.SendSignaled, SG: sges[i : i+1]}
-			bytes += c.pend[i].n
+			p := &c.pend[i]
+			sges[i] = tx.SGE(p.chunk, p.n)
+			wrs[i] = verbs.WorkRequest{ID: dispatcher.TXID(p.chunk), Opcode: verbs.OpSend, Flags: verbs.SendSignaled, SG: sges[i : i+1]}
+			if p.kind != pkSend {
+				wrs[i].Opcode, wrs[i].RemoteAddr, wrs[i].RKey = verbs.OpRDMAWrite, p.raddr, p.rkey
+				if p.kind == pkWriteImm {
+					wrs[i].Opcode, wrs[i].Imm = verbs.OpRDMAWriteWithImm, p.imm
+				}
+				writes++
+				wbytes += p.n
+			}
+			bytes += p.n
 		}
 		c.h.AddInflight(k)
 		posted, err := c.h.QP().PostSend(wrs)
 		c.d.C.Posts.Add(1)
 		c.d.C.PostedWRs.Add(uint64(posted))
 		c.d.C.TXBytes.Add(uint64(bytes))
+		if writes > 0 {
+			c.d.C.WriteWRs.Add(uint64(writes))
+			c.d.C.WriteBytes.Add(uint64(wbytes))
+		}
 		if posted < k {
 			c.h.AddInflight(posted - k)
 		}
@@ -711,7 +962,9 @@ func (c *conn) Close() error {
 		c.pend = nil
 	}
 	for _, it := range c.rxq[c.rxHead:] {
-		c.rets = append(c.rets, it.Chunk)
+		if it.Chunk != noChunk {
+			c.rets = append(c.rets, it.Chunk)
+		}
 	}
 	c.rxq, c.rxHead = nil, 0
 	if len(c.rets) > 0 {
@@ -723,7 +976,13 @@ func (c *conn) Close() error {
 	if c.cm != nil {
 		c.cm.close(c)
 	} else {
-		c.h.Retire(closeLinger)
+		// WRITE mode: the receive buffers the peer may still write into
+		// are deregistered once the QP is destroyed.
+		if c.wr != nil {
+			c.h.RetireThen(closeLinger, c.wr.release)
+		} else {
+			c.h.Retire(closeLinger)
+		}
 		err = c.tcp.Close()
 	}
 	if c.load != nil {

@@ -12,10 +12,57 @@
 // dispatcher's PD, DISCONNECTED faults the socket) and use the same data
 // path.
 //
-// Not implemented yet: RDMA WRITE of payloads above
-// ms_async_rdma_send_msg_size into peer-advertised buffers. The option is
-// accepted but never negotiated, so every payload goes by SEND (the
-// Ceph-compatible byte stream).
+// # RDMA WRITE of large payloads (ms_async_rdma_send_msg_size > 0)
+//
+// With the option at 0 (the default, Ceph-compatible) nothing below
+// happens: the side channel carries Ceph's three metas and nothing else,
+// and every byte goes by SEND. With it above 0 on both sides (TCP side
+// channel only; with ms_async_rdma_cm the option is not negotiated and
+// everything goes by SEND):
+//
+// Negotiation. After Ceph's three steps each side writes one extension
+// record on the TCP side channel (the client in the same write as its ack
+// meta, the server after reading the ack) and reads the peer's before the
+// handshake completes (within ms_connection_ready_timeout). The record,
+// big endian:
+//
+//	offset size
+//	0      4    magic "AMWR"
+//	4      1    version, 1
+//	5      1    n, buffers advertised (1..64)
+//	6      2    reserved, 0
+//	8      4    the sender's threshold (its ms_async_rdma_send_msg_size), > 0
+//	12     16*n n times: buffer address u64, rkey u32, length u32 (1..2 MiB)
+//
+// Each side registers writeSlots (8) receive buffers of 8 TX chunks (at
+// most 2 MiB) for the connection, with remote write access, and advertises
+// them all in its record.
+//
+// Data. A Send call of more than the threshold bytes is copied into TX
+// chunks that are posted as RDMA_WRITEs into a free advertised buffer of the
+// peer, at consecutive offsets; the last WRITE into a buffer is
+// RDMA_WRITE_WITH_IMM with imm = 01b<<30 | buffer<<22 | length (bytes in
+// the buffer, < 4 MiB). It consumes one receive WR of the peer, so its
+// completion is sequenced with the SENDs (RC ordering on one QP): the
+// reader delivers the buffer's bytes at that place in the stream. A buffer
+// never spans Send calls. Smaller calls, and the rest of a call when no
+// peer buffer is free, go by SEND as in Ceph mode (counted as
+// WriteFallbacks): memory stays bounded, nothing waits for the peer.
+//
+// Re-advertisement. Once the reader has copied a buffer out, the buffer is
+// advertised again with a zero-length SEND_WITH_IMM, imm = 10b<<30 |
+// buffer<<22 (no stream order needed; it is handled at completion). A
+// zero-length SEND without immediate data stays the FIN.
+//
+// Mismatch. The side with the option at 0 recognises the peer's record (or
+// immediate data) and faults the connection with an error naming
+// ms_async_rdma_send_msg_size; the side with it on fails its handshake with
+// such an error when the peer closes the side channel or sends no record
+// within ms_connection_ready_timeout.
+//
+// Close. The receive buffers stay registered until the dispatcher destroyed
+// the QP (QPHandle.RetireThen), so nothing can write into freed memory and
+// no MR is left behind.
 //
 // Importing the package registers the stack as "rdma" in netstack. Without
 // cgo or without a device its factory returns an error wrapping

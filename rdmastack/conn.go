@@ -938,9 +938,10 @@ func (c *conn) Shutdown() error {
 	return nil
 }
 
-// Close sends the FIN when connected, returns every chunk, closes the side
-// channel and hands the QP to the dispatcher for draining and destruction.
-// Idempotent and nil-safe.
+// Close sends the FIN when connected, returns every chunk and hands the QP
+// to the dispatcher for draining and destruction; the side channel is
+// closed after that (so the peer sees the FIN before the EOF). Idempotent
+// and nil-safe.
 func (c *conn) Close() error {
 	if c == nil || !c.closed.CompareAndSwap(false, true) {
 		return nil
@@ -972,25 +973,23 @@ func (c *conn) Close() error {
 		c.rets = c.rets[:0]
 	}
 	c.mu.Unlock()
-	var err error
 	if c.cm != nil {
 		c.cm.close(c)
 	} else {
-		// WRITE mode: the receive buffers the peer may still write into
-		// are deregistered once the QP is destroyed.
-		if c.wr != nil {
-			c.h.RetireThen(closeLinger, c.wr.release)
-		} else {
-			c.h.Retire(closeLinger)
-		}
-		err = c.tcp.Close()
+		// The side channel closes once the QP drained and was destroyed:
+		// the peer sees its EOF after our last data and FIN (an EOF first
+		// would fault it after finGrace and lose what was still in flight,
+		// e.g. behind an RC retransmission). WRITE mode: the receive buffers
+		// the peer may still write into are deregistered then too.
+		tcp, wr := c.tcp, c.wr
+		c.h.RetireThen(closeLinger, func() {
+			_ = tcp.Close()
+			wr.release()
+		})
 	}
 	if c.load != nil {
 		c.load.AddLoad(-1)
 	}
 	unix.Close(c.efd)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return c.opErr("close", err)
-	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/verbs"
@@ -260,7 +261,7 @@ func (c *conn) readExt(deadline time.Time) error {
 	var hdr [extHeaderLen]byte
 	if _, err := io.ReadFull(c.tcp, hdr[:]); err != nil {
 		what := "the peer sent no RDMA WRITE extension record after the handshake"
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 			what = "the peer closed the side channel instead of sending its RDMA WRITE extension record (its ms_async_rdma_send_msg_size is probably 0)"
 		}
 		return &hsError{msg: errWriteMismatch(c.wr.threshold, what).Error(), err: err}

@@ -106,9 +106,18 @@ func isTimeout(err error) bool {
 // CQ, MR, PD, SRQ, eventfd or other file descriptor is left behind
 // (`rdma resource show` filtered to this pid and /proc/self/fd), then that
 // stopping the stacks releases everything they held.
-func TestConnectCloseNoLeaks(t *testing.T) {
+func TestConnectCloseNoLeaks(t *testing.T) { connectCloseNoLeaks(t, 500, 0) }
+
+// TestConnectCloseNoLeaksWriteMode is TestConnectCloseNoLeaks with RDMA
+// WRITE of large payloads on (ms_async_rdma_send_msg_size): every cycle
+// also writes a payload above the threshold into a buffer the peer
+// advertised and closes with it unread, so each connection closes with
+// registered, advertised receive buffers outstanding on both sides; their
+// MRs must all be gone.
+func TestConnectCloseNoLeaksWriteMode(t *testing.T) { connectCloseNoLeaks(t, 200, 4096) }
+
+func connectCloseNoLeaks(t *testing.T, cycles, sendMsgSize int) {
 	devA := rdmatest.DeviceA(t)
-	const cycles = 500
 	// the stack reports server-side handshake failures at debug level
 	var dbg logBuf
 	prev := slog.Default()
@@ -126,6 +135,7 @@ func TestConnectCloseNoLeaks(t *testing.T) {
 	cfg.RDMASendBuffers = 64
 	cfg.RDMAReceiveBuffers = 256
 	cfg.RDMAReceiveQueueLen = 64
+	cfg.RDMASendMsgSize = sendMsgSize
 	srvCfg, cliCfg := *cfg, *cfg
 	srvStack := newStack(t, &srvCfg)
 	cliStack := newStack(t, &cliCfg)
@@ -163,6 +173,13 @@ func TestConnectCloseNoLeaks(t *testing.T) {
 		_, err = io.ReadFull(c, b)
 		require.NoError(t, err, "cycle %d", i)
 		require.Equal(t, byte(i), b[0])
+		if sendMsgSize > 0 {
+			// above the threshold: by RDMA WRITE, left unread at close
+			_, err = c.Write(bytes.Repeat([]byte{byte(i)}, 2*sendMsgSize))
+			require.NoError(t, err, "cycle %d", i)
+			_, err = a.c.Write(bytes.Repeat([]byte{byte(i)}, 3*sendMsgSize))
+			require.NoError(t, err, "cycle %d", i)
+		}
 		if whileOpen != nil {
 			whileOpen()
 		}
@@ -173,6 +190,12 @@ func TestConnectCloseNoLeaks(t *testing.T) {
 		cycle(i, nil)
 	}
 	base := rdmatest.WaitResources(t, rdmatest.Counts{"qp": 0}, 20*time.Second)
+	if sendMsgSize > 0 {
+		// a connection's WRITE buffers are deregistered just after its QP
+		// is destroyed: let that finish before taking the baseline
+		time.Sleep(200 * time.Millisecond)
+		base = rdmatest.Resources(t)
+	}
 	t.Logf("stacks up, after warm-up: %v", base)
 	require.Zero(t, base["qp"], "QPs of closed connections still exist after warm-up")
 	// the counters see this process's objects (else the check below is void)
@@ -186,6 +209,9 @@ func TestConnectCloseNoLeaks(t *testing.T) {
 				during := rdmatest.Resources(t)
 				t.Logf("one connection open: %v", during)
 				require.Equal(t, base["qp"]+2, during["qp"], "one connection open: a QP on each side")
+				if sendMsgSize > 0 {
+					require.Equal(t, base["mr"]+2, during["mr"], "one connection open: its WRITE receive buffers registered on each side")
+				}
 			}
 		}
 		cycle(i, open)
@@ -194,6 +220,15 @@ func TestConnectCloseNoLeaks(t *testing.T) {
 	t.Logf("after %d cycles: %v (diff %v); server rdma %s; client rdma %s", cycles, after, rdmatest.Diff(base, after),
 		stackSummary(srvStack), stackSummary(cliStack))
 	require.Empty(t, rdmatest.Diff(base, after), "resources left behind by %d connect/close cycles", cycles)
+	if sendMsgSize > 0 {
+		for _, s := range []*rdmastack.Stack{srvStack, cliStack} {
+			st := s.Stats()
+			t.Logf("WRITE WRs %d, WRITE bytes %d, adverts sent %d received %d, fallbacks %d", st.WriteWRs, st.WriteBytes, st.AdvertsSent, st.AdvertsRecv, st.WriteFallbacks)
+			require.NotZero(t, st.WriteWRs, "payloads went by RDMA WRITE")
+		}
+		// a client has the server's buffers before Connect returns
+		require.GreaterOrEqual(t, cliStack.Stats().WriteWRs, uint64(cycles), "every cycle's client wrote by RDMA WRITE")
+	}
 	require.NoError(t, l.Close())
 	require.NoError(t, srvStack.Stop())
 	require.NoError(t, cliStack.Stop())

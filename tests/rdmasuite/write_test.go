@@ -29,7 +29,9 @@ func TestMessengerSuiteWrite(t *testing.T) {
 		small(cfg, dev, gid)
 		cfg.RDMASendMsgSize = writeMsgSize
 	}
-	msgrsuite.LargeMessageMiB = 16 // see TestMessengerSuite
+	// the large message at the short size in every mode: TestMessengerSuite
+	// covers 64 MiB, this run the WRITE path under the same suite
+	msgrsuite.LargeMessageMiB = largeShortMiB
 	t.Cleanup(func() { msgrsuite.Tweak, msgrsuite.LargeMessageMiB = nil, 64 })
 	start := time.Now()
 	msgrsuite.Run(t, "rdma")

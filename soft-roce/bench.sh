@@ -313,7 +313,18 @@ machine (the load average was 6-9 on 2 cores during the PostSpin A/B runs),
 the host deschedules the VM's vCPUs as well and most runs of both tools,
 at 4 KiB nearly all, land in that mode; a median of 5 runs then compares
 lottery draws. t_min (the best round trip of a run, in results.tsv of the
-A/B runs) moves much less and shows the critical path itself.
+A/B runs) moves much less and shows the critical path itself. The
+bandwidth loops were not changed by the PostSpin work, so how far their
+ratios move between reports measures the noise of a run.
+
+A/B in one boot before this report (perftest, rdmaperf before PostSpin
+(744e5e5) and with PostSpin SendAfter (bdc6c9a), alternating, 1000
+iterations, 3 repetitions, load average 6-9): send_lat 2 B t_typical
+medians 44.2 / 69.8 / 49.7 µs (ratios 1.58 and 1.12), t_min medians 28.9 /
+31.7 / 22.6 µs; send_lat 4 KiB 228 / 654 / 460 µs (t_min 131 / 164 / 141);
+write_lat 2 B 33.2 / 44.3 / 56.2 µs (t_min 20.3 / 28.8 / 33.7; the shim
+then polled the CQ while waiting for the byte, which it no longer does);
+write_lat 4 KiB 3986 / 4156 / 4004 µs (all in the tick mode).
 
 ### What limits rdmaperf here
 
@@ -351,7 +362,21 @@ faster than the crossing returns, and the Go runtime's own threads (sysmon,
 a spinning M on wake-ups) competing with rxe's kernel work for the VM's
 2 vCPUs.
 
-CPU_PROFILE_PLACEHOLDER
+Profile of the PostSpin build (pprof via RDMAPERF_CPUPROFILE, client of
+`rdmaperf send_lat -s 2 -n 3000` in the same boot as the tables above, with
+other VMs loading the host; that run's t_min 39 µs, t_typical 451 µs, t_max
+31 ms): 75% of the samples in runtime.cgocall (the time spent spinning in C,
+as intended), exitsyscall 5.6% of which 5.1% exitsyscallTryGetP/pidleget
+(the P was retaken while the goroutine spun in C and had to be reacquired),
+runtime.asyncPreempt 3.9% (sysmon's signal preemption of a goroutine that
+never yields: SIGURG every 10 ms while it spins), runtime.futex 3.6% and
+runtime.nanotime 4.4% (runtime threads waking). The heavy tail against
+perftest in this run comes from that runtime activity on a starved 2-vCPU
+VM, not from the per-iteration path (t_min stayed close to perftest's).
+Next steps, not done: yield to the scheduler (runtime.Gosched) every few
+iterations while the reply is in flight, so sysmon sees progress and stops
+preempting, and bound a PostSpin call by time (a TSC deadline well under
+sysmon's 10 ms retake) rather than by rounds.
 
 Older findings (before PostSpin):
 

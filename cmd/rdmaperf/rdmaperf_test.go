@@ -284,12 +284,11 @@ func TestMsgrMergingTrace(t *testing.T) {
 		t.Fatal("--trace needs root; the VM runs tests as root")
 	}
 	// Small messages with a deep window and small chunks, merging on and
-	// off. Both must ring far fewer doorbells than they send messages (the
-	// messenger writes queued frames in one go and the rdma stack posts
-	// the chunks of one write as one chain). Whether adaptive merging
-	// lowers it further is logged, not asserted: in the VM the messenger's
-	// own batching already leaves it nothing to merge (0.012 vs 0.011
-	// doorbells per message in BENCHMARKS.md).
+	// off. The messenger writes each message directly from the sending
+	// goroutine while the connection is idle, so without merging a stream
+	// of small messages rings about one doorbell per message; adaptive
+	// merging (inflight WRs past ms_async_rdma_count_trigger) must ring
+	// fewer. A count comparison, not a time.
 	perMsg := map[string]float64{}
 	for _, trig := range []string{"true", "false"} {
 		base := []string{"msgr_bw", "--stack", "rdma", "-d", dev, "-x", gid, "-n", "1500", "-s", "64", "--msgr_opt", "ms_async_rdma_buffer_size=" + mergeChunk}
@@ -303,8 +302,6 @@ func TestMsgrMergingTrace(t *testing.T) {
 		perMsg[trig] = db / 1500
 		t.Logf("merging %s: %s", trig, strings.Join(f, " "))
 	}
-	for trig, v := range perMsg {
-		require.Less(t, v, 0.5, "doorbells per message with merging %s", trig)
-	}
+	require.Less(t, perMsg["true"], perMsg["false"], "doorbells per message: merging on must ring fewer than off")
 	t.Logf("doorbells per message: merging on %.4f, off %.4f", perMsg["true"], perMsg["false"])
 }

@@ -12,10 +12,12 @@ import (
 
 func TestPosix(t *testing.T) { Run(t, "posix") }
 
-func BenchmarkMessengerLatency2B(b *testing.B)        { BenchLatency(b, "posix", 2) }
-func BenchmarkMessengerThroughput64K(b *testing.B)    { BenchThroughput(b, "posix", 64<<10) }
-func BenchmarkPlainNetConnLatency2B(b *testing.B)     { plainLatency(b, 2) }
-func BenchmarkPlainNetConnThroughput64K(b *testing.B) { plainThroughput(b, 64<<10) }
+func BenchmarkMessengerLatency2B(b *testing.B)           { BenchLatency(b, "posix", 2) }
+func BenchmarkMessengerLatency2BInLoop(b *testing.B)     { BenchLatencyInLoop(b, "posix", 2) }
+func BenchmarkMessengerThroughput64K(b *testing.B)       { BenchThroughput(b, "posix", 64<<10) }
+func BenchmarkPlainNetConnLatency2B(b *testing.B)        { plainLatency(b, 2) }
+func BenchmarkPlainNetConnLatency2BHandoff(b *testing.B) { plainLatencyHandoff(b, 2) }
+func BenchmarkPlainNetConnThroughput64K(b *testing.B)    { plainThroughput(b, 64<<10) }
 
 // plainPair is a loopback TCP pair through the Go runtime's netpoller.
 func plainPair(b *testing.B) (client, server net.Conn) {
@@ -64,6 +66,43 @@ func plainLatency(b *testing.B, size int) {
 		if _, err := io.ReadFull(cli, buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// plainLatencyHandoff is plainLatency with the client's replies read by
+// a reader goroutine that hands each to the sending goroutine through a
+// channel: the application structure of BenchLatency.
+func plainLatencyHandoff(b *testing.B, size int) {
+	cli, srv := plainPair(b)
+	go func() {
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(srv, buf); err != nil {
+				return
+			}
+			if _, err := srv.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	got := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(cli, buf); err != nil {
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	buf := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := cli.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		<-got
 	}
 }
 

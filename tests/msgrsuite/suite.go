@@ -1128,6 +1128,45 @@ func BenchLatency(b *testing.B, stack string, size int) {
 	}
 }
 
+// BenchLatencyInLoop is BenchLatency with the client sending each next
+// ping from its fast-dispatch callback, on the messenger's event loop,
+// instead of from a goroutine woken per reply: it measures the messenger's
+// round trip without the application's goroutine hand-off.
+func BenchLatencyInLoop(b *testing.B, stack string, size int) {
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 0
+	cfg.KeepaliveInterval = 0
+	srvRec := newRecorder(true)
+	srvRec.onMsg = func(m *msgr.Message) { _ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: m.Front}) }
+	srv := newEndpoint(b, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	p := make([]byte, size)
+	var left atomic.Int64
+	done := make(chan error, 1)
+	cliRec := newRecorder(true)
+	cliRec.onMsg = func(m *msgr.Message) {
+		if left.Add(-1) > 0 {
+			if err := m.Conn.SendMessage(&msgr.Message{Type: 1, Front: p}); err != nil {
+				done <- err
+			}
+			return
+		}
+		done <- nil
+	}
+	cli := newEndpoint(b, cfg, clientName(1), "", true, cliRec)
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(b, err)
+	run := func(n int) {
+		left.Store(int64(n))
+		require.NoError(b, c.SendMessage(&msgr.Message{Type: 1, Front: p}))
+		require.NoError(b, <-done)
+	}
+	run(100) // warm up
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	run(b.N)
+}
+
 // BenchThroughput streams size-byte messages from a client to a server with
 // at most a window of them outstanding (released as the server receives).
 func BenchThroughput(b *testing.B, stack string, size int) {

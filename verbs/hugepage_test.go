@@ -3,12 +3,12 @@
 package verbs
 
 import (
-	"os"
-	"strconv"
 	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/tests/hugetest"
 )
 
 func TestParseHugePageInfo(t *testing.T) {
@@ -62,22 +62,11 @@ func FuzzParseHugePageInfo(f *testing.F) {
 	})
 }
 
-// reserveHugePages sets vm.nr_hugepages to n for the test (restored after)
-// and returns the huge page counters then. It needs root (the VM runs the
-// tests as root); outside CI a non-root run skips.
+// reserveHugePages reserves n huge pages for the test (restored after)
+// and returns the huge page counters then.
 func reserveHugePages(t *testing.T, n int) HugePageInfo {
 	t.Helper()
-	const knob = "/proc/sys/vm/nr_hugepages"
-	old, err := os.ReadFile(knob)
-	require.NoError(t, err)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "" {
-			t.Skip("reserving huge pages (" + knob + ") needs root: run in soft-roce/vm-run.sh")
-		}
-		t.Fatal("CI: reserving huge pages (" + knob + ") needs root")
-	}
-	t.Cleanup(func() { require.NoError(t, os.WriteFile(knob, old, 0o644)) })
-	require.NoError(t, os.WriteFile(knob, []byte(strconv.Itoa(n)), 0o644))
+	hugetest.Reserve(t, n)
 	info, err := ReadHugePageInfo()
 	require.NoError(t, err)
 	require.Equal(t, HugePageSize, info.PageSize, "default huge page size")

@@ -41,21 +41,24 @@ func plainPair(b *testing.B) (client, server net.Conn) {
 	return client, server
 }
 
+// echo writes back every size bytes it reads from c, until c fails.
+func echo(c net.Conn, size int) {
+	buf := make([]byte, size)
+	for {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
 // plainLatency: ping-pong of size bytes, the server echoing from its own
 // goroutine.
 func plainLatency(b *testing.B, size int) {
 	cli, srv := plainPair(b)
-	go func() {
-		buf := make([]byte, size)
-		for {
-			if _, err := io.ReadFull(srv, buf); err != nil {
-				return
-			}
-			if _, err := srv.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
+	go echo(srv, size)
 	buf := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ResetTimer()
@@ -74,17 +77,7 @@ func plainLatency(b *testing.B, size int) {
 // channel: the application structure of BenchLatency.
 func plainLatencyHandoff(b *testing.B, size int) {
 	cli, srv := plainPair(b)
-	go func() {
-		buf := make([]byte, size)
-		for {
-			if _, err := io.ReadFull(srv, buf); err != nil {
-				return
-			}
-			if _, err := srv.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
+	go echo(srv, size)
 	got := make(chan struct{}, 1)
 	go func() {
 		buf := make([]byte, size)

@@ -1103,9 +1103,7 @@ func BenchLatency(b *testing.B, stack string, size int) {
 	}
 	cfg.ConnectionIdleTimeout = 0
 	cfg.KeepaliveInterval = 0
-	srvRec := newRecorder(true)
-	srvRec.onMsg = func(m *msgr.Message) { _ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: m.Front}) }
-	srv := newEndpoint(b, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	srv := pongServer(b, cfg)
 	cliRec := newRecorder(true)
 	got := make(chan struct{}, 1)
 	cliRec.onMsg = func(*msgr.Message) { got <- struct{}{} }
@@ -1128,6 +1126,14 @@ func BenchLatency(b *testing.B, stack string, size int) {
 	}
 }
 
+// pongServer is the latency benchmarks' server: it answers every message
+// with a type-2 message carrying the same front, from fast dispatch.
+func pongServer(b *testing.B, cfg *config.Config) *endpoint {
+	srvRec := newRecorder(true)
+	srvRec.onMsg = func(m *msgr.Message) { _ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: m.Front}) }
+	return newEndpoint(b, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+}
+
 // BenchLatencyInLoop is BenchLatency with the client sending each next
 // ping from its fast-dispatch callback, on the messenger's event loop,
 // instead of from a goroutine woken per reply: it measures the messenger's
@@ -1136,9 +1142,7 @@ func BenchLatencyInLoop(b *testing.B, stack string, size int) {
 	cfg := Config(stack)
 	cfg.ConnectionIdleTimeout = 0
 	cfg.KeepaliveInterval = 0
-	srvRec := newRecorder(true)
-	srvRec.onMsg = func(m *msgr.Message) { _ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: m.Front}) }
-	srv := newEndpoint(b, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
+	srv := pongServer(b, cfg)
 	p := make([]byte, size)
 	var left atomic.Int64
 	done := make(chan error, 1)

@@ -4,33 +4,20 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/tests/hugetest"
 	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
-// reserveHugePages sets vm.nr_hugepages to n for the test (restored after).
-// It needs root (the VM runs the tests as root); outside CI a non-root run
-// skips.
+// reserveHugePages reserves n huge pages for the test (restored after).
 func reserveHugePages(t *testing.T, n int) {
 	t.Helper()
-	const knob = "/proc/sys/vm/nr_hugepages"
-	old, err := os.ReadFile(knob)
-	require.NoError(t, err)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "" {
-			t.Skip("reserving huge pages (" + knob + ") needs root: run in soft-roce/vm-run.sh")
-		}
-		t.Fatal("CI: reserving huge pages (" + knob + ") needs root")
-	}
-	t.Cleanup(func() { require.NoError(t, os.WriteFile(knob, old, 0o644)) })
-	require.NoError(t, os.WriteFile(knob, []byte(strconv.Itoa(n)), 0o644))
+	hugetest.Reserve(t, n)
 	info, err := verbs.ReadHugePageInfo()
 	require.NoError(t, err)
 	require.Equal(t, n, info.Total, "kernel reserved %d huge pages, asked for %d", info.Total, n)

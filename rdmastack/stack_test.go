@@ -214,23 +214,7 @@ func TestSendBackpressure(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RDMASendBuffers = 4
 	s := startStack(t, cfg)
-	w := s.PickWorker()
-	ss, err := w.Listen("127.0.0.1:0", netstack.SocketOptions{})
-	require.NoError(t, err)
-	defer ss.Abort()
-	done := make(chan netstack.ConnectedSocket, 1)
-	go func() {
-		c, err := w.Connect(ss.Addr().String(), netstack.SocketOptions{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- c
-	}()
-	sc := accept(t, ss, w)
-	defer sc.Close()
-	cc := <-done
-	require.NotNil(t, cc)
-	defer cc.Close()
+	sc, cc := pairOn(t, s, s)
 	msg := make([]byte, 1<<20)
 	for i := range msg {
 		msg[i] = byte(i * 7)
@@ -249,23 +233,7 @@ func TestSendBackpressure(t *testing.T) {
 func TestZeroCopySend(t *testing.T) {
 	cfg := testConfig(t)
 	s := startStack(t, cfg)
-	w := s.PickWorker()
-	ss, err := w.Listen("127.0.0.1:0", netstack.SocketOptions{})
-	require.NoError(t, err)
-	defer ss.Abort()
-	done := make(chan netstack.ConnectedSocket, 1)
-	go func() {
-		c, err := w.Connect(ss.Addr().String(), netstack.SocketOptions{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- c
-	}()
-	sc := accept(t, ss, w)
-	defer sc.Close()
-	cc := <-done
-	require.NotNil(t, cc)
-	defer cc.Close()
+	sc, cc := pairOn(t, s, s)
 	require.True(t, SetZeroCopy(cc, true))
 	pool := s.TXPool()
 	var idx [1]uint32
@@ -353,23 +321,7 @@ func TestAdaptiveMerging(t *testing.T) {
 	cfg.RDMAReceiveQueueLen = 256
 	cfg.RDMAReceiveBuffers = 4096
 	s := startStack(t, cfg)
-	w := s.PickWorker()
-	ss, err := w.Listen("127.0.0.1:0", netstack.SocketOptions{})
-	require.NoError(t, err)
-	defer ss.Abort()
-	done := make(chan netstack.ConnectedSocket, 1)
-	go func() {
-		c, err := w.Connect(ss.Addr().String(), netstack.SocketOptions{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- c
-	}()
-	sc := accept(t, ss, w)
-	defer sc.Close()
-	cc := <-done
-	require.NotNil(t, cc)
-	defer cc.Close()
+	sc, cc := pairOn(t, s, s)
 	phases := []struct {
 		name string
 		msgs int

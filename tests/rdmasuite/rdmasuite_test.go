@@ -79,25 +79,11 @@ func newStack(t testing.TB, dev string, gid int) *rdmastack.Stack {
 	return s
 }
 
+// pipe is a connected pair of sockets of s: the dialer's end, then the
+// listener's.
 func pipe(t testing.TB, s netstack.Stack, addr string) (*netconn.Conn, *netconn.Conn) {
 	t.Helper()
-	l, err := netconn.Listen(s, addr)
-	require.NoError(t, err)
-	defer l.Close()
-	type res struct {
-		c   *netconn.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := l.AcceptConn()
-		ch <- res{c, err}
-	}()
-	c1, err := netconn.Dial(s, l.Addr().String())
-	require.NoError(t, err)
-	r := <-ch
-	require.NoError(t, r.err)
-	return c1, r.c
+	return pipe2(t, s, s, addr)
 }
 
 func TestNettestConn(t *testing.T) {

@@ -75,7 +75,7 @@ type Conn interface {
 	OnFault(err error)
 }
 
-// Options configure a dispatcher (see msgr/config for the ms_async_rdma_*
+// Options configure a dispatcher (see config for the ms_async_rdma_*
 // options they come from).
 type Options struct {
 	DeviceName    string

@@ -130,7 +130,7 @@ type Connection struct {
 	peerGlobalSeq              uint64
 	outSeq, inSeq, ackLeft     uint64
 	peerAddrs                  msgr2.AddrVec
-	peerName                   msgr2.EntityName
+	peerName                   EntityName
 	peerFeatures               uint64
 	globalID                   uint64
 	backoff                    time.Duration
@@ -323,7 +323,7 @@ func (c *Connection) IsLossy() bool {
 func (c *Connection) Outgoing() bool { return c.outgoing }
 
 // PeerName is the peer's entity name (known once the session is ready).
-func (c *Connection) PeerName() msgr2.EntityName {
+func (c *Connection) PeerName() EntityName {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.peerName

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
@@ -85,7 +85,7 @@ func FuzzConnectionInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, outgoing bool, chunk int) {
 		cfg := config.Default()
 		cfg.MaxFrameSegment = 1 << 20
-		m := &Messenger{cfg: cfg, name: msgr2.EntityName{Type: EntityTypeOSD}, conns: map[string]*Connection{},
+		m := &Messenger{cfg: cfg, name: EntityName{Type: EntityTypeOSD}, conns: map[string]*Connection{},
 			peers: map[peerID]*Connection{}, all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}}
 		m.dq = newDispatchQueue(m)
 		center, err := netstack.NewEventCenter("fuzz")
@@ -140,7 +140,7 @@ func feedLocked(c *Connection, data []byte, chunk int) (delivered []*Message) {
 
 func newScriptConn(t *testing.T, outgoing bool) (*Connection, *fakeSock) {
 	cfg := config.Default()
-	m := &Messenger{cfg: cfg, nonce: 77, name: msgr2.EntityName{Type: EntityTypeOSD, Num: 3}, conns: map[string]*Connection{},
+	m := &Messenger{cfg: cfg, nonce: 77, name: EntityName{Type: EntityTypeOSD, Num: 3}, conns: map[string]*Connection{},
 		peers: map[peerID]*Connection{}, all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}}
 	m.dq = newDispatchQueue(m)
 	center, err := netstack.NewEventCenter("script")

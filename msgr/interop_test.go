@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/tests/cephmon"
 )
 
@@ -34,7 +33,7 @@ func TestInteropCephMon(t *testing.T) {
 	addr := cephmon.Start(t, cephmon.Options{Env: "ASYNCMSGR_CEPH_MON"}).Addr
 	cfg := testConfig()
 	cfg.KeepaliveInterval = 100 * time.Millisecond
-	cli, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: -1})
+	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1})
 	require.NoError(t, err)
 	defer cli.Shutdown()
 	got := make(chan *msgr.Message, 4)
@@ -56,7 +55,7 @@ func TestInteropCephMon(t *testing.T) {
 	require.Equal(t, uint16(cephMsgMonGetVersionReply), r.Type)
 	require.GreaterOrEqual(t, len(r.Front), 24)
 	require.Equal(t, uint64(4242), binary.LittleEndian.Uint64(r.Front))
-	require.Equal(t, msgr2.EntityName{Type: msgr.EntityTypeMon, Num: 0}, r.Peer)
+	require.Equal(t, msgr.EntityName{Type: msgr.EntityTypeMon, Num: 0}, r.Peer)
 	require.True(t, c.IsLossy(), "a monitor makes client sessions lossy")
 	deadline := time.Now().Add(20 * time.Second)
 	for c.Stats().KeepaliveAcks < 2 {
@@ -82,7 +81,7 @@ func TestInteropCephClient(t *testing.T) {
 		t.Skip("runs the rados tool")
 	}
 	cephmon.Require(t, cephmon.Tool{Name: "rados", Package: "ceph-common"})
-	srv, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeMon, Num: 0}, msgr.WithNonce(0))
+	srv, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeMon, Num: 0}, msgr.WithNonce(0))
 	require.NoError(t, err)
 	defer srv.Shutdown()
 	got := make(chan *msgr.Message, 8)

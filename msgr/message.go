@@ -2,16 +2,6 @@ package msgr
 
 import (
 	"time"
-
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
-)
-
-// Message priorities, as Ceph's CEPH_MSG_PRIO_*. Higher is sent first.
-const (
-	PrioLow     uint16 = 64
-	PrioDefault uint16 = 127
-	PrioHigh    uint16 = 196
-	PrioHighest uint16 = 255
 )
 
 // Message is one messenger message: a type, a priority and three payload
@@ -36,7 +26,7 @@ type Message struct {
 	// RecvStamp is when the message's frame was fully read (set on receive).
 	RecvStamp time.Time
 	// Peer is the sender's entity name (set on receive).
-	Peer msgr2.EntityName
+	Peer EntityName
 }
 
 func (m *Message) prio() uint16 {

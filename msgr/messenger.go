@@ -13,18 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
-)
-
-// Entity types (CEPH_ENTITY_TYPE_*).
-const (
-	EntityTypeMon    uint8 = 1
-	EntityTypeMDS    uint8 = 2
-	EntityTypeOSD    uint8 = 4
-	EntityTypeClient uint8 = 8
-	EntityTypeMgr    uint8 = 16
 )
 
 // ErrNotStarted is returned when sending or connecting before Start.
@@ -56,7 +47,7 @@ func WithStdLog() Option { return WithLogf(log.Printf) }
 // Messenger is one messaging endpoint (Ceph's AsyncMessenger).
 type Messenger struct {
 	cfg          *config.Config
-	name         msgr2.EntityName
+	name         EntityName
 	nonce        uint32
 	authID       string
 	logFn        func(format string, args ...any)
@@ -125,7 +116,7 @@ func netipPort0(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap
 // New builds a messenger for entity name on the stack cfg.TransportType
 // selects (through netstack.New; the transport's package must be imported
 // for its registration).
-func New(cfg *config.Config, name msgr2.EntityName, opts ...Option) (*Messenger, error) {
+func New(cfg *config.Config, name EntityName, opts ...Option) (*Messenger, error) {
 	if cfg == nil {
 		cfg = config.Default()
 	}
@@ -161,7 +152,7 @@ func New(cfg *config.Config, name msgr2.EntityName, opts ...Option) (*Messenger,
 }
 
 // Name is the messenger's entity name.
-func (m *Messenger) Name() msgr2.EntityName { return m.name }
+func (m *Messenger) Name() EntityName { return m.name }
 
 // Nonce is the messenger's address nonce.
 func (m *Messenger) Nonce() uint32 { return m.nonce }

@@ -8,9 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 )
 
@@ -21,7 +20,7 @@ func testConfig() *config.Config {
 }
 
 func TestMessengerLifecycleErrors(t *testing.T) {
-	m, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeClient, Num: 1})
+	m, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1})
 	require.NoError(t, err)
 	_, err = m.Connect("127.0.0.1:1")
 	require.ErrorIs(t, err, msgr.ErrNotStarted)
@@ -42,12 +41,12 @@ func TestMessengerLifecycleErrors(t *testing.T) {
 func TestMessengerUnknownStack(t *testing.T) {
 	cfg := testConfig()
 	cfg.TransportType = "no-such-stack"
-	_, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient})
+	_, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient})
 	require.Error(t, err)
 }
 
 func TestBindIPv6(t *testing.T) {
-	m, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 3})
+	m, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 3})
 	require.NoError(t, err)
 	defer m.Shutdown()
 	if err := m.Bind("[::1]:0"); err != nil {
@@ -56,7 +55,7 @@ func TestBindIPv6(t *testing.T) {
 	require.NoError(t, m.Start())
 	srv := &pong{}
 	m.AddDispatcherTail(srv)
-	cli, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeClient, Num: 4})
+	cli, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 4})
 	require.NoError(t, err)
 	defer cli.Shutdown()
 	got := make(chan *msgr.Message, 1)
@@ -90,13 +89,13 @@ func (c *catcher) MsDispatch(m *msgr.Message) bool { c.ch <- m; return true }
 // Example shows a server answering a client over the posix stack.
 func Example() {
 	cfg := config.Default() // ms_async_transport_type = posix
-	server, _ := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 0})
+	server, _ := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 0})
 	server.AddDispatcherTail(&pong{})
 	_ = server.Bind("127.0.0.1:0")
 	_ = server.Start()
 	defer server.Shutdown()
 
-	client, _ := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: 1})
+	client, _ := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1})
 	replies := make(chan *msgr.Message, 1)
 	client.AddDispatcherTail(&catcher{ch: replies})
 	_ = client.Start()
@@ -129,14 +128,14 @@ func (g *gated) MsDispatch(m *msgr.Message) bool {
 }
 
 func TestPriorityDispatchEndToEnd(t *testing.T) {
-	srv, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithPriorityDispatch())
+	srv, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithPriorityDispatch())
 	require.NoError(t, err)
 	defer srv.Shutdown()
 	g := &gated{gate: make(chan struct{}), held: make(chan struct{}), got: make(chan *msgr.Message, 64)}
 	srv.AddDispatcherTail(g)
 	require.NoError(t, srv.Bind("127.0.0.1:0"))
 	require.NoError(t, srv.Start())
-	cli, err := msgr.New(testConfig(), msgr2.EntityName{Type: msgr.EntityTypeClient, Num: 2})
+	cli, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2})
 	require.NoError(t, err)
 	defer cli.Shutdown()
 	require.NoError(t, cli.Start())

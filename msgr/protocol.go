@@ -592,7 +592,7 @@ func (c *Connection) handleServerIdentLocked(b []byte) {
 	}
 	c.serverCookie = s.Cookie
 	c.peerAddrs = s.Addrs
-	c.peerName = msgr2.EntityName{Type: c.peerType, Num: s.GID}
+	c.peerName = EntityName{Type: c.peerType, Num: s.GID}
 	sup, _ := c.featuresLocked()
 	c.peerFeatures = s.SupportedFeatures & sup
 	c.peerGlobalSeq = s.GlobalSeq
@@ -612,7 +612,7 @@ func (c *Connection) handleClientIdentLocked(b []byte) {
 		return
 	}
 	c.peerAddrs = ci.Addrs
-	c.peerName = msgr2.EntityName{Type: c.peerType, Num: ci.GID}
+	c.peerName = EntityName{Type: c.peerType, Num: ci.GID}
 	c.clientCookie = ci.Cookie
 	sup, req := c.featuresLocked()
 	if missing := req &^ ci.SupportedFeatures; missing != 0 {

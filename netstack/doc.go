@@ -5,5 +5,5 @@
 // which transports (posix, rdma) make themselves selectable by name.
 //
 // netstack must not know any transport: it imports no verbs code and no
-// messenger code beyond the leaf msgr/config package.
+// messenger code beyond the leaf config package.
 package netstack

@@ -2,7 +2,7 @@ package netstack
 
 // ReadinessMasker is optionally implemented by a ConnectedSocket whose FD does
 // not follow socket readiness semantics. Adapters that wait for a socket to
-// become readable or writable (msgr/netconn) register the masks it returns
+// become readable or writable (netstack/netconn) register the masks it returns
 // instead of EventReadable (to wait before Read) and EventWritable (to wait
 // before Send). For example the rdma stack's FD is an eventfd that turns
 // readable when data arrives or TX space frees, so it returns

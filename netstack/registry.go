@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/config"
 )
 
 // ErrUnavailable is wrapped by a Factory's error when its transport cannot

@@ -3,7 +3,7 @@ package rdmastack_test
 import (
 	"fmt"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // the fallback
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"

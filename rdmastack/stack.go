@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/dispatcher"
 	"github.com/asyncmsgr/asyncmsgr/mempool"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )

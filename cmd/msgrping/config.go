@@ -1,6 +1,6 @@
 package main
 
-import "github.com/asyncmsgr/asyncmsgr/msgr/config"
+import "github.com/asyncmsgr/asyncmsgr/config"
 
 // loadConfig builds the configuration the way a Ceph daemon does: defaults,
 // then the file ([global], then the entity's type section, then its own

@@ -10,9 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 	_ "github.com/asyncmsgr/asyncmsgr/rdmastack"     // registers "rdma"
 )
@@ -40,7 +39,7 @@ func main() {
 	if *server != "" {
 		section = "osd.0"
 	}
-	cfg, err := loadConfig(*confPath, section)
+	cfg, err := config.Load(*confPath, section) // defaults, [global], the type and entity sections, env
 	if err != nil {
 		fatalf("config: %v", err)
 	}
@@ -50,7 +49,7 @@ func main() {
 	}
 	switch {
 	case *server != "" && flag.NArg() == 0:
-		m, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 0}, opts...)
+		m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 0}, opts...)
 		if err != nil {
 			fatalf("%v", err)
 		}
@@ -118,7 +117,7 @@ func runClient(cfg *config.Config, opts []msgr.Option, addr string, count, size,
 	if depth < 1 {
 		depth = 1
 	}
-	m, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: int64(os.Getpid())}, opts...)
+	m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: int64(os.Getpid())}, opts...)
 	if err != nil {
 		return err
 	}

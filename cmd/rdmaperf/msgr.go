@@ -15,9 +15,8 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/clock"
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/perf"
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/raw"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
@@ -150,7 +149,7 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) er
 	}
 	ackEvery := uint64(max(1, min(p.CQMod, p.TxDepth/2)))
 	if p.IsServer() {
-		m, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 0})
+		m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 0})
 		if err != nil {
 			return err
 		}
@@ -218,7 +217,7 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) er
 		host = h
 	}
 	addr := net.JoinHostPort(strings.Trim(host, "[]"), am.Addr)
-	m, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: int64(os.Getpid())})
+	m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: int64(os.Getpid())})
 	if err != nil {
 		return err
 	}

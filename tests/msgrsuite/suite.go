@@ -18,8 +18,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
@@ -237,7 +237,7 @@ type endpoint struct {
 
 // newEndpoint builds a messenger; bind "" leaves it unbound; start=false
 // leaves it for the test to start.
-func newEndpoint(t testing.TB, cfg *config.Config, name msgr2.EntityName, bind string, start bool, rec *recorder) *endpoint {
+func newEndpoint(t testing.TB, cfg *config.Config, name msgr.EntityName, bind string, start bool, rec *recorder) *endpoint {
 	t.Helper()
 	cfg = roleConfig(cfg, bind != "")
 	bind = serverAddr(bind)
@@ -258,9 +258,9 @@ func newEndpoint(t testing.TB, cfg *config.Config, name msgr2.EntityName, bind s
 	return e
 }
 
-func osdName(n int64) msgr2.EntityName { return msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: n} }
-func clientName(n int64) msgr2.EntityName {
-	return msgr2.EntityName{Type: msgr.EntityTypeClient, Num: n}
+func osdName(n int64) msgr.EntityName { return msgr.EntityName{Type: msgr.EntityTypeOSD, Num: n} }
+func clientName(n int64) msgr.EntityName {
+	return msgr.EntityName{Type: msgr.EntityTypeClient, Num: n}
 }
 
 // payload builds a message body carrying (stream, index) and filler bytes

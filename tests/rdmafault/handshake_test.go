@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/netconn"
+	"github.com/asyncmsgr/asyncmsgr/netstack/netconn"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -102,7 +102,7 @@ func isTimeout(err error) bool {
 }
 
 // TestConnectCloseNoLeaks runs 500 connect / one byte each way / close
-// cycles over the rdma stack (through msgr/netconn) and checks that no QP,
+// cycles over the rdma stack (through netstack/netconn) and checks that no QP,
 // CQ, MR, PD, SRQ, eventfd or other file descriptor is left behind
 // (`rdma resource show` filtered to this pid and /proc/self/fd), then that
 // stopping the stacks releases everything they held.

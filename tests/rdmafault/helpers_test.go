@@ -11,9 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -197,16 +196,16 @@ type endpoint struct {
 	cfg  *config.Config
 }
 
-func osdName(n int64) msgr2.EntityName { return msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: n} }
-func clientName(n int64) msgr2.EntityName {
-	return msgr2.EntityName{Type: msgr.EntityTypeClient, Num: n}
+func osdName(n int64) msgr.EntityName { return msgr.EntityName{Type: msgr.EntityTypeOSD, Num: n} }
+func clientName(n int64) msgr.EntityName {
+	return msgr.EntityName{Type: msgr.EntityTypeClient, Num: n}
 }
 
 // newEndpoint starts a messenger with cfg, bound to bind unless empty, with
 // d as its dispatcher. Server endpoints use StatefulServer toward clients,
 // client endpoints LosslessPeer toward OSDs, unless the test changes them
 // before traffic.
-func newEndpoint(t testing.TB, cfg *config.Config, name msgr2.EntityName, bind string, d msgr.Dispatcher) *endpoint {
+func newEndpoint(t testing.TB, cfg *config.Config, name msgr.EntityName, bind string, d msgr.Dispatcher) *endpoint {
 	t.Helper()
 	lb := &logBuf{t: t}
 	m, err := msgr.New(cfg, name, msgr.WithLogf(lb.logf))

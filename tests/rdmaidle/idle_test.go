@@ -10,9 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -33,7 +32,7 @@ func (c *counter) MsDispatch(m *msgr.Message) bool {
 	return true
 }
 
-func start(t *testing.T, cfg *config.Config, name msgr2.EntityName, bind string, d msgr.Dispatcher) (*msgr.Messenger, *rdmastack.Stack) {
+func start(t *testing.T, cfg *config.Config, name msgr.EntityName, bind string, d msgr.Dispatcher) (*msgr.Messenger, *rdmastack.Stack) {
 	t.Helper()
 	m, err := msgr.New(cfg, name)
 	require.NoError(t, err)
@@ -95,13 +94,13 @@ func TestIdleCPU(t *testing.T) {
 				return c
 			}
 			srvRec := &counter{echo: true}
-			srv, srvStack := start(t, cfg(devA), msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, devA.Addr(0), srvRec)
+			srv, srvStack := start(t, cfg(devA), msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, devA.Addr(0), srvRec)
 			var cs []*msgr.Connection
 			var stacks []*rdmastack.Stack
 			recs := make([]*counter, conns)
 			for i := range conns {
 				recs[i] = &counter{}
-				cli, rs := start(t, cfg(devB), msgr2.EntityName{Type: msgr.EntityTypeClient, Num: int64(i)}, "", recs[i])
+				cli, rs := start(t, cfg(devB), msgr.EntityName{Type: msgr.EntityTypeClient, Num: int64(i)}, "", recs[i])
 				c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
 				require.NoError(t, err)
 				require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("wake everything up")}))

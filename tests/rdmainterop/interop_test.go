@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -73,7 +72,7 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 	cfg.TransportType = rdmatest.TracedTransport
 	cfg.KeepaliveInterval = 0 // the only KEEPALIVE2 is the test's own
 	cfg.ConnectionIdleTimeout = 60 * time.Second
-	cli, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: -1}, msgr.WithLogf(t.Logf))
+	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1}, msgr.WithLogf(t.Logf))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, cli.Shutdown()) }()
 	ts := rdmatest.Traced(cli.Stack())
@@ -203,7 +202,7 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 	require.Equal(t, uint16(cephMsgMonGetVersionReply), reply.Type)
 	require.GreaterOrEqual(t, len(reply.Front), 24)
 	require.Equal(t, uint64(4242), binary.LittleEndian.Uint64(reply.Front), "reply handle")
-	require.Equal(t, msgr2.EntityName{Type: msgr.EntityTypeMon, Num: 0}, reply.Peer)
+	require.Equal(t, msgr.EntityName{Type: msgr.EntityTypeMon, Num: 0}, reply.Peer)
 	require.True(t, c.IsConnected(), "connection error: %v", c.Err())
 	require.Zero(t, c.Stats().Faults, "the session faulted on the way: %v", c.Err())
 	st := rs.Stats()

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr"
-	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 )
@@ -44,7 +43,7 @@ func mergeRun(t *testing.T, dev string, gid int, merge bool, msgs int) (posts, e
 	cfg.RDMASubmitTimeTrigger = merge
 
 	rec := &counter{}
-	srv, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeOSD, Num: 1})
+	srv, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1})
 	require.NoError(t, err)
 	defer srv.Shutdown()
 	srv.SetPolicy(msgr.EntityTypeClient, msgr.StatelessServer())
@@ -52,7 +51,7 @@ func mergeRun(t *testing.T, dev string, gid int, merge bool, msgs int) (posts, e
 	require.NoError(t, srv.Bind("127.0.0.1:0"))
 	require.NoError(t, srv.Start())
 
-	cli, err := msgr.New(cfg, msgr2.EntityName{Type: msgr.EntityTypeClient, Num: 2})
+	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2})
 	require.NoError(t, err)
 	defer cli.Shutdown()
 	cli.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessClient())

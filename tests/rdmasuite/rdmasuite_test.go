@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/nettest"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/netconn"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
+	"github.com/asyncmsgr/asyncmsgr/netstack/netconn"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 	"github.com/asyncmsgr/asyncmsgr/verbs"

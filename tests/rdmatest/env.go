@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
+	"github.com/asyncmsgr/asyncmsgr/config"
 )
 
 // Device is one rxe device and the IPv4 address of the netdev it sits on.

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr/config"
-	"github.com/asyncmsgr/asyncmsgr/msgr/netconn"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
+	"github.com/asyncmsgr/asyncmsgr/netstack/netconn"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 )
 

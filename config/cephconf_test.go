@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,12 +18,7 @@ import (
 // options both know: suffix handling (IEC for sizes, SI for counts),
 // section precedence, key spelling with spaces, quoting and comments.
 func TestAgreesWithCephConf(t *testing.T) {
-	if _, err := exec.LookPath("ceph-conf"); err != nil {
-		if os.Getenv("ASYNCMSGR_REQUIRE_CEPH") == "1" {
-			t.Fatal("ceph-conf not found and ASYNCMSGR_REQUIRE_CEPH=1")
-		}
-		t.Skip("ceph-conf not installed (Debian package ceph-common); set ASYNCMSGR_REQUIRE_CEPH=1 to make this a failure")
-	}
+	testenv.RequireTools(t, testenv.Tool{Name: "ceph-conf", Package: "ceph-common"})
 	files := []struct {
 		name, conf string
 	}{

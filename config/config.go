@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config holds every ms_* option the messenger and its stacks read. Build one
 // with Default and then apply a file (ParseFile), the environment (ApplyEnv)
@@ -55,6 +58,20 @@ type Config struct {
 	// ms_max_frame_segment: largest segment a peer may announce (bytes);
 	// larger is a protocol error.
 	MaxFrameSegment int
+
+	// Logger is where every layer built from this Config logs (the
+	// messenger, its stack, the dispatcher, verbs warnings). It is not an
+	// option: code sets it (msgr.WithLogger does); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Log returns the logger every layer uses: c.Logger, or slog.Default() when
+// it is nil (or c is nil).
+func (c *Config) Log() *slog.Logger {
+	if c == nil || c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
 }
 
 // Default returns the defaults of Ceph (and asyncmsgr's extensions).

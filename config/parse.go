@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"strings"
 )
@@ -287,12 +286,13 @@ func (c *Config) ApplyEnv(environ []string) (warnings []string, err error) {
 
 // Load builds a Config: Default, then the file at path (if path is not
 // empty; see Parse for section), then the ASYNCMSGR_* environment, then
-// Validate. Warnings (unknown options) are logged with the standard log
-// package; use LoadWithWarnings to get them instead.
+// Validate. Warnings (unknown options) are logged at Warn level through
+// slog.Default() (the Config's Logger is not set yet); use LoadWithWarnings
+// to get them instead.
 func Load(path, section string) (*Config, error) {
 	c, warnings, err := LoadWithWarnings(path, section, os.Environ())
 	for _, w := range warnings {
-		log.Printf("config: warning: %s", w)
+		c.Log().Warn("config: " + w)
 	}
 	return c, err
 }

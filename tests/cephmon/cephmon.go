@@ -12,44 +12,29 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
 // Tools are the Ceph programs Start runs, with the Debian package of each.
 // The admin socket is spoken directly (AdminSocket), so the ceph CLI is not
 // needed.
-var Tools = []Tool{
-	{"ceph-mon", "ceph-mon"},
-	{"monmaptool", "ceph-base"},
-	{"ceph-authtool", "ceph-common"},
-}
+var Tools = testenv.CephTools
 
 // Tool is a program and the Debian package that installs it.
-type Tool struct {
-	Name    string
-	Package string
-}
+type Tool = testenv.Tool
 
-// Missing applies the skip rule to something the machine lacks: it skips
-// naming it when neither CI nor ASYNCMSGR_REQUIRE_CEPH is set, and fails
-// otherwise (CI runs the interop tests where Ceph must exist).
+// Missing is testenv.Missing: skip outside CI naming what is missing, fail in
+// CI.
 func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
-	what := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") != "" || os.Getenv("ASYNCMSGR_REQUIRE_CEPH") != "" {
-		t.Fatalf("missing (CI or ASYNCMSGR_REQUIRE_CEPH forbids skipping): %s", what)
-	}
-	t.Skipf("missing: %s; set ASYNCMSGR_REQUIRE_CEPH=1 to make this a failure", what)
+	testenv.Missing(t, format, args...)
 }
 
-// Require looks up each tool in PATH and applies Missing to the first one
-// that is absent.
+// Require is testenv.RequireTools.
 func Require(t testing.TB, tools ...Tool) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool.Name); err != nil {
-			Missing(t, "%s not installed (Debian package %s)", tool.Name, tool.Package)
-		}
-	}
+	testenv.RequireTools(t, tools...)
 }
 
 // RDMA selects `ms type = async+rdma` on an RDMA device.

@@ -1,0 +1,304 @@
+package msgr
+
+// This file is the server side of the handshake: AUTH_REQUEST, CLIENT_IDENT
+// and SESSION_RECONNECT, and moving a reconnected socket into its existing
+// session (Ceph's reuse_connection).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// parseAuthNonePayload decodes the payload above (server side).
+func parseAuthNonePayload(b []byte) (mode byte, typ uint32, id string, gid uint64, err error) {
+	if len(b) < 9 {
+		return 0, 0, "", 0, errShortPayload
+	}
+	mode = b[0]
+	typ = binary.LittleEndian.Uint32(b[1:])
+	n := binary.LittleEndian.Uint32(b[5:])
+	if uint64(len(b)-9) < uint64(n)+8 {
+		return 0, 0, "", 0, errShortPayload
+	}
+	id = string(b[9 : 9+n])
+	gid = binary.LittleEndian.Uint64(b[9+n:])
+	return mode, typ, id, gid, nil
+}
+
+var errShortPayload = errors.New("msgr: short auth payload")
+
+func (c *Connection) handleAuthRequestLocked(b []byte) {
+	var r msgr2.AuthRequest
+	if err := r.Unmarshal(b); err != nil {
+		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REQUEST: %w", err))
+		return
+	}
+	crc := false
+	for _, m := range r.PreferredModes {
+		if m == conModeCRC {
+			crc = true
+		}
+	}
+	if r.Method != authMethodNone || !crc {
+		bad := msgr2.AuthBadMethod{Method: r.Method, Result: -eopnotsupp,
+			AllowedMethods: []uint32{authMethodNone}, AllowedModes: []uint32{conModeCRC}}
+		c.appendFrameLocked(msgr2.TagAuthBadMethod, bad.Marshal(c.cbuf[:0]))
+		c.flushLocked(false)
+		return
+	}
+	_, _, _, gid, err := parseAuthNonePayload(r.AuthPayload)
+	if err != nil {
+		c.faultLocked(fmt.Errorf("msgr: bad auth-none payload (%d bytes): %w", len(r.AuthPayload), err))
+		return
+	}
+	if gid == 0 {
+		gid = c.msgr.assignGlobalID()
+	}
+	c.globalID = gid
+	done := msgr2.AuthDone{GlobalID: gid, ConMode: conModeCRC}
+	c.appendFrameLocked(msgr2.TagAuthDone, done.Marshal(c.cbuf[:0]))
+	c.appendFrameLocked(msgr2.TagAuthSignature, zeroSig[:])
+	c.state = stAuthSign
+	c.flushLocked(false)
+}
+
+func (c *Connection) handleClientIdentLocked(b []byte) {
+	var ci msgr2.ClientIdent
+	if err := ci.Unmarshal(b); err != nil {
+		c.faultLocked(fmt.Errorf("msgr: bad CLIENT_IDENT: %w", err))
+		return
+	}
+	if len(ci.Addrs) == 0 || ci.Addrs[0] == (msgr2.EntityAddr{}) {
+		c.protoErr("CLIENT_IDENT without a client address")
+		return
+	}
+	c.peerAddrs = ci.Addrs
+	c.peerName = EntityName{Type: c.peerType, Num: ci.GID}
+	c.clientCookie = ci.Cookie
+	sup, req := c.featuresLocked()
+	if missing := req &^ ci.SupportedFeatures; missing != 0 {
+		mf := msgr2.IdentMissingFeatures{Features: missing}
+		c.appendFrameLocked(msgr2.TagIdentMissingFeatures, mf.Marshal(c.cbuf[:0]))
+		c.flushLocked(false)
+		return
+	}
+	c.peerFeatures = ci.SupportedFeatures & sup
+	c.peerGlobalSeq = ci.GlobalSeq
+	if !c.policy.Lossy {
+		key := peerKey(ci.Addrs[0])
+		if e := c.msgr.lookupPeer(key); e != nil && e != c {
+			e.mu.Lock()
+			if e.state != stClosed && e.state != stReplacing && e.clientCookie == ci.Cookie {
+				// Same client session, which never got our SERVER_IDENT:
+				// continue establishing it on this socket, keeping what
+				// the session has queued (Ceph: "continuing session
+				// establishment").
+				e.peerGlobalSeq = ci.GlobalSeq
+				e.peerFeatures = c.peerFeatures
+				e.peerAddrs = ci.Addrs
+				c.handOverLocked(e, func() {
+					e.requeueSentLocked()
+					e.sendServerIdentLocked(false)
+				})
+				return
+			}
+			e.mu.Unlock()
+		}
+		// A lossless peer that comes with a new session replaces the old one
+		// (it must have restarted): the old session is reset.
+		if old := c.msgr.registerPeer(key, c); old != nil && old != c {
+			old.remoteReset()
+		}
+	}
+	c.sendServerIdentLocked(true)
+}
+
+// sendServerIdentLocked answers CLIENT_IDENT; fresh is false when an
+// existing session continues (its queued messages keep their sequence
+// numbers; the peer starts from in_seq 0 either way).
+func (c *Connection) sendServerIdentLocked(fresh bool) {
+	c.inSeq = 0
+	if fresh {
+		c.outSeq = 0
+	}
+	if !c.policy.Lossy {
+		c.serverCookie = c.msgr.randCookie()
+	}
+	var flags uint64
+	if c.policy.Lossy {
+		flags |= lossyFlag
+	}
+	sup, req := c.featuresLocked()
+	s := msgr2.ServerIdent{Addrs: c.myAddrsLocked(), GID: c.msgr.name.Num,
+		GlobalSeq: c.msgr.nextGlobalSeq(0), SupportedFeatures: sup, RequiredFeatures: req,
+		Flags: flags, Cookie: c.serverCookie}
+	c.appendFrameLocked(msgr2.TagServerIdent, s.Marshal(c.cbuf[:0]))
+	c.readyLocked(dqAccept)
+}
+
+// handleReconnectLocked is the server side of SESSION_RECONNECT: find the
+// session and move this socket into it (Ceph's reuse_connection).
+func (c *Connection) handleReconnectLocked(b []byte) {
+	var r msgr2.SessionReconnect
+	if err := r.Unmarshal(b); err != nil {
+		c.faultLocked(fmt.Errorf("msgr: bad SESSION_RECONNECT: %w", err))
+		return
+	}
+	reply := func(tag msgr2.Tag, payload []byte) {
+		c.appendFrameLocked(tag, payload)
+		c.flushLocked(false)
+	}
+	if len(r.Addrs) == 0 {
+		c.protoErr("SESSION_RECONNECT without a client address")
+		return
+	}
+	e := c.msgr.lookupPeer(peerKey(r.Addrs[0]))
+	if e == nil || e == c {
+		rs := msgr2.SessionReset{Full: true}
+		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		return
+	}
+	e.mu.Lock()
+	switch {
+	case e.state == stClosed:
+		e.mu.Unlock()
+		rs := msgr2.SessionReset{Full: true}
+		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		return
+	case e.state == stReplacing:
+		gs := e.peerGlobalSeq
+		e.mu.Unlock()
+		rg := msgr2.SessionRetryGlobal{GlobalSeq: gs}
+		reply(msgr2.TagSessionRetryGlobal, rg.Marshal(c.cbuf[:0]))
+		return
+	case e.clientCookie != r.ClientCookie:
+		full := e.policy.ResetCheck
+		e.mu.Unlock()
+		rs := msgr2.SessionReset{Full: full}
+		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		return
+	case e.serverCookie == 0:
+		e.mu.Unlock()
+		rs := msgr2.SessionReset{Full: false}
+		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		return
+	case e.peerGlobalSeq > r.GlobalSeq:
+		gs := e.peerGlobalSeq
+		e.mu.Unlock()
+		rg := msgr2.SessionRetryGlobal{GlobalSeq: gs}
+		reply(msgr2.TagSessionRetryGlobal, rg.Marshal(c.cbuf[:0]))
+		return
+	case e.connectSeq > r.ConnectSeq:
+		cs := e.connectSeq
+		e.mu.Unlock()
+		rt := msgr2.SessionRetry{ConnectSeq: cs}
+		reply(msgr2.TagSessionRetry, rt.Marshal(c.cbuf[:0]))
+		return
+	}
+	e.connectSeq = r.ConnectSeq
+	e.peerGlobalSeq = r.GlobalSeq
+	msgSeq := r.MsgSeq
+	c.handOverLocked(e, func() {
+		e.requeueSentLocked()
+		e.discardRequeuedUpToLocked(msgSeq)
+		ok := msgr2.SessionReconnectOK{MsgSeq: e.inSeq}
+		e.appendFrameLocked(msgr2.TagSessionReconnectOK, ok.Marshal(e.cbuf[:0]))
+		e.readyLocked(dqAccept)
+	})
+}
+
+// handOverLocked moves c's socket (c's centre goroutine; c.mu and e.mu
+// held, e.mu released here) into the existing session e, which leaves its
+// old socket and centre and, on the socket's centre, runs finish with e.mu
+// held to answer the peer (Ceph's reuse_connection). c is closed silently.
+func (c *Connection) handOverLocked(e *Connection, finish func()) {
+	sock, w := c.sock, c.worker
+	leftover := c.pendingWriteLocked()
+	_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
+	c.sock = nil
+	c.closeLocked(fmt.Errorf("msgr: socket handed to the existing session: %w", ErrMarkedDown), false)
+
+	oldSock, oldFd, oldCenter := e.sock, e.fd, e.center
+	e.sock = nil
+	e.gen++
+	e.ackArmed = false
+	e.state = stReplacing
+	g := e.gen
+	e.mu.Unlock()
+
+	adopt := func() {
+		e.mu.Lock()
+		if e.gen != g || e.state != stReplacing {
+			e.mu.Unlock()
+			_ = sock.Close()
+			return
+		}
+		e.worker, e.center = w, w.Center()
+		e.stats.reconnects.Add(1)
+		if e.attachAdoptedLocked(sock, leftover) {
+			finish()
+		}
+		e.unlockAndDeliver()
+	}
+	detach := func() {
+		if oldSock != nil {
+			_ = oldCenter.DeleteFileEvent(oldFd, netstack.EventReadable|netstack.EventWritable)
+			_ = oldSock.Close()
+		}
+		if err := w.Center().DispatchExternal(adopt); err != nil {
+			_ = sock.Close()
+		}
+	}
+	if err := oldCenter.DispatchExternal(detach); err != nil {
+		if oldSock != nil {
+			_ = oldSock.Close()
+		}
+		_ = sock.Close()
+	}
+}
+
+// attachAdoptedLocked installs a socket whose handshake another connection
+// did (owner goroutine of the new centre); false if it faulted at once.
+func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover []byte) bool {
+	c.gen++
+	c.ackArmed = false
+	g := c.gen
+	c.sock = sock
+	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
+	c.directErr = nil
+	c.fd = sock.FD()
+	c.wantWrite = false
+	c.resetReadLocked()
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, defaultRBuf)
+	}
+	c.resetWriteLocked()
+	c.wbuf = append(c.wbuf, leftover...)
+	c.idleFor, c.quietFor = 0, 0
+	c.handler = c.handlerFor(g)
+	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
+		c.faultLocked(fmt.Errorf("msgr: register socket: %w", err))
+		return false
+	}
+	if c.tick > 0 {
+		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
+	}
+	return true
+}
+
+// remoteReset is called (any goroutine) on an old session whose peer came
+// back with a new one: it is closed and MsHandleRemoteReset reported.
+func (c *Connection) remoteReset() {
+	c.mu.Lock()
+	if c.state == stClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.msgr.dq.enqueue(dqItem{kind: dqRemoteReset, c: c})
+	c.markDown(fmt.Errorf("msgr: peer reset the session: %w", ErrMarkedDown))
+}

@@ -1,0 +1,394 @@
+package msgr
+
+// This file is a connection's life: dialling, attaching a socket, its
+// timers, faults and reconnects, closing, and running the deliveries queued
+// while c.mu was held.
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// startConnectLocked dials the target on a helper goroutine; the socket is
+// handed back to the owner centre.
+func (c *Connection) startConnectLocked() {
+	c.state = stConnecting
+	c.gen++
+	c.ackArmed = false
+	g := c.gen
+	w, center, target := c.worker, c.center, c.target
+	opts := c.msgr.sockOpts()
+	m := c.msgr
+	if !m.dialing.tryAdd() {
+		c.closeLocked(ErrMarkedDown, false)
+		return
+	}
+	if t := m.cfg.ConnectionReadyTimeout; t > 0 {
+		center.CreateTimeEvent(t, func() {
+			c.mu.Lock()
+			if c.gen == g && c.state == stConnecting {
+				c.faultLocked(&timeoutError{fmt.Sprintf("msgr: connect %s did not complete within %v", target, t)})
+			}
+			c.unlockAndDeliver()
+		})
+	}
+	go func() {
+		defer m.dialing.done()
+		sock, err := w.Connect(target, opts)
+		if err := center.DispatchExternal(func() { c.onDialed(g, sock, err) }); err != nil && sock != nil {
+			_ = sock.Close()
+		}
+	}()
+}
+
+func (c *Connection) onDialed(g uint64, sock netstack.ConnectedSocket, err error) {
+	c.mu.Lock()
+	if c.gen != g || c.state != stConnecting {
+		c.mu.Unlock()
+		if sock != nil {
+			_ = sock.Close()
+		}
+		return
+	}
+	if err != nil {
+		c.faultLocked(fmt.Errorf("msgr: connect %s: %w", c.target, err))
+	} else {
+		c.attachLocked(sock)
+	}
+	c.unlockAndDeliver()
+}
+
+// attachLocked starts the msgr2 handshake on a fresh socket (owner goroutine).
+func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
+	c.gen++
+	c.ackArmed = false
+	g := c.gen
+	c.sock = sock
+	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
+	c.directErr = nil
+	c.fd = sock.FD()
+	c.wantWrite = false
+	c.resetReadLocked()
+	c.resetWriteLocked()
+	c.idleFor, c.quietFor = 0, 0
+	c.readSinceTick, c.wroteSinceTick = false, false
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, defaultRBuf)
+	}
+	c.handler = c.handlerFor(g)
+	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
+		c.faultLocked(fmt.Errorf("msgr: register socket: %w", err))
+		return
+	}
+	if t := c.msgr.cfg.ConnectionReadyTimeout; t > 0 {
+		c.center.CreateTimeEvent(t, func() { c.onReadyTimeout(g, t) })
+	}
+	if c.tick > 0 {
+		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
+	}
+	c.state = stBanner
+	if c.outgoing {
+		c.globalSeq = c.msgr.nextGlobalSeq(0)
+	}
+	c.wbuf = msgr2.AppendBanner(c.wbuf, msgr2.FeatureRevision1, 0)
+	c.flushLocked(false)
+}
+
+func (c *Connection) handlerFor(g uint64) netstack.FileHandler {
+	return func(fd int, mask netstack.EventMask) {
+		c.mu.Lock()
+		if c.gen != g || c.sock == nil || fd != c.fd {
+			c.mu.Unlock()
+			return
+		}
+		if mask&netstack.EventWritable != 0 || (mask&netstack.EventReadable != 0 && c.wantWrite) {
+			c.flushLocked(c.moreQueuedLocked())
+		}
+		if mask&netstack.EventReadable != 0 && c.gen == g && c.sock != nil {
+			c.readLocked()
+		}
+		if c.gen == g && c.state == stReady && len(c.post) == 0 {
+			// (with deliveries pending, the write happens after them so that
+			// replies carry the ack instead of a separate ACK frame)
+			c.writeReadyLocked()
+		}
+		c.unlockAndDeliver()
+	}
+}
+
+// closeSocketLocked drops the socket (owner goroutine); stale events and
+// timers see a new generation and do nothing.
+func (c *Connection) closeSocketLocked() {
+	c.gen++
+	c.ackArmed = false
+	if c.sock != nil {
+		_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
+		_ = c.sock.Close()
+		c.sock = nil
+	}
+	c.fd = -1
+	c.wantWrite = false
+	c.sockDirect, c.directErr = false, nil
+	c.resetReadLocked()
+	if cap(c.rbuf) > maxKeepRBuf {
+		c.rbuf = nil
+	}
+	c.resetWriteLocked()
+}
+
+func (c *Connection) onReadyTimeout(g uint64, t time.Duration) {
+	c.mu.Lock()
+	if c.gen == g && c.state.handshaking() {
+		c.faultLocked(&timeoutError{fmt.Sprintf("msgr: handshake not finished within %v (stuck in state %s)", t, c.state)})
+	}
+	c.unlockAndDeliver()
+}
+
+func (c *Connection) onTick(g uint64) {
+	c.mu.Lock()
+	if c.gen != g || c.sock == nil {
+		c.mu.Unlock()
+		return
+	}
+	cfg := c.msgr.cfg
+	if !c.readSinceTick {
+		// readiness is a hint: poll once before calling the link idle
+		c.readLocked()
+		if c.gen != g || c.sock == nil {
+			c.unlockAndDeliver()
+			return
+		}
+	}
+	if c.readSinceTick {
+		c.idleFor = 0
+	} else {
+		c.idleFor += c.tick
+	}
+	c.readSinceTick = false
+	if cfg.ConnectionIdleTimeout > 0 && c.idleFor >= cfg.ConnectionIdleTimeout {
+		msg := fmt.Sprintf("msgr: no incoming bytes for %v (idle timeout %v) in state %s", c.idleFor, cfg.ConnectionIdleTimeout, c.state)
+		if c.havePre {
+			msg += fmt.Sprintf(": half a frame pending (%s frame, have %d of %d bytes after its preamble)",
+				c.pre.Tag, c.rend-c.rstart-msgr2.PreambleLen, c.pre.RestLen())
+		} else if n := c.rend - c.rstart; n > 0 {
+			msg += fmt.Sprintf(": incomplete preamble pending (%d of %d bytes)", n, msgr2.PreambleLen)
+		}
+		c.faultLocked(&timeoutError{msg})
+		c.unlockAndDeliver()
+		return
+	}
+	if c.state == stReady && cfg.KeepaliveInterval > 0 {
+		if c.wroteSinceTick {
+			c.quietFor = 0
+		} else {
+			c.quietFor += c.tick
+		}
+		c.wroteSinceTick = false
+		if c.quietFor >= cfg.KeepaliveInterval {
+			c.quietFor = 0
+			c.keepalive = true
+			c.writeReadyLocked()
+		}
+	}
+	if c.gen == g {
+		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
+	}
+	c.unlockAndDeliver()
+}
+
+// faultLocked handles a connection error (owner goroutine): lossy sessions
+// and half-open accepted ones close and report; lossless ones keep their
+// queue and reconnect (client) or wait for the peer (server).
+func (c *Connection) faultLocked(err error) {
+	if c.state == stClosed {
+		return
+	}
+	c.err = err
+	c.stats.faults.Add(1)
+	c.msgr.logf("%v: fault in state %s: %v", c, c.state, err)
+	wasConnecting := c.state.handshaking() || c.state == stConnecting
+	c.closeSocketLocked()
+	if c.policy.Lossy || (!c.outgoing && c.serverCookie == 0) {
+		c.closeLocked(err, true)
+		return
+	}
+	c.requeueSentLocked()
+	if !c.outgoing || c.policy.Server {
+		c.state = stStandby
+		return
+	}
+	if wasConnecting {
+		switch {
+		case c.backoff == 0:
+			c.backoff = c.msgr.cfg.InitialBackoff
+		default:
+			c.backoff *= 2
+		}
+		if mb := c.msgr.cfg.MaxBackoff; mb > 0 && c.backoff > mb {
+			c.backoff = mb
+		}
+		if c.serverCookie != 0 {
+			c.connectSeq++
+		}
+	} else {
+		c.backoff = 0
+		c.connectSeq++
+	}
+	if c.policy.Standby && c.outQ.len() == 0 && len(c.resend) == 0 && !c.keepalive {
+		c.state = stStandby
+		return
+	}
+	c.scheduleReconnectLocked(c.backoff)
+}
+
+func (c *Connection) scheduleReconnectLocked(after time.Duration) {
+	c.state = stBackoff
+	c.stats.reconnects.Add(1)
+	g := c.gen
+	if after <= 0 {
+		c.startConnectLocked()
+		return
+	}
+	c.center.CreateTimeEvent(after, func() {
+		c.mu.Lock()
+		if c.gen == g && c.state == stBackoff {
+			c.startConnectLocked()
+		}
+		c.unlockAndDeliver()
+	})
+}
+
+// closeLocked closes the connection for good (owner goroutine or socket
+// already gone). report queues MsHandleReset.
+func (c *Connection) closeLocked(err error, report bool) {
+	if c.state == stClosed {
+		return
+	}
+	if c.sock != nil {
+		c.closeSocketLocked()
+	}
+	c.gen++
+	c.ackArmed = false
+	c.state = stClosed
+	if c.err == nil {
+		c.err = err
+	}
+	c.discardQueuesLocked()
+	close(c.closedCh)
+	c.msgr.unregister(c)
+	if report {
+		c.post = append(c.post, dqItem{kind: dqReset, c: c, err: err})
+	}
+}
+
+func (c *Connection) discardQueuesLocked() {
+	c.outQ.clear()
+	clear(c.resend)
+	c.resend = c.resend[:0]
+	clear(c.sent)
+	c.sent = c.sent[:0]
+}
+
+// markDown closes the connection from any goroutine.
+func (c *Connection) markDown(err error) {
+	c.mu.Lock()
+	if c.state == stClosed {
+		c.mu.Unlock()
+		return
+	}
+	sock, fd, center := c.sock, c.fd, c.center
+	c.sock = nil
+	c.closeLocked(err, false)
+	c.mu.Unlock()
+	if sock != nil {
+		m := c.msgr
+		m.cleanups.Add(1)
+		if derr := center.DispatchExternal(func() {
+			defer m.cleanups.Done()
+			_ = center.DeleteFileEvent(fd, netstack.EventReadable|netstack.EventWritable)
+			_ = sock.Close()
+		}); derr != nil {
+			_ = sock.Close()
+			m.cleanups.Done()
+		}
+	}
+}
+
+// requeueSentLocked puts written-but-unacked messages back in front of the
+// queue with their sequence numbers (Ceph's requeue_sent).
+func (c *Connection) requeueSentLocked() {
+	if len(c.sent) == 0 {
+		return
+	}
+	c.outSeq -= uint64(len(c.sent))
+	c.resend = append(c.sent, c.resend...)
+	c.sent = nil
+}
+
+// discardRequeuedUpToLocked drops requeued messages the peer already has.
+func (c *Connection) discardRequeuedUpToLocked(seq uint64) {
+	i := 0
+	for i < len(c.resend) && c.resend[i].Seq != 0 && c.resend[i].Seq <= seq {
+		c.resend[i] = nil
+		i++
+		c.outSeq++
+	}
+	c.resend = c.resend[i:]
+	if len(c.resend) == 0 {
+		c.resend = nil
+	}
+}
+
+// unlockAndDeliver releases c.mu and runs the queued deliveries (fast
+// dispatch on this goroutine, the rest through the DispatchQueue); messages
+// queued by dispatchers meanwhile are written afterwards.
+func (c *Connection) unlockAndDeliver() {
+	center := c.center // the caller runs on this centre's goroutine
+	for len(c.post) > 0 {
+		items := c.post
+		c.post = c.spare[:0]
+		c.dispatching = true
+		c.mu.Unlock()
+		m := c.msgr
+		for i := range items {
+			it := &items[i]
+			if it.kind == dqMessage && m.fastDispatch(it.m) {
+				// handled on this goroutine
+			} else {
+				m.dq.enqueue(*it)
+			}
+			items[i] = dqItem{}
+		}
+		c.mu.Lock()
+		c.spare = items[:0]
+		c.dispatching = false
+		if c.state == stReady && (c.outQ.len() > 0 || len(c.resend) > 0 || c.ackLeft > 0 || c.keepalive) && c.sock != nil {
+			if c.center == center {
+				c.writeReadyLocked()
+			} else {
+				c.kickLocked() // adopted by another centre meanwhile
+			}
+		}
+	}
+	c.mu.Unlock()
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

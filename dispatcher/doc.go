@@ -20,6 +20,14 @@
 // moved to ERR, drained with a beacon send and destroyed only once the beacon
 // completed and both CQs were polled empty after it.
 //
+// Files: dispatcher.go (options, Open, Start, Close), qp.go (the QP table:
+// registration, handles, in-flight accounting, retirement requests, TX
+// space waiters), poll.go (the polling loop and the TX/RX completion
+// hand-over with receive sequencing), rxpost.go (posting receive buffers to
+// the SRQ or a QP's RQ), reap.go (moving retired QPs to ERR, the beacon,
+// destruction), async.go (device async events), counters.go (counters and
+// Stats).
+//
 // dispatcher must not: know the socket or handshake layers (it calls
 // connections back through the Conn interface only), block in C, call a Conn
 // back while holding its own locks, or allocate per completion.

@@ -64,6 +64,15 @@
 // the QP (QPHandle.RetireThen), so nothing can write into freed memory and
 // no MR is left behind.
 //
+// # Files
+//
+// stack.go (the stack, listen, connect), conn.go (the socket: state,
+// readiness eventfd, Close), connect.go (the TCP side channel: Ceph's meta
+// handshake and the liveness watch), cm.go (the rdma_cm side), rcv.go
+// (receive completions, Read), snd.go (Send, TX chunks, merging, posting,
+// the FIN), write.go (WRITE mode state and the extension record), meta.go
+// (the 65-byte meta).
+//
 // Importing the package registers the stack as "rdma" in netstack. Without
 // cgo or without a device its factory returns an error wrapping
 // netstack.ErrUnavailable, so netstack.New can fall back to posix.

@@ -53,6 +53,10 @@ type Options struct {
 	RDMA *RDMA
 	// Limit bounds the wait for leadership; 0 is 60 s.
 	Limit time.Duration
+	// CephX makes the monitor require cephx from everyone (auth_*_required
+	// = cephx) and puts a client.admin key (caps mon "allow *") in the
+	// keyring its mkfs imports; Mon.Keyring holds it.
+	CephX bool
 	// Env names an environment variable that, when set to ip:port, is the
 	// v2 address of a monitor already running: Start then returns it
 	// without checking for or starting anything.
@@ -65,6 +69,9 @@ type Mon struct {
 	Addr string // ip:port of its v2 address
 	Dir  string // data, log and admin-socket directory ("" if not ours)
 	Conf string // its ceph.conf (the ceph CLI reads the same)
+	// Keyring is the keyring made with ceph-authtool (mon. and, with
+	// Options.CephX, client.admin); "" if not ours.
+	Keyring string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 }
@@ -76,15 +83,20 @@ type Mon struct {
 // defaults register 128 MiB of TX chunks and post 4096 128 KiB receive
 // buffers, slow to pin in the emulated VM).
 func Conf(fsid, addr, dir string, rdma *RDMA) string {
+	return conf(fsid, addr, dir, rdma, "none")
+}
+
+// conf is Conf with the auth method every auth_*_required names.
+func conf(fsid, addr, dir string, rdma *RDMA, auth string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[global]
 fsid = %[1]s
 mon host = v2:%[2]s
 mon initial members = a
-auth cluster required = none
-auth service required = none
-auth client required = none
-`, fsid, addr)
+auth cluster required = %[3]s
+auth service required = %[3]s
+auth client required = %[3]s
+`, fsid, addr, auth)
 	if rdma != nil {
 		fmt.Fprintf(&b, `ms type = async+rdma
 ms async rdma device name = %s
@@ -150,16 +162,26 @@ func Start(t testing.TB, o Options) *Mon {
 		_ = os.RemoveAll(dir)
 	})
 	fsid := fmt.Sprintf("6d1c2a40-1b7e-4c55-8f0a-%012x", time.Now().UnixNano()&0xffffffffffff)
-	if err := os.WriteFile(m.Conf, []byte(Conf(fsid, addr, dir, o.RDMA)), 0o600); err != nil {
+	auth := "none"
+	if o.CephX {
+		auth = "cephx"
+	}
+	if err := os.WriteFile(m.Conf, []byte(conf(fsid, addr, dir, o.RDMA, auth)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	phase := time.Now()
 	monmap, keyring := filepath.Join(dir, "monmap"), filepath.Join(dir, "keyring")
-	for _, args := range [][]string{
+	m.Keyring = keyring
+	steps := [][]string{
 		{"monmaptool", "--create", "--add", "a", "v2:" + addr, "--fsid", fsid, monmap},
 		{"ceph-authtool", "--create-keyring", keyring, "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"},
-		{"ceph-mon", "-c", m.Conf, "--mkfs", "-i", "a", "--monmap", monmap, "--keyring", keyring},
-	} {
+	}
+	if o.CephX {
+		steps = append(steps, []string{"ceph-authtool", keyring, "--gen-key", "-n", "client.admin",
+			"--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *"})
+	}
+	steps = append(steps, []string{"ceph-mon", "-c", m.Conf, "--mkfs", "-i", "a", "--monmap", monmap, "--keyring", keyring})
+	for _, args := range steps {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 		}

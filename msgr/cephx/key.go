@@ -1,0 +1,78 @@
+package cephx
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CryptoKeyAES is CEPH_CRYPTO_AES, the only key type cephx uses.
+const CryptoKeyAES = 1
+
+// KeyLen is the length of an AES-128 secret.
+const KeyLen = 16
+
+// Key is Ceph's CryptoKey: a type, a creation time and the secret. Its
+// encoding (what a keyring's base64 holds) is le16 type, utime_t created
+// (le32 sec, le32 nsec), le16 length, the secret.
+type Key struct {
+	Type    uint16
+	Created time.Time
+	Secret  []byte
+}
+
+// DecodeKey decodes a CryptoKey from exactly its encoding and checks that
+// it is an AES-128 key.
+func DecodeKey(b []byte) (Key, error) {
+	d := decoder{b: b}
+	k, err := decodeKey(&d)
+	if err == nil && len(d.b) != 0 {
+		err = fmt.Errorf("%w: %d trailing bytes after the key", ErrMalformed, len(d.b))
+	}
+	return k, err
+}
+
+func decodeKey(d *decoder) (Key, error) {
+	var k Key
+	k.Type = d.u16("key type")
+	sec := d.u32("key created sec")
+	nsec := d.u32("key created nsec")
+	n := d.u16("key length")
+	secret := d.take(int(n), "key secret")
+	if d.err != nil {
+		return Key{}, d.err
+	}
+	if k.Type != CryptoKeyAES {
+		return Key{}, fmt.Errorf("%w: key type %d, want %d (AES)", ErrMalformed, k.Type, CryptoKeyAES)
+	}
+	if len(secret) != KeyLen {
+		return Key{}, fmt.Errorf("%w: AES key of %d bytes, want %d", ErrMalformed, len(secret), KeyLen)
+	}
+	k.Created = time.Unix(int64(sec), int64(nsec)).UTC()
+	k.Secret = append([]byte(nil), secret...)
+	return k, nil
+}
+
+// ParseKey decodes a key as ceph-authtool prints it (base64 of the CryptoKey
+// encoding, e.g. "AQBq...==").
+func ParseKey(s string) (Key, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return Key{}, fmt.Errorf("cephx: key is not base64: %w", err)
+	}
+	return DecodeKey(b)
+}
+
+// Marshal appends the key's CryptoKey encoding.
+func (k Key) Marshal(dst []byte) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst, k.Type)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(k.Created.Unix()))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(k.Created.Nanosecond()))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(k.Secret)))
+	return append(dst, k.Secret...)
+}
+
+// String is the key as a keyring holds it (base64).
+func (k Key) String() string { return base64.StdEncoding.EncodeToString(k.Marshal(nil)) }

@@ -72,8 +72,8 @@ type Mon struct {
 	// Keyring is the keyring made with ceph-authtool (mon. and, with
 	// Options.CephX, client.admin); "" if not ours.
 	Keyring string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
 }
 
 // Conf is the ceph.conf of a single-monitor cluster ("a") on addr with data,

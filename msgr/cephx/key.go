@@ -18,9 +18,16 @@ const KeyLen = 16
 // encoding (what a keyring's base64 holds) is le16 type, utime_t created
 // (le32 sec, le32 nsec), le16 length, the secret.
 type Key struct {
-	Type    uint16
-	Created time.Time
-	Secret  []byte
+	Type uint16
+	// CreatedSec and CreatedNsec are utime_t as encoded (kept raw so a key
+	// re-encodes byte for byte); Created reads them as a time.
+	CreatedSec, CreatedNsec uint32
+	Secret                  []byte
+}
+
+// Created is when the key was made.
+func (k Key) Created() time.Time {
+	return time.Unix(int64(k.CreatedSec), int64(k.CreatedNsec)).UTC()
 }
 
 // DecodeKey decodes a CryptoKey from exactly its encoding and checks that
@@ -37,8 +44,8 @@ func DecodeKey(b []byte) (Key, error) {
 func decodeKey(d *decoder) (Key, error) {
 	var k Key
 	k.Type = d.u16("key type")
-	sec := d.u32("key created sec")
-	nsec := d.u32("key created nsec")
+	k.CreatedSec = d.u32("key created sec")
+	k.CreatedNsec = d.u32("key created nsec")
 	n := d.u16("key length")
 	secret := d.take(int(n), "key secret")
 	if d.err != nil {
@@ -50,7 +57,6 @@ func decodeKey(d *decoder) (Key, error) {
 	if len(secret) != KeyLen {
 		return Key{}, fmt.Errorf("%w: AES key of %d bytes, want %d", ErrMalformed, len(secret), KeyLen)
 	}
-	k.Created = time.Unix(int64(sec), int64(nsec)).UTC()
 	k.Secret = append([]byte(nil), secret...)
 	return k, nil
 }
@@ -68,8 +74,8 @@ func ParseKey(s string) (Key, error) {
 // Marshal appends the key's CryptoKey encoding.
 func (k Key) Marshal(dst []byte) []byte {
 	dst = binary.LittleEndian.AppendUint16(dst, k.Type)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(k.Created.Unix()))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(k.Created.Nanosecond()))
+	dst = binary.LittleEndian.AppendUint32(dst, k.CreatedSec)
+	dst = binary.LittleEndian.AppendUint32(dst, k.CreatedNsec)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(k.Secret)))
 	return append(dst, k.Secret...)
 }

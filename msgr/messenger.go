@@ -170,7 +170,7 @@ func (m *Messenger) logf(format string, args ...any) {
 }
 
 func (m *Messenger) sockOpts() netstack.SocketOptions {
-	return netstack.SocketOptions{NonBlock: true, NoDelay: m.cfg.TCPNoDelay, RcvBuf: m.cfg.TCPRcvBuf,
+	return netstack.SocketOptions{NoDelay: m.cfg.TCPNoDelay, RcvBuf: m.cfg.TCPRcvBuf,
 		Backlog: m.cfg.TCPListenBacklog}
 }
 

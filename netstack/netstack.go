@@ -28,7 +28,6 @@ var ErrStackStopped = errors.Join(errors.New("netstack: stack stopped"), net.Err
 // SocketOptions are the per-socket knobs a Worker honours when listening or
 // connecting. Zero values mean "transport default".
 type SocketOptions struct {
-	NonBlock bool // sockets are always non-blocking toward the event centre; kept for parity with Ceph
 	NoDelay  bool // TCP_NODELAY (posix) or no send batching delay (rdma)
 	RcvBuf   int  // SO_RCVBUF in bytes; 0 leaves the kernel default
 	Priority int  // SO_PRIORITY / IP TOS class; 0 leaves the default

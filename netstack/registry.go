@@ -3,7 +3,6 @@ package netstack
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -61,7 +60,7 @@ func lookup(name string) (Factory, bool) {
 // New builds the stack named by cfg.TransportType (config.Default() when cfg
 // is nil). An unknown name is an error listing the registered ones. When the
 // factory fails with an error wrapping ErrUnavailable and
-// cfg.TransportFallback is set, New logs why (log/slog, level Warn) and
+// cfg.TransportFallback is set, New logs why (through cfg.Log(), level Warn) and
 // returns the posix stack instead; otherwise it returns the error.
 func New(cfg *config.Config) (Stack, error) {
 	if cfg == nil {
@@ -83,7 +82,7 @@ func New(cfg *config.Config) (Stack, error) {
 	if !ok {
 		return nil, fmt.Errorf("netstack: transport %q: %w (fallback %q is not registered)", name, err, FallbackTransport)
 	}
-	slog.Warn("netstack: transport unavailable, falling back",
+	cfg.Log().Warn("netstack: transport unavailable, falling back",
 		"transport", name, "fallback", FallbackTransport, "reason", err.Error())
 	s, ferr := fb(cfg)
 	if ferr != nil {

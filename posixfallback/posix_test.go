@@ -367,11 +367,6 @@ func TestConnectErrors(t *testing.T) {
 	require.True(t, ne.Timeout())
 	require.ErrorIs(t, timedOut, os.ErrDeadlineExceeded)
 
-	// Connect from the centre's goroutine is refused.
-	require.NoError(t, w.Center().Submit(func() {
-		_, err := w.Connect(addr, netstack.SocketOptions{})
-		require.ErrorIs(t, err, netstack.ErrNotOwner)
-	}))
 }
 
 func TestCloseAndLoad(t *testing.T) {

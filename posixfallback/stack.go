@@ -184,9 +184,6 @@ func (w *Worker) listenFD(ta *net.TCPAddr, opts netstack.SocketOptions, wildcard
 // ms_connection_ready_timeout passes (a *net.OpError with Timeout() true).
 // With opts.ConnectBindAddr the socket binds there first.
 func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
-	if w.Center().IsOwner() {
-		return nil, fmt.Errorf("posixfallback: Connect from the event centre's goroutine: %w", netstack.ErrNotOwner)
-	}
 	if w.stack.Stopped() {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: addrOrNil(addr), Err: netstack.ErrStackStopped}
 	}

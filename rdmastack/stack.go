@@ -223,9 +223,6 @@ func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.Serv
 // and returns the connected socket; it blocks the calling goroutine for at
 // most ms_connection_ready_timeout.
 func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
-	if w.Center().IsOwner() {
-		return nil, fmt.Errorf("rdmastack: Connect from the event centre's goroutine: %w", netstack.ErrNotOwner)
-	}
 	opErr := func(err error) error { return &net.OpError{Op: "dial", Net: "rdma", Addr: strAddr(addr), Err: err} }
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)

@@ -197,12 +197,23 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Close unblocks pending Read and Write calls, unregisters the socket from
-// its event centre and closes it. Called from a goroutine other than the
-// socket's centre it waits (Submit) for that centre to unregister the fd, so
-// calling it from a different centre's callback stalls that centre briefly.
-// It is idempotent (later calls return nil)
-// and nil-safe.
+// its event centre and closes it. It waits (Submit) for that centre to
+// unregister the fd, so it must not be called on that centre's own loop
+// goroutine: a callback of the centre uses CloseOnLoop instead. Called from
+// a different centre's callback it stalls that centre briefly. It is
+// idempotent (later calls, of either, return nil) and nil-safe.
 func (c *Conn) Close() error {
+	return c.close(false)
+}
+
+// CloseOnLoop is Close for code running on the loop goroutine of the
+// socket's event centre (one of its callbacks): it unregisters and closes
+// the socket right there instead of waiting for the loop.
+func (c *Conn) CloseOnLoop() error {
+	return c.close(true)
+}
+
+func (c *Conn) close(onLoop bool) error {
 	if c == nil {
 		return nil
 	}
@@ -216,15 +227,12 @@ func (c *Conn) Close() error {
 			}
 			c.closeErr = c.sock.Close()
 		}
-		switch {
-		case c.center.IsOwner():
+		if onLoop {
 			release()
-		default:
-			if err := c.center.Submit(release); err != nil {
-				// The centre has stopped: its epoll set is gone, only the
-				// socket is left to close.
-				c.closeErr = c.sock.Close()
-			}
+		} else if err := c.center.Submit(release); err != nil {
+			// The centre has stopped: its epoll set is gone, only the
+			// socket is left to close.
+			c.closeErr = c.sock.Close()
 		}
 		if c.closeErr != nil {
 			c.closeErr = c.opErr("close", c.closeErr)

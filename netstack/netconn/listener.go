@@ -107,8 +107,20 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 func (l *Listener) Addr() net.Addr { return l.ss.Addr() }
 
 // Close stops listening and unblocks Accept; idempotent and nil-safe.
-// Connections already accepted stay open.
+// Connections already accepted stay open. It waits (Submit) for the
+// listener's event centre to unregister the fd, so a callback of that
+// centre uses CloseOnLoop instead.
 func (l *Listener) Close() error {
+	return l.close(false)
+}
+
+// CloseOnLoop is Close for code running on the loop goroutine of the
+// listener's event centre.
+func (l *Listener) CloseOnLoop() error {
+	return l.close(true)
+}
+
+func (l *Listener) close(onLoop bool) error {
 	if l == nil {
 		return nil
 	}
@@ -122,7 +134,7 @@ func (l *Listener) Close() error {
 			}
 			l.closeErr = l.ss.Abort()
 		}
-		if l.center.IsOwner() {
+		if onLoop {
 			release()
 		} else if err := l.center.Submit(release); err != nil {
 			l.closeErr = l.ss.Abort()

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/nettest"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback"
 )
@@ -60,7 +61,7 @@ func TestNettestConn(t *testing.T) {
 
 func TestNettestConnIPv6(t *testing.T) {
 	if !nettest.SupportsIPv6() {
-		t.Skip("no IPv6 on this machine")
+		testenv.Missing(t, "IPv6 loopback (::1)")
 	}
 	s := newPosix(t)
 	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {

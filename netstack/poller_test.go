@@ -1,0 +1,201 @@
+package netstack
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+)
+
+// funcPoller adapts two functions to Poller.
+type funcPoller struct {
+	poll func() int
+	arm  func() bool
+}
+
+func (p funcPoller) Poll() int { return p.poll() }
+func (p funcPoller) Arm() bool { return p.arm() }
+
+// countingPoller finds work for its first `work` polls, then nothing; its
+// counters may be read from any goroutine.
+type countingPoller struct {
+	work  int64
+	polls atomic.Int64
+	arms  atomic.Int64
+}
+
+func (p *countingPoller) Poll() int {
+	if p.polls.Add(1) <= p.work {
+		return 1
+	}
+	return 0
+}
+
+func (p *countingPoller) Arm() bool { p.arms.Add(1); return true }
+
+const waitLimit = 20 * time.Second
+
+// TestPollerRunsInline: Poll and Arm run on the loop goroutine, interleaved
+// with the loop's other callbacks: the counter below is touched by both
+// without synchronisation, which -race would report otherwise. Poll may use
+// the loop-only methods.
+func TestPollerRunsInline(t *testing.T) {
+	c := startCenter(t)
+	shared := 0
+	timerRan := make(chan struct{})
+	scheduled := false
+	remove := c.AddPoller(funcPoller{
+		poll: func() int {
+			shared++
+			if !scheduled {
+				scheduled = true
+				c.CreateTimeEvent(0, func() { close(timerRan) })
+			}
+			return 0
+		},
+		arm: func() bool { shared++; return true },
+	}, 0)
+	defer remove()
+	<-timerRan
+	for i := 0; i < 50; i++ {
+		require.NoError(t, c.Submit(func() { shared++ }))
+	}
+	var got int
+	require.NoError(t, c.Submit(func() { got = shared }))
+	require.Greater(t, got, 50)
+}
+
+// TestPollerSpinWindow counts turns, not time: with a window of an hour the
+// centre keeps polling after the last work and never arms; with no window it
+// arms on the first empty poll and then sleeps, polling once per wake-up.
+func TestPollerSpinWindow(t *testing.T) {
+	t.Run("spins after work", func(t *testing.T) {
+		c := startCenter(t)
+		p := &countingPoller{work: 3}
+		defer c.AddPoller(p, time.Hour)()
+		testenv.WaitFor(t, waitLimit, "10000 polls", func() bool { return p.polls.Load() >= 10000 },
+			func() string { return "" })
+		require.Zero(t, p.arms.Load(), "armed inside the spin window")
+	})
+	t.Run("sleeps without a window", func(t *testing.T) {
+		c := startCenter(t)
+		p := &countingPoller{work: 3}
+		defer c.AddPoller(p, 0)()
+		testenv.WaitFor(t, waitLimit, "an Arm", func() bool { return p.arms.Load() > 0 }, func() string { return "" })
+		testenv.WaitFor(t, waitLimit, "the loop to sleep", c.sleeping.Load, func() string { return "" })
+		before := p.polls.Load()
+		const wakes = 20
+		for i := 0; i < wakes; i++ {
+			require.NoError(t, c.Submit(func() {}))
+		}
+		// A sleeping centre polls once per wake-up (twice at most when a
+		// Submit lands mid-turn), nothing like a spinning one.
+		require.LessOrEqual(t, p.polls.Load()-before, int64(2*wakes+2))
+		require.GreaterOrEqual(t, p.polls.Load(), int64(4), "the empty poll after the work")
+	})
+}
+
+// TestPollerArmFalseRepolls: an Arm that reports work is followed by a Poll
+// before the next Arm, and the centre sleeps only after an Arm that agrees.
+func TestPollerArmFalseRepolls(t *testing.T) {
+	c := startCenter(t)
+	var log []byte // loop goroutine only
+	refusals := 3
+	closed := false
+	slept := make(chan struct{})
+	defer c.AddPoller(funcPoller{
+		poll: func() int { log = append(log, 'P'); return 0 },
+		arm: func() bool {
+			log = append(log, 'A')
+			if refusals > 0 {
+				refusals--
+				return false
+			}
+			if !closed {
+				closed = true
+				close(slept)
+			}
+			return true
+		},
+	}, 0)()
+	<-slept
+	var got string
+	require.NoError(t, c.Submit(func() { got = string(log) }))
+	// The Submit ran on the wake-up turn, before the next poll.
+	require.Equal(t, "PAPAPAPA", got)
+}
+
+// TestPollerRemove: remove is idempotent and callable from any goroutine,
+// the loop's own included; once it has returned the poller is not called,
+// and a removal that overtakes the registration wins.
+func TestPollerRemove(t *testing.T) {
+	c := startCenter(t)
+	p := &countingPoller{work: 1 << 62}
+	remove := c.AddPoller(p, time.Hour)
+	testenv.WaitFor(t, waitLimit, "polls", func() bool { return p.polls.Load() > 100 }, func() string { return "" })
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); remove() }()
+	}
+	wg.Wait()
+	remove()
+	require.NoError(t, c.Submit(func() {})) // a poll already running has ended
+	n := p.polls.Load()
+	for i := 0; i < 20; i++ {
+		require.NoError(t, c.Submit(func() {}))
+	}
+	require.Equal(t, n, p.polls.Load())
+
+	// Removed from inside its own Poll.
+	self := make(chan func(), 1) // hands the remove func to the loop
+	var selfPolls atomic.Int64
+	self <- c.AddPoller(funcPoller{
+		poll: func() int { selfPolls.Add(1); r := <-self; r(); r(); return 1 },
+		arm:  func() bool { return true },
+	}, time.Hour)
+	testenv.WaitFor(t, waitLimit, "the self-removing poll", func() bool { return selfPolls.Load() > 0 }, func() string { return "" })
+	require.NoError(t, c.Submit(func() {}))
+	require.Equal(t, int64(1), selfPolls.Load())
+
+	// Removed before the loop applied the registration.
+	idle, err := NewEventCenter("idle")
+	require.NoError(t, err)
+	never := &countingPoller{}
+	idle.AddPoller(never, time.Hour)()
+	idle.Start()
+	require.NoError(t, idle.Submit(func() {}))
+	require.NoError(t, idle.Stop())
+	require.Zero(t, never.polls.Load())
+}
+
+// TestPollerIdleTurnNoAlloc: a spinning turn that finds nothing (poll, the
+// zero-timeout epoll check, the clock read, the periodic yield) allocates
+// nothing.
+func TestPollerIdleTurnNoAlloc(t *testing.T) {
+	c := startCenter(t)
+	tick := make(chan struct{})
+	var polls int
+	defer c.AddPoller(funcPoller{
+		poll: func() int {
+			polls++
+			if polls%100 == 0 {
+				select {
+				case tick <- struct{}{}:
+				default:
+				}
+			}
+			return 0
+		},
+		arm: func() bool { return true },
+	}, time.Hour)()
+	hundredTurns := func() { <-tick }
+	for i := 0; i < 10; i++ {
+		hundredTurns()
+	}
+	require.Zero(t, minAllocs(hundredTurns), "an idle spinning turn allocates")
+}

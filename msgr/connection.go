@@ -3,10 +3,10 @@ package msgr
 import (
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/lockorder"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
@@ -94,14 +94,34 @@ const (
 // Connection is a session with one peer (Ceph's AsyncConnection with
 // ProtocolV2). It is driven by one worker's event centre; methods are safe
 // from any goroutine.
+//
+// Its state is in three parts, by who touches it (the lock order is in
+// lockorder.go):
+//   - set when the connection is made, then only read (no lock), and the
+//     counters (atomics);
+//   - sh, the small part application goroutines share with the centre:
+//     the out queue, the error, the wake flag and what the getters report,
+//     under sh.mu;
+//   - everything else, owned by the centre goroutine. mu is its owner
+//     token: the centre holds it while it runs the connection's events, and
+//     only two others ever take it, each for a bounded step that never
+//     waits on the network: a sender that finds the connection idle borrows
+//     it to write its frames directly (SendMessage, with TryLock: it never
+//     waits behind the centre), and MarkDown to close. The server side of a
+//     reconnect takes the existing session's token to hand it the socket.
 type Connection struct {
 	msgr     *Messenger
 	outgoing bool
 	target   string // dial address (outgoing)
+	closedCh chan struct{}
+	kickFn   func() // writeKick, made once so that a kick does not allocate
 
 	stats connStats
 
-	mu          sync.Mutex
+	sh connShared
+
+	// Owned by the centre goroutine (mu is the owner token, see above).
+	mu          lockorder.Mutex
 	state       connState
 	policy      Policy
 	peerType    uint8 // 0 = unknown yet
@@ -117,11 +137,7 @@ type Connection struct {
 	directErr   error
 	ackArmed    bool // an ack timer of this generation is pending
 	ackDue      bool // the ack timer is running: send a bare ACK now
-	kicked      bool // a write kick is queued on the centre kickedOn
-	kickedOn    *netstack.EventCenter
-	kickFn      func()
 	dispatching bool
-	err         error
 	everReady   bool
 
 	// session
@@ -134,13 +150,11 @@ type Connection struct {
 	peerFeatures               uint64
 	globalID                   uint64
 	backoff                    time.Duration
-	outQ                       outQueue
-	resend                     []*Message // requeued sent messages, before outQ
+	resend                     []*Message // requeued sent messages, before sh.outQ
 	sent                       []*Message // written, not yet acked (lossless)
-	keepalive                  bool
 	lastKeepaliveAck           time.Time
 
-	// read side (owner goroutine)
+	// read side
 	rbuf          []byte
 	rstart, rend  int
 	havePre       bool
@@ -153,9 +167,9 @@ type Connection struct {
 	readSinceTick bool
 	idleFor       time.Duration
 
-	// write side (owner goroutine). The pending output is wbuf, then wext
-	// (a big message's data segment, sent by reference), then
-	// wtail[:wtailN] (that frame's epilogue); wpos counts bytes of it sent.
+	// write side. The pending output is wbuf, then wext (a big message's
+	// data segment, sent by reference), then wtail[:wtailN] (that frame's
+	// epilogue); wpos counts bytes of it sent.
 	wbuf           []byte
 	wext           []byte
 	wtail          [msgr2.EpilogueLen]byte
@@ -165,50 +179,131 @@ type Connection struct {
 	wroteSinceTick bool // a message or KEEPALIVE2 was sent (acks do not count)
 	quietFor       time.Duration
 
-	tick     time.Duration
-	handler  netstack.FileHandler
-	cbuf     []byte   // control frame payload scratch
-	post     []dqItem // deliveries to run after unlocking
-	spare    []dqItem
-	closedCh chan struct{}
+	tick    time.Duration
+	handler netstack.FileHandler
+	cbuf    []byte   // control frame payload scratch
+	post    []dqItem // deliveries to run after unlocking
+	spare   []dqItem
+}
+
+// connShared is what application goroutines and the centre both touch.
+type connShared struct {
+	mu        lockorder.Mutex
+	outQ      outQueue
+	err       error // what closed or last faulted the connection
+	closed    bool
+	keepalive bool // a KEEPALIVE2 is wanted
+	// The wake flag: a write kick is queued on kickedOn (at most one at a
+	// time, so a burst of sends costs the centre one wake-up).
+	kicked   bool
+	kickedOn *netstack.EventCenter
+	center   *netstack.EventCenter // the centre driving the connection now
+	// What the getters report, published by the centre at each state change.
+	ready     bool
+	lossy     bool
+	peerName  EntityName
+	peerAddrs msgr2.AddrVec
 }
 
 func newConnection(m *Messenger, outgoing bool, w netstack.Worker) *Connection {
 	c := &Connection{msgr: m, outgoing: outgoing, worker: w, center: w.Center(), fd: -1,
 		iov: make([][]byte, 1), closedCh: make(chan struct{})}
+	c.initLocks()
 	c.tick = m.tickPeriod()
 	return c
 }
+
+// initLocks gives the connection's locks their classes and the shared part
+// its centre (before the connection is shared).
+func (c *Connection) initLocks() {
+	c.mu.Init(&connClass)
+	c.sh.mu.Init(&connSharedClass)
+	c.sh.center = c.center
+	c.kickFn = c.writeKick
+}
+
+// setStateLocked moves the session to s (owner goroutine) and publishes
+// what the getters report.
+func (c *Connection) setStateLocked(s connState) {
+	c.state = s
+	c.sh.mu.Lock()
+	c.sh.ready = s == stReady
+	c.sh.lossy = c.policy.Lossy
+	c.sh.peerName = c.peerName
+	c.sh.peerAddrs = c.peerAddrs
+	c.sh.mu.Unlock()
+}
+
+// setErrLocked records the connection's error (owner goroutine); keep
+// leaves an earlier one in place.
+func (c *Connection) setErrLocked(err error, keep bool) {
+	c.sh.mu.Lock()
+	if !keep || c.sh.err == nil {
+		c.sh.err = err
+	}
+	c.sh.mu.Unlock()
+}
+
+// ---------------------------------------------------------------- public API
 
 // SendMessage queues m on this connection (highest priority first, FIFO
 // within a priority). It never blocks. On a closed connection the message is
 // dropped and the connection's error returned.
 func (c *Connection) SendMessage(m *Message) error {
-	c.mu.Lock()
-	if c.state == stClosed {
-		err := c.err
-		c.mu.Unlock()
+	if c.mu.TryLock() {
+		// Nobody drives the connection at this moment: the message may go
+		// out from this goroutine at once.
+		err := c.queueLocked(m)
 		if err == nil {
-			err = ErrMarkedDown
+			if c.canWriteDirectLocked() {
+				c.writeDirectLocked()
+			} else {
+				c.kickLocked()
+			}
 		}
+		c.mu.Unlock()
 		return err
 	}
-	c.outQ.push(m)
-	if c.canWriteDirectLocked() {
-		c.writeDirectLocked()
-	} else {
-		c.kickLocked()
+	// The centre (or another sender) holds the connection: queue and make
+	// sure the centre looks at the queue afterwards.
+	c.sh.mu.Lock()
+	if c.sh.closed {
+		err := c.closedErrShLocked()
+		c.sh.mu.Unlock()
+		return err
 	}
-	c.mu.Unlock()
+	c.sh.outQ.push(m)
+	center := c.wakeShLocked()
+	c.sh.mu.Unlock()
+	c.dispatchKick(center)
 	return nil
+}
+
+// queueLocked puts m on the out queue unless the connection is closed.
+func (c *Connection) queueLocked(m *Message) error {
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	if c.sh.closed {
+		return c.closedErrShLocked()
+	}
+	c.sh.outQ.push(m)
+	return nil
+}
+
+func (c *Connection) closedErrShLocked() error {
+	if c.sh.err == nil {
+		return ErrMarkedDown
+	}
+	return c.sh.err
 }
 
 // SendKeepalive queues a KEEPALIVE2 frame.
 func (c *Connection) SendKeepalive() {
-	c.mu.Lock()
-	c.keepalive = true
-	c.kickLocked()
-	c.mu.Unlock()
+	c.sh.mu.Lock()
+	c.sh.keepalive = true
+	center := c.wakeShLocked()
+	c.sh.mu.Unlock()
+	c.dispatchKick(center)
 }
 
 // MarkDown closes the connection and discards its queues; no reset is
@@ -221,23 +316,23 @@ func (c *Connection) Closed() <-chan struct{} { return c.closedCh }
 // Err is the error that closed or last faulted the connection (nil while
 // healthy and never faulted).
 func (c *Connection) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return c.sh.err
 }
 
 // IsConnected reports whether the session is ready to carry messages now.
 func (c *Connection) IsConnected() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.state == stReady
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return c.sh.ready
 }
 
 // IsLossy reports the connection's current policy.
 func (c *Connection) IsLossy() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.policy.Lossy
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return c.sh.lossy
 }
 
 // Outgoing reports whether this side initiated the connection.
@@ -245,16 +340,16 @@ func (c *Connection) Outgoing() bool { return c.outgoing }
 
 // PeerName is the peer's entity name (known once the session is ready).
 func (c *Connection) PeerName() EntityName {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.peerName
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return c.sh.peerName
 }
 
 // PeerAddrs are the addresses the peer identified itself with.
 func (c *Connection) PeerAddrs() msgr2.AddrVec {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append(msgr2.AddrVec(nil), c.peerAddrs...)
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return append(msgr2.AddrVec(nil), c.sh.peerAddrs...)
 }
 
 // Target is the address an outgoing connection dials ("" for accepted ones).

@@ -55,7 +55,7 @@ func readyServerConn(t *testing.T, direct bool) (*Connection, *limitSock) {
 	c.sock, c.fd = sock, sock.FD()
 	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
 	got := feedLocked(c, fuzzFrames()[0], 4096)
-	require.Equal(t, stReady, c.state, "%v", c.err)
+	require.Equal(t, stReady, c.state, "%v", c.sh.err)
 	require.Len(t, got, 1)
 	c.mu.Unlock()
 	sock.out = nil // forget the handshake
@@ -90,7 +90,7 @@ func TestSendMessageWritesDirectlyWhenIdle(t *testing.T) {
 	require.Equal(t, uint64(1), hdrs[0].AckSeq, "the message carries the pending ack")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	require.False(t, c.kicked, "the centre was not needed")
+	require.False(t, c.sh.kicked, "the centre was not needed")
 	require.Zero(t, c.ackLeft)
 	require.Len(t, c.sent, 1, "kept until acked (lossless)")
 	require.Equal(t, stReady, c.state)
@@ -121,13 +121,13 @@ func TestSendMessageFallsBackToCentre(t *testing.T) {
 			require.Equal(t, sends, sock.sends, "the second message waits behind the first")
 			require.Equal(t, tc.sent, len(sock.out))
 			c.mu.Lock()
-			require.True(t, c.kicked, "the centre takes over")
+			require.True(t, c.sh.kicked, "the centre takes over")
 			require.False(t, c.wantWrite, "writability is registered by the centre, not the caller")
 			require.Equal(t, stReady, c.state, "no fault on the caller's goroutine")
 			if tc.direct {
-				require.Equal(t, 1, c.outQ.len(), "the first was encoded, the second queued")
+				require.Equal(t, 1, c.sh.outQ.len(), "the first was encoded, the second queued")
 			} else {
-				require.Equal(t, 2, c.outQ.len())
+				require.Equal(t, 2, c.sh.outQ.len())
 			}
 			c.mu.Unlock()
 
@@ -139,7 +139,7 @@ func TestSendMessageFallsBackToCentre(t *testing.T) {
 			defer c.mu.Unlock()
 			if tc.err != nil {
 				require.NotEqual(t, stReady, c.state)
-				require.True(t, errors.Is(c.err, tc.err), "%v", c.err)
+				require.True(t, errors.Is(c.sh.err, tc.err), "%v", c.sh.err)
 				return
 			}
 			require.Equal(t, stReady, c.state)
@@ -150,7 +150,7 @@ func TestSendMessageFallsBackToCentre(t *testing.T) {
 			require.Equal(t, uint64(2), hdrs[1].Seq)
 			require.Equal(t, uint64(1), hdrs[0].AckSeq)
 			require.Zero(t, c.wlenLocked()-c.wpos, "everything flushed")
-			require.Zero(t, c.outQ.len())
+			require.Zero(t, c.sh.outQ.len())
 		})
 	}
 }

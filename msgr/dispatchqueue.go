@@ -1,6 +1,6 @@
 package msgr
 
-import "sync"
+import "github.com/asyncmsgr/asyncmsgr/internal/lockorder"
 
 type dqKind uint8
 
@@ -27,7 +27,7 @@ type dqItem struct {
 // per connection and priority. It never blocks the enqueuer.
 type DispatchQueue struct {
 	msgr    *Messenger
-	mu      sync.Mutex
+	mu      lockorder.Mutex
 	q       []dqItem
 	spare   []dqItem
 	pq      *prioDispatch // non-nil in priority mode
@@ -38,7 +38,9 @@ type DispatchQueue struct {
 }
 
 func newDispatchQueue(m *Messenger) *DispatchQueue {
-	return &DispatchQueue{msgr: m, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	d := &DispatchQueue{msgr: m, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	d.mu.Init(&dqClass)
+	return d
 }
 
 func (d *DispatchQueue) start() {
@@ -113,6 +115,7 @@ func (d *DispatchQueue) run() {
 }
 
 func (d *DispatchQueue) deliver(it *dqItem) {
+	lockorder.AssertNone("a dispatcher callback")
 	ds := d.msgr.dispatchers()
 	switch it.kind {
 	case dqMessage:

@@ -11,25 +11,23 @@
 //
 // Threading: every Connection is driven by exactly one EventCenter goroutine
 // at a time (its worker's; a lossless server session adopting a reconnected
-// socket moves to that socket's worker). Its state is guarded by
-// Connection.mu so that application goroutines (SendMessage, MarkDown,
-// Stats) can queue work and wake the centre with DispatchExternal. One
-// exception, as in Ceph: SendMessage on an idle ready session whose socket
-// allows it (netstack.AnyGoroutineSender) writes the frames itself, under
-// Connection.mu, and hands over to the centre when the socket would block
-// or fails; it never touches the centre's file or time events. Received
-// messages are acked by the next message sent; a bare ACK follows only
-// after a short delay (or a batch). Data segments of 16 KiB or more are sent
-// by reference, not copied, so a Message must stay unmodified until acked
-// (lossless) or written (lossy). Dials run on helper goroutines and hand the socket
-// back to the centre. Dispatcher callbacks run with no messenger lock held:
-// fast dispatch on the centre goroutine, the rest on the DispatchQueue
-// goroutine.
-//
-// Lock order: Connection.mu of a new (accepting) connection, then
-// Connection.mu of the existing session it reconnects to or replaces, then
-// Messenger.mu, then DispatchQueue.mu. Messenger.mu is never held while
-// taking a Connection's lock.
+// socket moves to that socket's worker), which owns the session state;
+// Connection.mu is that ownership's token. Application goroutines touch only
+// a small shared part under its own mutex (the out queue, the error, the
+// wake flag, what the getters report): SendMessage queues there and wakes the
+// centre with DispatchExternal, coalesced by the wake flag. One exception, as
+// in Ceph: SendMessage on an idle ready session whose socket allows it
+// (netstack.AnyGoroutineSender) borrows the token without waiting (TryLock),
+// writes the frames itself and hands over to the centre when the socket
+// would block or fails; it never touches the centre's file or time events.
+// Received messages are acked by the next message sent; a bare ACK follows
+// only after a short delay (or a batch). Data segments of 16 KiB or more are
+// sent by reference, not copied, so a Message must stay unmodified until
+// acked (lossless) or written (lossy). Dials run on helper goroutines and
+// hand the socket back to the centre. Dispatcher callbacks run with no
+// messenger lock held: fast dispatch on the centre goroutine, the rest on
+// the DispatchQueue goroutine. The lock order is written once, in
+// lockorder.go, and checked by the tests.
 //
 // Known limits: auth method none and crc mode only (no cephx, no secure
 // mode, no compression); connection races (both peers dialling each other)

@@ -95,6 +95,7 @@ func FuzzConnectionInput(f *testing.F) {
 		defer center.Stop()
 		c := &Connection{msgr: m, outgoing: outgoing, center: center, fd: -1, iov: make([][]byte, 1),
 			closedCh: make(chan struct{}), target: "127.0.0.1:6800"}
+		c.initLocks()
 		if outgoing {
 			c.peerType = EntityTypeClient
 		}
@@ -103,7 +104,7 @@ func FuzzConnectionInput(f *testing.F) {
 		defer c.mu.Unlock()
 		c.sock, c.fd = sock, sock.FD()
 		feedLocked(c, data, chunk)
-		if c.sock == nil && c.err == nil {
+		if c.sock == nil && c.sh.err == nil {
 			t.Fatalf("socket dropped without an error (state %s)", c.state)
 		}
 	})
@@ -150,6 +151,7 @@ func newScriptConn(t *testing.T, outgoing bool) (*Connection, *fakeSock) {
 	t.Cleanup(func() { _ = center.Stop() })
 	c := &Connection{msgr: m, outgoing: outgoing, center: center, fd: -1, iov: make([][]byte, 1),
 		closedCh: make(chan struct{}), target: "127.0.0.1:6800"}
+	c.initLocks()
 	sock := &fakeSock{}
 	c.sock, c.fd = sock, sock.FD()
 	return c, sock
@@ -163,7 +165,7 @@ func TestScriptedServerSession(t *testing.T) {
 		c.wbuf = msgr2.AppendBanner(c.wbuf, msgr2.FeatureRevision1, 0) // as attachLocked does
 		c.flushLocked(false)
 		got := feedLocked(c, fuzzFrames()[0], chunk)
-		require.Equal(t, stReady, c.state, "chunk %d: %v", chunk, c.err)
+		require.Equal(t, stReady, c.state, "chunk %d: %v", chunk, c.sh.err)
 		require.Len(t, got, 1, "the second MESSAGE repeats seq 1 and is dropped")
 		require.Equal(t, []byte("front"), got[0].Front)
 		require.Equal(t, []byte("data"), got[0].Data)
@@ -218,7 +220,7 @@ func TestScriptedClientSession(t *testing.T) {
 	c.wbuf = msgr2.AppendBanner(c.wbuf, msgr2.FeatureRevision1, 0) // as attachLocked does
 	c.flushLocked(false)
 	got := feedLocked(c, fuzzFrames()[2], 3)
-	require.Equal(t, stReady, c.state, "%v", c.err)
+	require.Equal(t, stReady, c.state, "%v", c.sh.err)
 	require.Len(t, got, 1)
 	require.Equal(t, uint64(3), c.serverCookie)
 	require.Equal(t, uint64(5), c.globalID)
@@ -261,7 +263,7 @@ func TestScriptedReconnectUnknownSessionIsReset(t *testing.T) {
 	defer c.mu.Unlock()
 	before := 0
 	feedLocked(c, fuzzFrames()[1], 4096)
-	require.Equal(t, stSession, c.state, "waits for CLIENT_IDENT after SESSION_RESET: %v", c.err)
+	require.Equal(t, stSession, c.state, "waits for CLIENT_IDENT after SESSION_RESET: %v", c.sh.err)
 	require.Greater(t, sock.sent, before)
 }
 
@@ -271,7 +273,7 @@ func TestScriptedMessageBeforeHandshake(t *testing.T) {
 	defer c.mu.Unlock()
 	feedLocked(c, fuzzFrames()[4], 4096)
 	require.Equal(t, stClosed, c.state)
-	require.ErrorContains(t, c.err, "unexpected MESSAGE frame in state hello")
+	require.ErrorContains(t, c.sh.err, "unexpected MESSAGE frame in state hello")
 }
 
 // A frame larger than the kept read buffer is handed to its message without
@@ -302,7 +304,7 @@ func TestScriptedBigFrameDonatesBuffer(t *testing.T) {
 			stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 3}, []byte("after"), nil, []byte("tail"))
 			stream = msgr2.AppendMessageFrame(stream, &msgr2.MsgHeader2{Seq: 4}, nil, nil, big[:tc.size/2])
 			got := feedLocked(c, stream, tc.chunk)
-			require.Equal(t, stReady, c.state, "%v", c.err)
+			require.Equal(t, stReady, c.state, "%v", c.sh.err)
 			require.Len(t, got, 4)
 			require.Equal(t, []byte("big"), got[1].Front)
 			require.Equal(t, big, got[1].Data)

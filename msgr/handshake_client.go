@@ -43,7 +43,7 @@ func (c *Connection) handleAuthDoneLocked(b []byte) {
 	c.globalID = d.GlobalID
 	c.msgr.learnGlobalID(d.GlobalID)
 	c.appendFrameLocked(msgr2.TagAuthSignature, zeroSig[:])
-	c.state = stAuthSign
+	c.setStateLocked(stAuthSign)
 	c.flushLocked(false)
 }
 
@@ -64,7 +64,7 @@ func (c *Connection) sendClientIdentLocked() {
 		GID: c.msgr.name.Num, GlobalSeq: c.globalSeq, SupportedFeatures: sup,
 		RequiredFeatures: req, Flags: flags, Cookie: c.clientCookie}
 	c.appendFrameLocked(msgr2.TagClientIdent, id.Marshal(c.cbuf[:0]))
-	c.state = stSession
+	c.setStateLocked(stSession)
 	c.flushLocked(false)
 }
 
@@ -72,7 +72,7 @@ func (c *Connection) sendReconnectLocked() {
 	r := msgr2.SessionReconnect{Addrs: c.myAddrsLocked(), ClientCookie: c.clientCookie,
 		ServerCookie: c.serverCookie, GlobalSeq: c.globalSeq, ConnectSeq: c.connectSeq, MsgSeq: c.inSeq}
 	c.appendFrameLocked(msgr2.TagSessionReconnect, r.Marshal(c.cbuf[:0]))
-	c.state = stSession
+	c.setStateLocked(stSession)
 	c.flushLocked(false)
 }
 

@@ -62,7 +62,7 @@ func (c *Connection) handleAuthRequestLocked(b []byte) {
 	done := msgr2.AuthDone{GlobalID: gid, ConMode: conModeCRC}
 	c.appendFrameLocked(msgr2.TagAuthDone, done.Marshal(c.cbuf[:0]))
 	c.appendFrameLocked(msgr2.TagAuthSignature, zeroSig[:])
-	c.state = stAuthSign
+	c.setStateLocked(stAuthSign)
 	c.flushLocked(false)
 }
 
@@ -226,7 +226,7 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 	e.sock = nil
 	e.gen++
 	e.ackArmed = false
-	e.state = stReplacing
+	e.setStateLocked(stReplacing)
 	g := e.gen
 	e.mu.Unlock()
 
@@ -238,6 +238,9 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 			return
 		}
 		e.worker, e.center = w, w.Center()
+		e.sh.mu.Lock()
+		e.sh.center = e.center
+		e.sh.mu.Unlock()
 		e.stats.reconnects.Add(1)
 		if e.attachAdoptedLocked(sock, leftover) {
 			finish()

@@ -17,7 +17,7 @@ import (
 // startConnectLocked dials the target on a helper goroutine; the socket is
 // handed back to the owner centre.
 func (c *Connection) startConnectLocked() {
-	c.state = stConnecting
+	c.setStateLocked(stConnecting)
 	c.gen++
 	c.ackArmed = false
 	g := c.gen
@@ -91,7 +91,7 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	if c.tick > 0 {
 		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
 	}
-	c.state = stBanner
+	c.setStateLocked(stBanner)
 	if c.outgoing {
 		c.globalSeq = c.msgr.nextGlobalSeq(0)
 	}
@@ -191,7 +191,9 @@ func (c *Connection) onTick(g uint64) {
 		c.wroteSinceTick = false
 		if c.quietFor >= cfg.KeepaliveInterval {
 			c.quietFor = 0
-			c.keepalive = true
+			c.sh.mu.Lock()
+			c.sh.keepalive = true
+			c.sh.mu.Unlock()
 			c.writeReadyLocked()
 		}
 	}
@@ -208,7 +210,7 @@ func (c *Connection) faultLocked(err error) {
 	if c.state == stClosed {
 		return
 	}
-	c.err = err
+	c.setErrLocked(err, false)
 	c.stats.faults.Add(1)
 	c.msgr.logf("%v: fault in state %s: %v", c, c.state, err)
 	wasConnecting := c.state.handshaking() || c.state == stConnecting
@@ -219,7 +221,7 @@ func (c *Connection) faultLocked(err error) {
 	}
 	c.requeueSentLocked()
 	if !c.outgoing || c.policy.Server {
-		c.state = stStandby
+		c.setStateLocked(stStandby)
 		return
 	}
 	if wasConnecting {
@@ -239,15 +241,15 @@ func (c *Connection) faultLocked(err error) {
 		c.backoff = 0
 		c.connectSeq++
 	}
-	if c.policy.Standby && c.outQ.len() == 0 && len(c.resend) == 0 && !c.keepalive {
-		c.state = stStandby
+	if c.policy.Standby && len(c.resend) == 0 && !c.workQueuedLocked() {
+		c.setStateLocked(stStandby)
 		return
 	}
 	c.scheduleReconnectLocked(c.backoff)
 }
 
 func (c *Connection) scheduleReconnectLocked(after time.Duration) {
-	c.state = stBackoff
+	c.setStateLocked(stBackoff)
 	c.stats.reconnects.Add(1)
 	g := c.gen
 	if after <= 0 {
@@ -274,10 +276,13 @@ func (c *Connection) closeLocked(err error, report bool) {
 	}
 	c.gen++
 	c.ackArmed = false
-	c.state = stClosed
-	if c.err == nil {
-		c.err = err
+	c.sh.mu.Lock()
+	c.sh.closed = true
+	if c.sh.err == nil {
+		c.sh.err = err
 	}
+	c.sh.mu.Unlock()
+	c.setStateLocked(stClosed)
 	c.discardQueuesLocked()
 	close(c.closedCh)
 	c.msgr.unregister(c)
@@ -287,7 +292,9 @@ func (c *Connection) closeLocked(err error, report bool) {
 }
 
 func (c *Connection) discardQueuesLocked() {
-	c.outQ.clear()
+	c.sh.mu.Lock()
+	c.sh.outQ.clear()
+	c.sh.mu.Unlock()
 	clear(c.resend)
 	c.resend = c.resend[:0]
 	clear(c.sent)
@@ -367,7 +374,7 @@ func (c *Connection) unlockAndDeliver() {
 		c.mu.Lock()
 		c.spare = items[:0]
 		c.dispatching = false
-		if c.state == stReady && (c.outQ.len() > 0 || len(c.resend) > 0 || c.ackLeft > 0 || c.keepalive) && c.sock != nil {
+		if c.state == stReady && c.sock != nil && (len(c.resend) > 0 || c.ackLeft > 0 || c.workQueuedLocked()) {
 			if c.center == center {
 				c.writeReadyLocked()
 			} else {
@@ -391,4 +398,12 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// workQueuedLocked reports whether the shared part holds work for the
+// socket: queued messages or a keepalive request.
+func (c *Connection) workQueuedLocked() bool {
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return c.sh.outQ.len() > 0 || c.sh.keepalive
 }

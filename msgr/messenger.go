@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/internal/lockorder"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
@@ -60,7 +61,7 @@ type Messenger struct {
 	myAddrsV     atomic.Pointer[msgr2.AddrVec]
 	gid          atomic.Uint64
 
-	mu            sync.Mutex
+	mu            lockorder.Mutex
 	listener      netstack.ServerSocket
 	lworker       netstack.Worker
 	conns         map[string]*Connection   // outgoing, by dial address
@@ -80,7 +81,7 @@ type Messenger struct {
 
 // dialGroup counts dial goroutines and refuses new ones after close.
 type dialGroup struct {
-	mu     sync.Mutex
+	mu     lockorder.Mutex
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -122,6 +123,8 @@ func New(cfg *config.Config, name EntityName, opts ...Option) (*Messenger, error
 	}
 	m := &Messenger{cfg: cfg, name: name, conns: map[string]*Connection{}, peers: map[peerID]*Connection{},
 		all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}, done: make(chan struct{})}
+	m.mu.Init(&messengerClass)
+	m.dialing.mu.Init(&dialGroupClass)
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	m.nonce = binary.LittleEndian.Uint32(b[:]) | 1
@@ -246,6 +249,7 @@ func (m *Messenger) dispatchers() []Dispatcher { return *m.dispatchersV.Load() }
 
 // fastDispatch runs msg through the first fast dispatcher that accepts it.
 func (m *Messenger) fastDispatch(msg *Message) bool {
+	lockorder.AssertNone("a fast dispatcher")
 	for _, f := range *m.fastV.Load() {
 		if f.CanFastDispatch(msg) {
 			f.FastDispatch(msg)

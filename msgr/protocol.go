@@ -195,7 +195,7 @@ func (c *Connection) handleBannerLocked(b []byte) {
 		c.protoErr("peer requires msgr2 features %#x we do not support", required&^msgr2.FeatureRevision1)
 		return
 	}
-	c.state = stHello
+	c.setStateLocked(stHello)
 	hello := msgr2.Hello{EntityType: c.msgr.name.Type, PeerAddr: c.peerSockAddrLocked()}
 	c.appendFrameLocked(msgr2.TagHello, hello.Marshal(c.cbuf[:0]))
 	c.flushLocked(false)
@@ -221,7 +221,7 @@ func (c *Connection) handleHelloLocked(b []byte) {
 			c.peerType = h.EntityType
 			c.policy = c.msgr.policyFor(h.EntityType)
 		}
-		c.state = stAuth
+		c.setStateLocked(stAuth)
 		req := msgr2.AuthRequest{Method: authMethodNone, PreferredModes: []uint32{conModeCRC},
 			AuthPayload: c.authPayloadLocked()}
 		c.appendFrameLocked(msgr2.TagAuthRequest, req.Marshal(c.cbuf[:0]))
@@ -230,7 +230,7 @@ func (c *Connection) handleHelloLocked(b []byte) {
 	}
 	c.peerType = h.EntityType
 	c.policy = c.msgr.policyFor(h.EntityType)
-	c.state = stAuth
+	c.setStateLocked(stAuth)
 }
 
 func (c *Connection) handleAuthSignatureLocked(b []byte) {
@@ -240,7 +240,7 @@ func (c *Connection) handleAuthSignatureLocked(b []byte) {
 		c.protoErr("pre-auth signature mismatch (%d bytes, want %d zero bytes for auth none)", len(b), sigLen)
 		return
 	}
-	c.state = stSession
+	c.setStateLocked(stSession)
 	if !c.outgoing {
 		return
 	}

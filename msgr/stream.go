@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
 func (c *Connection) readyLocked(kind dqKind) {
-	c.state = stReady
+	c.setStateLocked(stReady)
 	c.everReady = true
 	c.post = append(c.post, dqItem{kind: kind, c: c})
 	c.writeReadyLocked()
@@ -44,54 +45,75 @@ func (c *Connection) writeDirectLocked() {
 	}
 }
 
-// kickLocked makes the owner goroutine write if the session can.
+// kickLocked makes the owner goroutine write if the session can (or, for
+// a lossless client idle in standby, reconnect now that there is work).
 func (c *Connection) kickLocked() {
 	switch c.state {
 	case stReady:
-		if c.kicked || c.dispatching {
+		if c.dispatching {
 			return // the centre will look at the queue anyway
 		}
-		c.kicked = true
-		c.kickedOn = c.center
-		if c.kickFn == nil {
-			c.kickFn = c.writeKick
-		}
-		if err := c.center.DispatchExternal(c.kickFn); err != nil {
-			c.kicked = false
-		}
 	case stStandby:
-		if c.outgoing && !c.policy.Server {
-			// lossless client idle in standby: reconnect now that there is work
-			g := c.gen
-			if err := c.center.DispatchExternal(func() {
-				c.mu.Lock()
-				if c.gen == g && c.state == stStandby {
-					c.startConnectLocked()
-				}
-				c.mu.Unlock()
-			}); err != nil {
-				return
-			}
+		if !c.outgoing || c.policy.Server {
+			return
 		}
+	default:
+		return // readyLocked writes what is queued
+	}
+	c.sh.mu.Lock()
+	center := c.wakeShLocked()
+	c.sh.mu.Unlock()
+	c.dispatchKick(center)
+}
+
+// wakeShLocked raises the wake flag (c.sh.mu held) and returns the centre
+// to queue the kick on, or nil when one is queued already.
+func (c *Connection) wakeShLocked() *netstack.EventCenter {
+	if c.sh.kicked {
+		return nil
+	}
+	c.sh.kicked = true
+	c.sh.kickedOn = c.sh.center
+	return c.sh.center
+}
+
+// dispatchKick queues writeKick on center (nil: nothing to do); no lock of
+// the connection is needed.
+func (c *Connection) dispatchKick(center *netstack.EventCenter) {
+	if center == nil {
+		return
+	}
+	if err := center.DispatchExternal(c.kickFn); err != nil {
+		c.sh.mu.Lock()
+		c.sh.kicked = false
+		c.sh.mu.Unlock()
 	}
 }
 
-// writeKick runs on the centre the kick was queued to (kickedOn).
+// writeKick runs on the centre the kick was queued to (kickedOn). The wake
+// flag is lowered before the queue is looked at, so a message queued after
+// that raises it again and is not left behind.
 func (c *Connection) writeKick() {
 	c.mu.Lock()
-	c.kicked = false
+	c.sh.mu.Lock()
+	c.sh.kicked = false
+	on := c.sh.kickedOn
+	c.sh.mu.Unlock()
 	if err := c.directErr; err != nil {
 		c.directErr = nil
-		if c.center == c.kickedOn && c.sock != nil {
+		if c.center == on && c.sock != nil {
 			c.faultLocked(fmt.Errorf("msgr: send in state %s: %w", c.state, err))
 		}
 	}
-	if c.center == c.kickedOn && c.state == stReady {
-		c.writeReadyLocked()
-	} else if c.state == stReady {
+	switch {
+	case c.center != on:
 		// The session moved to another socket (maybe another centre) since
 		// this kick was queued: kick again where it lives now.
 		c.kickLocked()
+	case c.state == stReady:
+		c.writeReadyLocked()
+	case c.state == stStandby && c.outgoing && !c.policy.Server:
+		c.startConnectLocked()
 	}
 	c.unlockAndDeliver()
 }
@@ -188,7 +210,15 @@ func (c *Connection) handleAckLocked(seq uint64) {
 }
 
 func (c *Connection) moreQueuedLocked() bool {
-	return c.state == stReady && (c.outQ.len() > 0 || len(c.resend) > 0)
+	if c.state != stReady {
+		return false
+	}
+	if len(c.resend) > 0 {
+		return true
+	}
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	return c.sh.outQ.len() > 0
 }
 
 // writeReadyLocked encodes queued frames in batches and sends them until the
@@ -201,8 +231,12 @@ func (c *Connection) writeReadyLocked() {
 			}
 		}
 		c.resetWriteLocked()
-		if c.keepalive {
-			c.keepalive = false
+		// The batch is taken from the shared queue under its lock (Ceph's
+		// write_lock); senders queueing meanwhile wait for no longer than
+		// the encoding of one batch.
+		c.sh.mu.Lock()
+		if c.sh.keepalive {
+			c.sh.keepalive = false
 			k := msgr2.Keepalive2{Timestamp: time.Now()}
 			c.appendFrameLocked(msgr2.TagKeepalive2, k.Marshal(c.cbuf[:0]))
 			c.stats.kaSent.Add(1)
@@ -215,7 +249,7 @@ func (c *Connection) writeReadyLocked() {
 				m = c.resend[0]
 				c.resend[0] = nil
 				c.resend = c.resend[1:]
-			} else if m = c.outQ.pop(); m == nil {
+			} else if m = c.sh.outQ.pop(); m == nil {
 				break
 			}
 			c.outSeq++
@@ -242,6 +276,8 @@ func (c *Connection) writeReadyLocked() {
 				break
 			}
 		}
+		more := len(c.resend) > 0 || c.sh.outQ.len() > 0
+		c.sh.mu.Unlock()
 		if wrote {
 			c.ackLeft = 0
 		} else if c.ackLeft > 0 {
@@ -258,7 +294,7 @@ func (c *Connection) writeReadyLocked() {
 		if c.wlenLocked() == 0 {
 			return
 		}
-		if !c.flushLocked(c.moreQueuedLocked()) {
+		if !c.flushLocked(more) {
 			return
 		}
 	}

@@ -7,8 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/lockorder"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 )
+
+// The suite runs with msgr's lock-order checker on (msgr/lockorder.go).
+func init() { lockorder.Enable() }
 
 func TestPosix(t *testing.T) { Run(t, "posix") }
 

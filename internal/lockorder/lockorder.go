@@ -47,8 +47,18 @@ var (
 	held    = map[uint64][]*Mutex{}
 )
 
-// Enable turns checking on for the rest of the process (tests only).
-func Enable() { enabled.Store(true) }
+// Enable turns checking on (tests only), forgetting what an earlier
+// enabled period recorded.
+func Enable() {
+	regMu.Lock()
+	clear(held)
+	regMu.Unlock()
+	enabled.Store(true)
+}
+
+// Disable turns checking off again (benchmarks in the same binary must not
+// pay for it).
+func Disable() { enabled.Store(false) }
 
 // Enabled reports whether checking is on.
 func Enabled() bool { return enabled.Load() }

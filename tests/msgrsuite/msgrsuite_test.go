@@ -11,10 +11,13 @@ import (
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 )
 
-// The suite runs with msgr's lock-order checker on (msgr/lockorder.go).
-func init() { lockorder.Enable() }
-
-func TestPosix(t *testing.T) { Run(t, "posix") }
+// The suite runs with msgr's lock-order checker on (msgr/lockorder.go); the
+// benchmarks without.
+func TestPosix(t *testing.T) {
+	lockorder.Enable()
+	t.Cleanup(lockorder.Disable)
+	Run(t, "posix")
+}
 
 func BenchmarkMessengerLatency2B(b *testing.B)           { BenchLatency(b, "posix", 2) }
 func BenchmarkMessengerLatency2BInLoop(b *testing.B)     { BenchLatencyInLoop(b, "posix", 2) }

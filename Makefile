@@ -16,8 +16,9 @@ deps:
 build: deps
 	go build ./...
 
-# demo is the main job: a verbs ping-pong over a real rxe device (in the VM
-# when the host has none).
+# demo is the main job: rdmaperf and C perftest side by side on a real rxe
+# device (in the VM when the host has none). demo and bench share their
+# driver, cmd/rdmabench.
 demo: deps
 	soft-roce/demo.sh
 
@@ -33,6 +34,8 @@ test-rdma: deps test-deps
 test-deps:
 	@. soft-roce/deps.sh && ensure_test_deps
 
+# bench rewrites BENCHMARKS.md and BENCHMARKS.png (BENCH_REPS, BENCH_SIZES,
+# BENCH_QUICK: see soft-roce/bench.sh).
 bench: deps
 	soft-roce/bench.sh
 

@@ -3,6 +3,7 @@ package mempool
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -35,6 +36,9 @@ type Options struct {
 	HugePages bool
 	// Access is the MR access (default local write).
 	Access verbs.Access
+	// Logger receives the huge-page fallback warning: the messenger's
+	// configured logger (config.Config.Log()); nil is slog.Default().
+	Logger *slog.Logger
 }
 
 // Stats is a snapshot of a pool's counters.
@@ -98,6 +102,7 @@ type Pool struct {
 	access    verbs.Access
 	huge      bool
 	name      string
+	log       *slog.Logger
 
 	mu     sync.Mutex
 	free   []uint32
@@ -159,7 +164,7 @@ func newPool(pd *verbs.PD, opts Options, name string) *Pool {
 	if acc == 0 {
 		acc = verbs.AccessLocalWrite
 	}
-	return &Pool{pd: pd, chunkSize: opts.ChunkSize, access: acc, huge: opts.HugePages, name: name}
+	return &Pool{pd: pd, chunkSize: opts.ChunkSize, access: acc, huge: opts.HugePages, name: name, log: opts.Logger}
 }
 
 // regionSize is the memory a block of n chunks takes (whole huge pages when
@@ -186,7 +191,7 @@ func (p *Pool) grow() error {
 	}
 	// verbs.RegRegion maps (MAP_HUGETLB when asked for, falling back to
 	// normal pages with one log line) and registers the whole region.
-	reg, err := p.pd.RegRegion(n*p.chunkSize, p.access, p.huge)
+	reg, err := p.pd.RegRegion(n*p.chunkSize, p.access, p.huge, p.log)
 	if err != nil {
 		return fmt.Errorf("mempool: %s: register %d bytes: %w", p.name, n*p.chunkSize, err)
 	}

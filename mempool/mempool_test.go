@@ -1,27 +1,23 @@
 package mempool
 
 import (
-	"os"
 	"sync"
 	"testing"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/tests/hugetest"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
 func testPD(t *testing.T) *verbs.PD {
 	t.Helper()
-	dev := os.Getenv("RXE_DEV_A")
-	if dev == "" || !verbs.Supported {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no RDMA device (RXE_DEV_A unset, cgo=%v): run in soft-roce/vm-run.sh", verbs.Supported)
-		}
-		t.Skip("no RDMA device (RXE_DEV_A unset): run in soft-roce/vm-run.sh")
+	if !verbs.Supported {
+		testenv.Missing(t, "RDMA: built without cgo")
 	}
-	ctx, err := verbs.Open(dev)
+	ctx, err := verbs.Open(testenv.RequireRDMA(t).Name)
 	require.NoError(t, err)
 	pd, err := ctx.AllocPD()
 	require.NoError(t, err)

@@ -216,14 +216,21 @@ var closedNode = &node{closed: true}
 
 func (c *Context) usable(op string) error {
 	if c == nil || c.n.isClosed() {
-		return closedErr(op)
+		return goneErr(op)
+	}
+	return nil
+}
+
+func (p *PD) usable(op string) error {
+	if p == nil || p.n.isClosed() {
+		return goneErr(op)
 	}
 	return nil
 }
 
 func (id *CMID) usable(op string) error {
 	if id == nil || id.n.isClosed() {
-		return closedErr(op)
+		return goneErr(op)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
 // waitCM returns the next event on ch, which must be of type want.
@@ -116,8 +118,8 @@ func TestCMConnectAcceptDisconnect(t *testing.T) {
 	// In the VM's two-host mode, locally generated traffic for host A's
 	// address leaves through host B's device (it crosses the veth wire).
 	wantDev := name
-	if os.Getenv("RXE_TWO_HOST") == "1" && os.Getenv("RXE_DEV_B") != "" {
-		wantDev = os.Getenv("RXE_DEV_B")
+	if os.Getenv(testenv.EnvTwoHost) == "1" && os.Getenv(testenv.EnvDevB) != "" {
+		wantDev = os.Getenv(testenv.EnvDevB)
 	}
 	require.Equal(t, wantDev, cid.Context().Name())
 	require.Equal(t, 1, cid.Port())

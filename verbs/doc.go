@@ -43,8 +43,14 @@
 // performs the INIT/RTR/RTS transitions during Connect/Accept; PDs and CQs for
 // them must come from CMID.Context().
 //
-// Without cgo, or off Linux, the package builds with the same API and every
-// entry point returns ErrNotSupported (Supported is false).
+// Files by object: device.go (devices, contexts, ports, GIDs, async
+// events), mr.go (PD, Buffer, MR), hugepage.go (Region), cq.go (completion
+// channels, CQs), qp.go, srq.go, spin.go (PostSpin, PollSpin), cm.go
+// (rdma_cm), errors.go; node.go is the lifetime bookkeeping all of them share.
+//
+// Without cgo, or off Linux, the package builds from the same source against
+// cshim's no-cgo variant and every entry point returns ErrNotSupported
+// (Supported is false); only wait_*.go and rlimit_*.go differ by OS.
 //
 // This package must not: import "C" (only cshim does), run goroutines of its
 // own, keep policy (pools, dispatching, connection logic belong to mempool,

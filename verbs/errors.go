@@ -78,6 +78,9 @@ func opErr(op string, err error) error {
 		e.Kind = ErrNoDevice
 	case syscall.EOPNOTSUPP, syscall.ENOSYS:
 		e.Kind = ErrNotSupported
+		if !Supported {
+			return notSupported(op)
+		}
 	case syscall.EBUSY:
 		e.Kind = ErrBusy
 	}
@@ -90,6 +93,15 @@ func kindErr(op string, en syscall.Errno, kind error, detail string) error {
 
 func closedErr(op string) error {
 	return &Error{Op: op, Errno: syscall.EBADF, Kind: net.ErrClosed}
+}
+
+// goneErr is the error of an entry point called on a nil or closed object.
+// Without cgo no object can be made, so there the cause is the build.
+func goneErr(op string) error {
+	if !Supported {
+		return notSupported(op)
+	}
+	return closedErr(op)
 }
 
 func notSupported(op string) error {

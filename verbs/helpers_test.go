@@ -5,36 +5,20 @@ package verbs
 import (
 	"errors"
 	"math/rand/v2"
-	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
-// testDevice returns the RDMA device the tests use: $RXE_DEVICE or the first
-// one. Without a device the test is skipped, unless CI is set, where a
-// missing device is a failure. This is the only place that decides.
+// testDevice returns the RDMA device the tests use (RXE_DEV_A), or skips
+// (fails in CI) through testenv when there is none.
 func testDevice(t testing.TB) string {
 	t.Helper()
-	devs, err := Devices()
-	require.NoError(t, err)
-	want := os.Getenv("RXE_DEVICE")
-	for _, d := range devs {
-		if want == "" || d.Name == want {
-			return d.Name
-		}
-	}
-	msg := "no RDMA device (need an rdma_rxe device; run the tests in soft-roce/vm-run.sh)"
-	if want != "" {
-		msg = "RDMA device " + want + " (RXE_DEVICE) not found"
-	}
-	if os.Getenv("CI") == "" {
-		t.Skip(msg)
-	}
-	t.Fatal("CI: " + msg)
-	return ""
+	return testenv.RequireRDMA(t).Name
 }
 
 // env is one opened device with a PD, a send CQ, a receive CQ and one big MR.

@@ -3,6 +3,7 @@ package verbs
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,21 +26,13 @@ type Region struct {
 }
 
 // hugeFallbacks counts regions that asked for huge pages and got normal
-// pages; the first one in the process is logged at Warn, later ones at Debug.
+// pages; the first one in the process is logged at Warn, later ones at Debug
+// (one pool growing block by block would otherwise repeat the advice).
 var hugeFallbacks atomic.Uint64
 
 // HugeFallbacks is the number of regions, process-wide, that asked for huge
 // pages and were backed by normal pages instead.
 func HugeFallbacks() uint64 { return hugeFallbacks.Load() }
-
-// logHugeFallback reports one fallback (a variable so tests can see it).
-var logHugeFallback = func(first bool, msg string) {
-	if first {
-		slog.Warn(msg)
-	} else {
-		slog.Debug(msg)
-	}
-}
 
 // RegRegion maps size bytes of zeroed memory (an anonymous private mmap with
 // MAP_POPULATE) and registers all of it with access.
@@ -52,8 +45,9 @@ var logHugeFallback = func(first bool, msg string) {
 // vm.nr_hugepages=N`), and FallbackReason says why for every such region.
 //
 // A registration failure unmaps the memory and is returned (an
-// ErrMemlockTooLow error when RLIMIT_MEMLOCK is the cause).
-func (p *PD) RegRegion(size int, access Access, huge bool) (*Region, error) {
+// ErrMemlockTooLow error when RLIMIT_MEMLOCK is the cause). The fallback
+// is logged to log (nil: slog.Default()), the caller's configured logger.
+func (p *PD) RegRegion(size int, access Access, huge bool, log *slog.Logger) (*Region, error) {
 	if size <= 0 {
 		return nil, kindErr("mmap", syscall.EINVAL, nil, "size must be positive")
 	}
@@ -67,8 +61,14 @@ func (p *PD) RegRegion(size int, access Access, huge bool) (*Region, error) {
 			return nil, err // built without cgo: nothing to fall back to
 		} else {
 			r.fallback = hugeAdvice(size, err)
-			first := hugeFallbacks.Add(1) == 1
-			logHugeFallback(first, r.fallback.Error()+"; using normal pages")
+			level := slog.LevelDebug
+			if hugeFallbacks.Add(1) == 1 {
+				level = slog.LevelWarn
+			}
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Log(context.Background(), level, r.fallback.Error()+"; using normal pages")
 		}
 	}
 	if r.buf == nil {

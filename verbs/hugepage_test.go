@@ -3,6 +3,8 @@
 package verbs
 
 import (
+	"context"
+	"log/slog"
 	"syscall"
 	"testing"
 
@@ -100,7 +102,7 @@ func TestRegRegionHugePages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := reserveHugePages(t, tc.reserve).Free
 			require.Equal(t, tc.reserve, before)
-			r, err := e.pd.RegRegion(tc.size, AccessLocalWrite|AccessRemoteWrite, true)
+			r, err := e.pd.RegRegion(tc.size, AccessLocalWrite|AccessRemoteWrite, true, nil)
 			require.NoError(t, err)
 			require.True(t, r.Huge())
 			require.NoError(t, r.FallbackReason())
@@ -130,9 +132,7 @@ func TestRegRegionHugePages(t *testing.T) {
 func TestRegRegionHugeFallback(t *testing.T) {
 	e := newEnv(t)
 	var logged []string
-	old := logHugeFallback
-	logHugeFallback = func(first bool, msg string) { logged = append(logged, msg) }
-	t.Cleanup(func() { logHugeFallback = old })
+	log := slog.New(msgRecorder{&logged})
 	tests := []struct {
 		name    string
 		reserve int
@@ -147,7 +147,7 @@ func TestRegRegionHugeFallback(t *testing.T) {
 			reserveHugePages(t, tc.reserve)
 			logged = nil
 			fb := HugeFallbacks()
-			r, err := e.pd.RegRegion(tc.size, AccessLocalWrite, true)
+			r, err := e.pd.RegRegion(tc.size, AccessLocalWrite, true, log)
 			require.NoError(t, err)
 			defer func() { require.NoError(t, r.Close()) }()
 			require.False(t, r.Huge())
@@ -167,7 +167,7 @@ func TestRegRegionHugeFallback(t *testing.T) {
 	}
 	t.Run("normal pages asked for", func(t *testing.T) {
 		logged = nil
-		r, err := e.pd.RegRegion(5000, AccessLocalWrite, false)
+		r, err := e.pd.RegRegion(5000, AccessLocalWrite, false, log)
 		require.NoError(t, err)
 		require.False(t, r.Huge())
 		require.NoError(t, r.FallbackReason())
@@ -176,7 +176,7 @@ func TestRegRegionHugeFallback(t *testing.T) {
 		require.NoError(t, r.Close())
 	})
 	t.Run("bad size", func(t *testing.T) {
-		_, err := e.pd.RegRegion(0, AccessLocalWrite, true)
+		_, err := e.pd.RegRegion(0, AccessLocalWrite, true, nil)
 		require.ErrorIs(t, err, syscall.EINVAL)
 	})
 }
@@ -186,7 +186,7 @@ func TestRegRegionHugeFallback(t *testing.T) {
 func TestRegRegionHugeTraffic(t *testing.T) {
 	e := newEnv(t)
 	reserveHugePages(t, 2)
-	r, err := e.pd.RegRegion(2*HugePageSize, AccessLocalWrite|AccessRemoteWrite, true)
+	r, err := e.pd.RegRegion(2*HugePageSize, AccessLocalWrite|AccessRemoteWrite, true, nil)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, r.Close()) }()
 	require.True(t, r.Huge())
@@ -216,3 +216,14 @@ func TestRegRegionHugeTraffic(t *testing.T) {
 	require.Equal(t, r.Bytes()[off:off+n], e.mr.Bytes()[:n], "SEND gathered from huge pages")
 	require.ErrorIs(t, r.Buffer().Free(), ErrBusy, "the MR still covers it")
 }
+
+// msgRecorder is a slog handler that keeps the messages of every level.
+type msgRecorder struct{ msgs *[]string }
+
+func (h msgRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h msgRecorder) Handle(_ context.Context, r slog.Record) error {
+	*h.msgs = append(*h.msgs, r.Message)
+	return nil
+}
+func (h msgRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h msgRecorder) WithGroup(string) slog.Handler      { return h }

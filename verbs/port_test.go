@@ -4,7 +4,6 @@ package verbs
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -12,20 +11,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-)
 
-// needRoot is for tests that change the network: outside CI they are skipped
-// when not run as root, in CI they fail.
-func needRoot(t *testing.T, what string) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "" {
-		t.Skip("needs root to " + what)
-	}
-	t.Fatal("CI: needs root to " + what)
-}
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+)
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
@@ -38,7 +26,7 @@ func run(t *testing.T, args ...string) {
 // pair, so the other tests' device is untouched.
 func TestPortDownUpEvents(t *testing.T) {
 	testDevice(t)
-	needRoot(t, "create a veth pair and an rxe device")
+	testenv.RequireRoot(t, "create a veth pair and an rxe device")
 	const dev, nd, peer = "rxeporttest", "vporttest0", "vporttest1"
 	run(t, "ip", "link", "add", nd, "type", "veth", "peer", "name", peer)
 	defer exec.Command("ip", "link", "del", nd).Run()

@@ -21,5 +21,14 @@
 // add policy, bookkeeping or typed errors — that is package verbs' job. Only
 // package verbs should import it.
 //
-// Without cgo (or off Linux) this package is empty; verbs then provides stubs.
+// Files by object, as in package verbs: device.go (devices, attributes, GIDs,
+// async events), mr.go (PD, memory, MR), cq.go (completion channels, CQs,
+// WCArray and shim_spin), qp.go (WR batches, QPs), srq.go, cm.go (rdma_cm),
+// cgo.go (errno helpers, counters, names); types.go holds the plain Go
+// mirrors both variants share.
+//
+// Without cgo (or off Linux) nocgo.go is the whole package: the same
+// functions, each failing with EOPNOTSUPP (which verbs reports as
+// ErrNotSupported) and touching nothing, so that verbs declares its API
+// once, with no build tags of its own.
 package cshim

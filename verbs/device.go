@@ -27,26 +27,17 @@ func init() {
 
 // String is ibv_wc_status_str.
 func (s WCStatus) String() string {
-	if s >= 0 && int(s) < len(wcStatusNames) {
-		return wcStatusNames[s]
-	}
-	return fmt.Sprintf("WCStatus(%d)", int32(s))
+	return nameOf(wcStatusNames[:], s, "WCStatus")
 }
 
 // String is ibv_event_type_str.
 func (t EventType) String() string {
-	if t >= 0 && int(t) < len(eventNames) {
-		return eventNames[t]
-	}
-	return fmt.Sprintf("EventType(%d)", int32(t))
+	return nameOf(eventNames[:], t, "EventType")
 }
 
 // String is rdma_event_str.
 func (t CMEventType) String() string {
-	if t >= 0 && int(t) < len(cmEventNames) {
-		return cmEventNames[t]
-	}
-	return fmt.Sprintf("CMEventType(%d)", int32(t))
+	return nameOf(cmEventNames[:], t, "CMEventType")
 }
 
 // ReadCounters returns the shim's crossing counters.

@@ -47,6 +47,13 @@ type SpinWait struct {
 	// time a goroutine spends in C; the caller loops, checking its own
 	// deadlines between calls.
 	Spins int
+	// MaxTicks, when non-zero, bounds the call by time as well: it returns
+	// (not Done, TimedOut) once the clock StampTSC selects (TSC ticks, or
+	// nanoseconds) has advanced this much since it began. A round's cost
+	// varies (0.3-2 µs under emulation, far less on hardware), so a time
+	// bound is what keeps a crossing under the Go runtime's thresholds for
+	// a goroutine in C (see package cshim's doc).
+	MaxTicks uint64
 }
 
 // SpinResult is what one spin step did.
@@ -67,6 +74,8 @@ type SpinResult struct {
 	Sent bool
 	// Stamp is the clock read just before a SendAfter post (see StampTSC).
 	Stamp uint64
+	// TimedOut: SpinWait.MaxTicks ended the step.
+	TimedOut bool
 }
 
 // PostSpin runs one latency step inside the shim, in one cgo crossing: it
@@ -206,6 +215,7 @@ func spinPrepare(op string, w *SpinWait, dst []WorkCompletion) (*cshim.WCArray, 
 	}
 	sp.Limit = int32(n)
 	sp.Spins = int32(min(max(w.Spins, 0), 1<<30))
+	sp.MaxTicks = w.MaxTicks
 	return a, cq2, nil
 }
 
@@ -225,5 +235,6 @@ func spinRun(op string, a *cshim.WCArray, qp uintptr, sb *cshim.SendBatch, rb *c
 	n := int(sp.NWC)
 	copyWCs(dst, a.View()[:n])
 	return SpinResult{N: n, Sends: int(sp.GotSend), Recvs: int(sp.GotRecv), Watched: sp.Watched != 0,
-		Done: sp.Done != 0, Rounds: int(sp.Rounds), Sent: sp.Sent != 0, Stamp: sp.Stamp}, nil
+		Done: sp.Done != 0, Rounds: int(sp.Rounds), Sent: sp.Sent != 0, Stamp: sp.Stamp,
+		TimedOut: sp.TimedOut != 0}, nil
 }

@@ -280,6 +280,34 @@ func TestSpinBudgetExpiry(t *testing.T) {
 	require.Zero(t, allocs)
 }
 
+// TestSpinTimeBound: with MaxTicks a step whose wait is never met returns
+// once that much time passed, long before its budget of rounds is spent,
+// with either clock.
+func TestSpinTimeBound(t *testing.T) {
+	e := newEnv(t)
+	a, _ := e.spinPair(t, false)
+	const bound = 2 * time.Millisecond
+	for _, tsc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tsc=%v", tsc), func(t *testing.T) {
+			// The TSC's rate is not known here: 2e6 ticks is 0.5-2 ms
+			// at 1-4 GHz.
+			w := SpinWait{CQ: a.scq, Recvs: 1, Spins: 1 << 30, MaxTicks: uint64(bound), StampTSC: tsc}
+			start := time.Now()
+			res, err := a.qp.PostSpin(nil, nil, &w, a.dst)
+			el := time.Since(start)
+			require.NoError(t, err)
+			require.True(t, res.TimedOut)
+			require.False(t, res.Done)
+			require.Zero(t, res.N)
+			require.Less(t, res.Rounds, 1<<30)
+			require.Less(t, el, time.Second, "%d rounds", res.Rounds)
+			if !tsc {
+				require.GreaterOrEqual(t, el, bound)
+			}
+		})
+	}
+}
+
 // TestPollSpinLimit: PollSpin never takes more completions than dst holds;
 // the rest stay queued for the next call.
 func TestPollSpinLimit(t *testing.T) {

@@ -198,10 +198,7 @@ var qpStateNames = [...]string{"RESET", "INIT", "RTR", "RTS", "SQD", "SQE", "ERR
 
 // String names the state.
 func (s QPState) String() string {
-	if s >= 0 && int(s) < len(qpStateNames) {
-		return qpStateNames[s]
-	}
-	return fmt.Sprintf("QPState(%d)", int32(s))
+	return nameOf(qpStateNames[:], s, "QPState")
 }
 
 // MTU is enum ibv_mtu.
@@ -244,10 +241,7 @@ var portStateNames = [...]string{"NOP", "DOWN", "INIT", "ARMED", "ACTIVE", "ACTI
 
 // String names the state as ibv_port_state_str does.
 func (s PortState) String() string {
-	if s >= 0 && int(s) < len(portStateNames) {
-		return portStateNames[s]
-	}
-	return fmt.Sprintf("PortState(%d)", int32(s))
+	return nameOf(portStateNames[:], s, "PortState")
 }
 
 // LinkLayer is the port's link layer.
@@ -540,4 +534,12 @@ func (p *ConnParams) check() error {
 		}
 	}
 	return nil
+}
+
+// nameOf is names[v], or TYPE(v) for a value the table does not name.
+func nameOf[T ~int32](names []string, v T, typ string) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, int32(v))
 }

@@ -21,6 +21,7 @@ enum {
 	shim_off_spin_rounds = offsetof(struct shim_spin, rounds),
 	shim_off_spin_stamp = offsetof(struct shim_spin, stamp),
 	shim_off_spin_mark_val = offsetof(struct shim_spin, mark_val),
+	shim_off_spin_max_ticks = offsetof(struct shim_spin, max_ticks),
 };
 */
 import "C"
@@ -158,4 +159,5 @@ var cOffsets = map[string]uintptr{
 	"spin.rounds":     C.shim_off_spin_rounds,
 	"spin.stamp":      C.shim_off_spin_stamp,
 	"spin.mark_val":   C.shim_off_spin_mark_val,
+	"spin.max_ticks":  C.shim_off_spin_max_ticks,
 }

@@ -20,77 +20,47 @@ struct shim_counters shim_ctr;
 
 /* ---------- reusable arrays ---------- */
 
-struct shim_send_batch *shim_send_batch_new(int cap, int sge_cap)
-{
-	struct shim_send_batch *b;
-
-	if (cap <= 0 || sge_cap <= 0) {
-		errno = EINVAL;
-		return NULL;
-	}
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	b->cap = cap;
-	b->sge_cap = sge_cap;
-	b->wr = calloc(cap, sizeof(*b->wr));
-	b->sge = calloc(sge_cap, sizeof(*b->sge));
-	b->ibv_wr = calloc(cap, sizeof(*b->ibv_wr));
-	b->ibv_sge = calloc(sge_cap, sizeof(*b->ibv_sge));
-	if (!b->wr || !b->sge || !b->ibv_wr || !b->ibv_sge) {
-		shim_send_batch_free(b);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return b;
+/* A send and a receive batch are the same four arrays of different element
+ * types: one definition of their constructor and destructor for both. */
+#define SHIM_BATCH_FUNCS(kind)								\
+struct shim_##kind##_batch *shim_##kind##_batch_new(int cap, int sge_cap)		\
+{											\
+	struct shim_##kind##_batch *b;							\
+											\
+	if (cap <= 0 || sge_cap <= 0) {							\
+		errno = EINVAL;								\
+		return NULL;								\
+	}										\
+	b = calloc(1, sizeof(*b));							\
+	if (!b)										\
+		return NULL;								\
+	b->cap = cap;									\
+	b->sge_cap = sge_cap;								\
+	b->wr = calloc(cap, sizeof(*b->wr));						\
+	b->sge = calloc(sge_cap, sizeof(*b->sge));					\
+	b->ibv_wr = calloc(cap, sizeof(*b->ibv_wr));					\
+	b->ibv_sge = calloc(sge_cap, sizeof(*b->ibv_sge));				\
+	if (!b->wr || !b->sge || !b->ibv_wr || !b->ibv_sge) {				\
+		shim_##kind##_batch_free(b);						\
+		errno = ENOMEM;								\
+		return NULL;								\
+	}										\
+	return b;									\
+}											\
+											\
+void shim_##kind##_batch_free(struct shim_##kind##_batch *b)				\
+{											\
+	if (!b)										\
+		return;									\
+	free(b->wr);									\
+	free(b->sge);									\
+	free(b->ibv_wr);								\
+	free(b->ibv_sge);								\
+	free(b);									\
 }
 
-void shim_send_batch_free(struct shim_send_batch *b)
-{
-	if (!b)
-		return;
-	free(b->wr);
-	free(b->sge);
-	free(b->ibv_wr);
-	free(b->ibv_sge);
-	free(b);
-}
-
-struct shim_recv_batch *shim_recv_batch_new(int cap, int sge_cap)
-{
-	struct shim_recv_batch *b;
-
-	if (cap <= 0 || sge_cap <= 0) {
-		errno = EINVAL;
-		return NULL;
-	}
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	b->cap = cap;
-	b->sge_cap = sge_cap;
-	b->wr = calloc(cap, sizeof(*b->wr));
-	b->sge = calloc(sge_cap, sizeof(*b->sge));
-	b->ibv_wr = calloc(cap, sizeof(*b->ibv_wr));
-	b->ibv_sge = calloc(sge_cap, sizeof(*b->ibv_sge));
-	if (!b->wr || !b->sge || !b->ibv_wr || !b->ibv_sge) {
-		shim_recv_batch_free(b);
-		errno = ENOMEM;
-		return NULL;
-	}
-	return b;
-}
-
-void shim_recv_batch_free(struct shim_recv_batch *b)
-{
-	if (!b)
-		return;
-	free(b->wr);
-	free(b->sge);
-	free(b->ibv_wr);
-	free(b->ibv_sge);
-	free(b);
-}
+SHIM_BATCH_FUNCS(send)
+SHIM_BATCH_FUNCS(recv)
 
 struct shim_wc_array *shim_wc_array_new(int cap)
 {
@@ -214,7 +184,21 @@ static int build_recv(struct shim_recv_batch *b, int n, int *bad)
 	return 0;
 }
 
-int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n)
+typedef int (*recv_post_fn)(void *obj, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad);
+
+static int qp_recv_post(void *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	return ibv_post_recv((struct ibv_qp *)qp, wr, bad);
+}
+
+static int srq_recv_post(void *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+	return ibv_post_srq_recv((struct ibv_srq *)srq, wr, bad);
+}
+
+/* post_recv_batch links b's first n WRs and posts them with one post call
+ * (a QP's or an SRQ's receive queue). */
+static int post_recv_batch(void *obj, recv_post_fn post, struct shim_recv_batch *b, int n)
 {
 	int *bad = &b->bad;
 	struct ibv_recv_wr *bad_wr = NULL;
@@ -228,7 +212,7 @@ int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n)
 		return rc;
 	CTR_ADD(post_recv_calls, 1);
 	CTR_ADD(post_recv_wrs, n);
-	rc = ibv_post_recv(qp, b->ibv_wr, &bad_wr);
+	rc = post(obj, b->ibv_wr, &bad_wr);
 	if (rc) {
 		*bad = bad_wr ? (int)(bad_wr - b->ibv_wr) : 0;
 		return rc > 0 ? -rc : rc;
@@ -237,27 +221,14 @@ int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n)
 	return 0;
 }
 
+int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n)
+{
+	return post_recv_batch(qp, qp_recv_post, b, n);
+}
+
 int shim_post_srq_recv(struct ibv_srq *srq, struct shim_recv_batch *b, int n)
 {
-	int *bad = &b->bad;
-	struct ibv_recv_wr *bad_wr = NULL;
-	int rc;
-
-	*bad = 0;
-	if (n <= 0 || n > b->cap)
-		return -EINVAL;
-	rc = build_recv(b, n, bad);
-	if (rc)
-		return rc;
-	CTR_ADD(post_recv_calls, 1);
-	CTR_ADD(post_recv_wrs, n);
-	rc = ibv_post_srq_recv(srq, b->ibv_wr, &bad_wr);
-	if (rc) {
-		*bad = bad_wr ? (int)(bad_wr - b->ibv_wr) : 0;
-		return rc > 0 ? -rc : rc;
-	}
-	*bad = n;
-	return 0;
+	return post_recv_batch(srq, srq_recv_post, b, n);
 }
 
 static void convert_wcs(struct shim_wc_array *a, int from, int n);
@@ -364,9 +335,13 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 	const volatile uint8_t *watch = (const volatile uint8_t *)(uintptr_t)sp->watch_addr;
 	int32_t empty = 0, rounds = 0, polls = 0;
 	int failed = 0, rc = 0, got;
+	/* The clock is read every round with the TSC (an instruction), every
+	 * 16th with clock_gettime (a VM exit where the clocksource is hpet). */
+	const int32_t tick_mask = sp->stamp_tsc ? 0 : 15;
+	const uint64_t t0 = sp->max_ticks ? spin_stamp(sp->stamp_tsc) : 0;
 
 	sp->nwc = sp->got_send = sp->got_recv = 0;
-	sp->watched = sp->done = sp->stage = sp->bad = sp->sent = 0;
+	sp->watched = sp->done = sp->stage = sp->bad = sp->sent = sp->timed_out = 0;
 	sp->stamp = 0;
 	if (cq2 == cq)
 		cq2 = NULL;
@@ -400,6 +375,11 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 			break;
 		}
 		rounds++;
+		if (sp->max_ticks && (rounds & tick_mask) == 0 &&
+		    spin_stamp(sp->stamp_tsc) - t0 >= sp->max_ticks) {
+			sp->timed_out = 1;
+			break;
+		}
 		if (watch && spin_cq_met(sp)) {
 			/* Only the byte is missing: spin on memory alone, as
 			 * perftest does once its send completion is in. A poll

@@ -121,6 +121,14 @@ struct shim_spin {
 	int32_t sent;
 	uint8_t mark_val;
 	uint8_t pad3[3];
+	/* in: 0, or a bound on the step's time as well as its empty rounds:
+	 * it returns (not done) once the clock stamp_tsc selects has advanced
+	 * by max_ticks since it began; timed_out (out) says it did. The Go
+	 * runtime treats a long C call as a blocked syscall (sysmon retakes
+	 * its P; see cshim's doc), so callers bound it by time, not rounds. */
+	uint64_t max_ticks;
+	int32_t timed_out;
+	int32_t pad4;
 };
 
 struct shim_wc_array {

@@ -105,6 +105,9 @@ type Spin struct {
 	Sent      int32  // output: 1 when the send WRs were posted
 	MarkVal   uint8  // input: the value stored at MarkAddr
 	_         [3]uint8
+	MaxTicks  uint64 // input: 0, or return once the clock (see StampTSC) advanced this much
+	TimedOut  int32  // output: 1 when MaxTicks ended the step
+	_         int32
 }
 
 // SpinBlock is the array's shim_spin block (C memory): fill the inputs,

@@ -74,6 +74,14 @@ func (c *Config) Log() *slog.Logger {
 	return c.Logger
 }
 
+// MaxOpThreads is the most ms_async_op_threads may be (Ceph's
+// set_min_max(1, 24)); every stack refuses more workers.
+const MaxOpThreads = 24
+
+// DefaultListenBacklog is ms_tcp_listen_backlog's default (Ceph's), also the
+// backlog of a listener whose options and config name none.
+const DefaultListenBacklog = 512
+
 // Default returns the defaults of Ceph (and asyncmsgr's extensions).
 func Default() *Config {
 	return &Config{
@@ -92,7 +100,7 @@ func Default() *Config {
 		RDMAType:               "ib",
 		RDMASubmitTimeTrigger:  true,
 		RDMACountTrigger:       16,
-		TCPListenBacklog:       512,
+		TCPListenBacklog:       DefaultListenBacklog,
 		TCPNoDelay:             true,
 		ConnectionReadyTimeout: 10 * time.Second,
 		ConnectionIdleTimeout:  900 * time.Second,

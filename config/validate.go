@@ -40,7 +40,7 @@ func (c *Config) Validate() error {
 		bad("ms_async_transport_type", "%q is not posix or rdma", c.TransportType)
 	}
 	// Ceph: ms_async_op_threads has set_min_max(1, 24).
-	intRange("ms_async_op_threads", c.OpThreads, 1, 24)
+	intRange("ms_async_op_threads", c.OpThreads, 1, MaxOpThreads)
 
 	// ibv port numbers are u8 and start at 1.
 	intRange("ms_async_rdma_port_num", c.RDMAPortNum, 1, 255)

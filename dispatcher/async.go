@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 
 	"github.com/asyncmsgr/asyncmsgr/verbs"
@@ -30,12 +29,12 @@ func (d *Dispatcher) handleAsync() {
 				}
 			}
 		case verbs.EventPortErr, verbs.EventDeviceFatal:
-			slog.Warn("dispatcher: faulting every connection", "event", ev.Type.String(), "port", ev.Port)
+			d.log.Warn("dispatcher: faulting every connection", "event", ev.Type.String(), "port", ev.Port)
 			for _, c := range d.liveConns() {
 				c.OnFault(errPortDown)
 			}
 		case verbs.EventPortActive:
-			slog.Info("dispatcher: port active", "device", d.ctx.Name(), "port", ev.Port)
+			d.log.Info("dispatcher: port active", "device", d.ctx.Name(), "port", ev.Port)
 		case verbs.EventSRQLimit:
 			d.refillSRQ()
 			if d.srq != nil {
@@ -44,7 +43,7 @@ func (d *Dispatcher) handleAsync() {
 		case verbs.EventLastWQEReached:
 			// The QP left the SRQ; its reaping waits for the beacon anyway.
 		default:
-			slog.Debug("dispatcher: async event", "event", ev.Type.String())
+			d.log.Debug("dispatcher: async event", "event", ev.Type.String())
 		}
 	}
 }

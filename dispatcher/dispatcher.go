@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -74,16 +75,18 @@ type Conn interface {
 // Options configure a dispatcher (see config for the ms_async_rdma_*
 // options they come from).
 type Options struct {
-	DeviceName    string
-	Port          int
-	GIDIndex      int // -1: pick the RoCEv2 IPv4 GID
-	ChunkSize     int
-	SendBuffers   int
-	RecvBuffers   int // 0 unlimited
-	RecvQueueLen  int
-	SupportSRQ    bool
-	PollingUS     int
-	HugePages     bool
+	DeviceName   string
+	Port         int
+	GIDIndex     int // -1: pick the RoCEv2 IPv4 GID
+	ChunkSize    int
+	SendBuffers  int
+	RecvBuffers  int // 0 unlimited
+	RecvQueueLen int
+	SupportSRQ   bool
+	PollingUS    int
+	HugePages    bool
+	// Logger receives the dispatcher's log lines (nil: slog.Default()).
+	Logger        *slog.Logger
 	CQDepth       int // 0: DefaultCQDepth
 	RXBlockChunks int // 0: RecvQueueLen
 	// Context, when set, is used instead of opening DeviceName: the rdma_cm
@@ -95,6 +98,7 @@ type Options struct {
 // Dispatcher is one stack's RDMA dispatcher.
 type Dispatcher struct {
 	opts Options
+	log  *slog.Logger
 	ctx  *verbs.Context
 	pd   *verbs.PD
 	gid  verbs.GIDEntry
@@ -145,7 +149,10 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 	if opts.RecvQueueLen <= 0 {
 		opts.RecvQueueLen = 4096
 	}
-	d := &Dispatcher{opts: opts, byQPN: map[uint32]*entry{}, waitSet: map[Conn]struct{}{}, wakeFD: -1, done: make(chan struct{})}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	d := &Dispatcher{log: opts.Logger, opts: opts, byQPN: map[uint32]*entry{}, waitSet: map[Conn]struct{}{}, wakeFD: -1, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = d.Close()

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,24 +13,18 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
 func testOptions(t *testing.T) Options {
 	t.Helper()
-	dev := os.Getenv("RXE_DEV_A")
-	if dev == "" || !verbs.Supported {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no RDMA device (RXE_DEV_A unset, cgo=%v): run in soft-roce/vm-run.sh", verbs.Supported)
-		}
-		t.Skip("no RDMA device (RXE_DEV_A unset): run in soft-roce/vm-run.sh")
+	dev := testenv.RequireRDMA(t)
+	if !verbs.Supported {
+		testenv.Missing(t, "verbs built with cgo")
 	}
-	gid := -1
-	if v := os.Getenv("RXE_GID_IDX"); v != "" {
-		gid, _ = strconv.Atoi(v)
-	}
-	return Options{DeviceName: dev, GIDIndex: gid, ChunkSize: 4096, SendBuffers: 128,
+	return Options{DeviceName: dev.Name, GIDIndex: dev.GIDIdx, ChunkSize: 4096, SendBuffers: 128,
 		RecvBuffers: 1024, RecvQueueLen: 128, SupportSRQ: true, PollingUS: 100, CQDepth: 4096}
 }
 
@@ -72,22 +65,11 @@ func connectPair(t *testing.T, d *Dispatcher, a, b *QPHandle) {
 	}
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // send posts one message from h, with chunk memory from the TX pool.
 func send(t *testing.T, d *Dispatcher, h *QPHandle, payload []byte) {
 	t.Helper()
 	var idx [1]uint32
-	waitFor(t, 10*time.Second, "a TX chunk", func() bool { return d.TX().Get(idx[:], false) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "a TX chunk", func() bool { return d.TX().Get(idx[:], false) == 1 }, nil)
 	copy(d.TX().Bytes(idx[0]), payload)
 	h.AddInflight(1)
 	n, err := h.QP().PostSend([]verbs.WorkRequest{{ID: TXID(idx[0]), Opcode: verbs.OpSend, Flags: verbs.SendSignaled,
@@ -132,7 +114,7 @@ func TestOrderedDeliveryManyCompletions(t *testing.T) {
 			}
 			wg.Wait()
 			for i, r := range receivers {
-				waitFor(t, 60*time.Second, "all messages", func() bool { return r.count() == msgs })
+				testenv.WaitFor(t, 60*time.Second, "all messages", func() bool { return r.count() == msgs }, nil)
 				r.mu.Lock()
 				for j, it := range r.items {
 					require.Equal(t, uint64(j), it.Seq, "receive sequence numbers are consecutive")
@@ -142,7 +124,7 @@ func TestOrderedDeliveryManyCompletions(t *testing.T) {
 				require.Empty(t, r.faults)
 				r.mu.Unlock()
 			}
-			waitFor(t, 10*time.Second, "TX completions", func() bool { return d.TX().Stats().InUse == 0 })
+			testenv.WaitFor(t, 10*time.Second, "TX completions", func() bool { return d.TX().Stats().InUse == 0 }, nil)
 			st := d.Stats()
 			require.Equal(t, uint64(pairs*msgs), st.RXCompletions)
 			require.Equal(t, uint64(pairs*msgs), st.TXCompletions)
@@ -192,7 +174,7 @@ func TestBeaconReaping(t *testing.T) {
 		conns = append(conns, a, b)
 	}
 	for i := 1; i < n; i += 2 {
-		waitFor(t, 10*time.Second, "message", func() bool { return conns[i].count() == 1 })
+		testenv.WaitFor(t, 10*time.Second, "message", func() bool { return conns[i].count() == 1 }, nil)
 	}
 	out, _ := exec.Command("rdma", "resource", "show", "qp").CombinedOutput()
 	require.Len(t, qpLines(t, opts.DeviceName), n, "rdma resource show qp:\n%s", out)
@@ -200,7 +182,7 @@ func TestBeaconReaping(t *testing.T) {
 		h.Retire(time.Second)
 		h.Retire(time.Second) // idempotent
 	}
-	waitFor(t, 20*time.Second, "QPs reaped", func() bool { return d.QPsActive() == 0 })
+	testenv.WaitFor(t, 20*time.Second, "QPs reaped", func() bool { return d.QPsActive() == 0 }, nil)
 	st := d.Stats()
 	require.Equal(t, uint64(n), st.QPsCreated)
 	require.Equal(t, uint64(n), st.QPsDestroyed)
@@ -232,9 +214,9 @@ func TestFaultOnRetryExceeded(t *testing.T) {
 		require.NoError(t, pair[0].QP().ToRTS(p))
 	}
 	b.h.Retire(0)
-	waitFor(t, 20*time.Second, "peer reaped", func() bool { return d.QPsActive() == 1 })
+	testenv.WaitFor(t, 20*time.Second, "peer reaped", func() bool { return d.QPsActive() == 1 }, nil)
 	send(t, d, a.h, []byte("to nobody"))
-	waitFor(t, 60*time.Second, "fault", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.faults) > 0 })
+	testenv.WaitFor(t, 60*time.Second, "fault", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.faults) > 0 }, nil)
 	a.mu.Lock()
 	t.Logf("fault: %v", a.faults[0])
 	require.ErrorContains(t, a.faults[0], "send completion")
@@ -276,18 +258,18 @@ func TestPortDownFaultsAll(t *testing.T) {
 	// this test fails, for the tests that follow in the same VM.
 	up := rdmatest.LinkDown(t, netdev)
 	for i, c := range conns {
-		waitFor(t, 20*time.Second, fmt.Sprintf("connection %d faulted", i), func() bool {
+		testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("connection %d faulted", i), func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			return len(c.faults) > 0
-		})
+		}, nil)
 		c.mu.Lock()
 		require.ErrorIs(t, c.faults[0], verbs.ErrPortDown)
 		c.mu.Unlock()
 	}
 	require.NotZero(t, d.Stats().AsyncEvents)
 	up()
-	waitFor(t, 20*time.Second, "port active again", func() bool { return d.Context().PortActive(d.Port()) == nil })
+	testenv.WaitFor(t, 20*time.Second, "port active again", func() bool { return d.Context().PortActive(d.Port()) == nil }, nil)
 }
 
 // TestPostWakesSleepingPoller: a connection about to post (AddInflight)
@@ -304,12 +286,12 @@ func TestPostWakesSleepingPoller(t *testing.T) {
 	require.NoError(t, err)
 	d.Start()
 	for i := 0; i < 3; i++ {
-		waitFor(t, 10*time.Second, "the poller to sleep", func() bool { return d.asleep.Load() })
+		testenv.WaitFor(t, 10*time.Second, "the poller to sleep", func() bool { return d.asleep.Load() }, nil)
 		on := d.Stats().PollingOn
 		c.h.AddInflight(0) // not a post: no wake-up
 		require.True(t, d.asleep.Load(), "AddInflight(0) leaves the poller asleep")
 		c.h.AddInflight(1)
-		waitFor(t, 10*time.Second, "the poller to wake", func() bool { return d.Stats().PollingOn > on })
+		testenv.WaitFor(t, 10*time.Second, "the poller to wake", func() bool { return d.Stats().PollingOn > on }, nil)
 		c.h.AddInflight(-1)
 	}
 	st := d.Stats()

@@ -28,6 +28,8 @@
 // destruction), async.go (device async events), counters.go (counters and
 // Stats).
 //
+// It logs only through Options.Logger (the stack passes its Config's).
+//
 // dispatcher must not: know the socket or handshake layers (it calls
 // connections back through the Conn interface only), block in C, call a Conn
 // back while holding its own locks, or allocate per completion.

@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"runtime"
 	"time"
@@ -98,7 +97,7 @@ func (d *Dispatcher) run() {
 		_, err := unix.Poll(pfd, timeout)
 		d.asleep.Store(false)
 		if err != nil && err != unix.EINTR {
-			slog.Error("dispatcher: poll", "err", err)
+			d.log.Error("dispatcher: poll", "err", err)
 		}
 		var buf [8]byte
 		_, _ = unix.Read(d.wakeFD, buf[:])

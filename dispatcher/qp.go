@@ -176,14 +176,6 @@ func (d *Dispatcher) liveConns() []Conn {
 	return cs
 }
 
-// FaultAll reports err to every live connection (used by tests and by the
-// stack on device loss). Must not be called on the poller.
-func (d *Dispatcher) FaultAll(err error) {
-	for _, c := range d.liveConns() {
-		c.OnFault(err)
-	}
-}
-
 // QPsActive is the number of QPs not yet destroyed.
 func (d *Dispatcher) QPsActive() int {
 	d.mu.Lock()

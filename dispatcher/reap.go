@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/verbs"
@@ -33,11 +32,11 @@ func (d *Dispatcher) reap(destroy bool) {
 	d.mu.Unlock()
 	for _, e := range toErr {
 		if err := e.qp.ToError(); err != nil {
-			slog.Debug("dispatcher: QP to ERR", "qpn", e.qp.Num(), "err", err)
+			d.log.Debug("dispatcher: QP to ERR", "qpn", e.qp.Num(), "err", err)
 		}
 		if _, err := e.qp.PostSend([]verbs.WorkRequest{{ID: BeaconID, Opcode: verbs.OpSend, Flags: verbs.SendSignaled}}); err != nil {
 			// No beacon: nothing more can complete on it after a full poll.
-			slog.Debug("dispatcher: beacon", "qpn", e.qp.Num(), "err", err)
+			d.log.Debug("dispatcher: beacon", "qpn", e.qp.Num(), "err", err)
 			d.mu.Lock()
 			e.beaconDone = true
 			d.mu.Unlock()
@@ -45,7 +44,7 @@ func (d *Dispatcher) reap(destroy bool) {
 	}
 	for _, e := range toDestroy {
 		if err := e.qp.Close(); err != nil {
-			slog.Warn("dispatcher: destroy QP", "qpn", e.qp.Num(), "err", err)
+			d.log.Warn("dispatcher: destroy QP", "qpn", e.qp.Num(), "err", err)
 		}
 		d.C.QPsDestroyed.Add(1)
 		d.mu.Lock()

@@ -1,8 +1,6 @@
 package dispatcher
 
 import (
-	"log/slog"
-
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
@@ -49,7 +47,7 @@ func (d *Dispatcher) postRX(want int, post func([]verbs.RecvRequest) (int, error
 		total += posted
 		want -= posted
 		if err != nil {
-			slog.Debug("dispatcher: post receive", "err", err)
+			d.log.Debug("dispatcher: post receive", "err", err)
 			break
 		}
 		if got < n {

@@ -20,12 +20,8 @@ const iovMax = 1024
 
 // serverSocket is a non-blocking listening TCP socket.
 type serverSocket struct {
-	mu     sync.RWMutex // read: an accept in progress; write: Abort
-	fd     int
-	closed bool
-	addr   *net.TCPAddr
+	*netstack.TCPListener
 	worker *Worker
-	leak   runtime.Cleanup // closes fd if the socket is dropped unclosed
 }
 
 var _ netstack.ServerSocket = (*serverSocket)(nil)
@@ -33,47 +29,23 @@ var _ netstack.ServerSocket = (*serverSocket)(nil)
 // Accept returns one pending connection without blocking, or
 // netstack.ErrWouldBlock. The accepted socket is charged to w.
 func (s *serverSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) (netstack.ConnectedSocket, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: net.ErrClosed}
-	}
-	nfd, err := netstack.AcceptNonblock(s.fd)
-	if err == netstack.ErrWouldBlock {
-		return nil, err
-	}
+	nfd, err := s.TCPListener.Accept()
 	if err != nil {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: err}
+		return nil, err
 	}
 	if err := s.worker.applyOpts(nfd, opts, s.worker.noDelay(opts)); err != nil {
 		unix.Close(nfd)
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: s.addr, Err: err}
+		return nil, s.OpError("accept", err)
 	}
 	return newConn(nfd, w), nil
 }
-
-// Addr is the bound address, with the real port.
-func (s *serverSocket) Addr() net.Addr { return s.addr }
-
-// FD is the listening socket; readable when Accept may succeed.
-func (s *serverSocket) FD() int { return s.fd }
 
 // Abort closes the listening socket; idempotent and nil-safe.
 func (s *serverSocket) Abort() error {
 	if s == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	s.leak.Stop()
-	if err := unix.Close(s.fd); err != nil {
-		return &net.OpError{Op: "close", Net: "tcp", Addr: s.addr, Err: os.NewSyscallError("close", err)}
-	}
-	return nil
+	return s.Close()
 }
 
 // conn is a connected non-blocking TCP socket. Read and Send may run
@@ -100,12 +72,12 @@ var (
 func newConn(fd int, w netstack.Worker) *conn {
 	c := &conn{fd: fd}
 	if sa, err := unix.Getsockname(fd); err == nil {
-		if a := tcpAddrOf(sa); a != nil {
+		if a := netstack.TCPAddrOf(sa); a != nil {
 			c.laddr = a
 		}
 	}
 	if sa, err := unix.Getpeername(fd); err == nil {
-		if a := tcpAddrOf(sa); a != nil {
+		if a := netstack.TCPAddrOf(sa); a != nil {
 			c.raddr = a
 		}
 	}
@@ -119,9 +91,7 @@ func newConn(fd int, w netstack.Worker) *conn {
 
 // newServerSocket wraps a listening fd.
 func newServerSocket(fd int, addr *net.TCPAddr, w *Worker) *serverSocket {
-	s := &serverSocket{fd: fd, addr: addr, worker: w}
-	s.leak = runtime.AddCleanup(s, closeLeaked, fd)
-	return s
+	return &serverSocket{TCPListener: netstack.NewTCPListener(fd, addr, "tcp"), worker: w}
 }
 
 // closeLeaked is the backstop for a socket garbage-collected without Close

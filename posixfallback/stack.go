@@ -1,7 +1,6 @@
 package posixfallback
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,11 +14,6 @@ import (
 
 // Name is the registry name of this stack.
 const Name = "posix"
-
-const (
-	defaultBacklog = 512
-	maxWorkers     = 24
-)
 
 func init() {
 	netstack.Register(Name, func(cfg *config.Config) (netstack.Stack, error) {
@@ -43,8 +37,8 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		cfg = config.Default()
 	}
 	n := cfg.OpThreads
-	if n < 1 || n > maxWorkers {
-		return nil, fmt.Errorf("posixfallback: ms_async_op_threads = %d, want 1..%d", n, maxWorkers)
+	if n < 1 || n > config.MaxOpThreads {
+		return nil, fmt.Errorf("posixfallback: ms_async_op_threads = %d, want 1..%d", n, config.MaxOpThreads)
 	}
 	s := &Stack{cfg: *cfg}
 	workers := make([]netstack.Worker, 0, n)
@@ -105,78 +99,23 @@ func (w *Worker) applyOpts(fd int, opts netstack.SocketOptions, nodelay bool) er
 	return nil
 }
 
-func newSocket(family int) (int, error) {
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
-	}
-	return fd, nil
-}
-
 // Listen binds and listens on addr ("host:port"; port 0 picks a free port;
 // an empty host listens on every IPv6 and IPv4 address when IPv6 exists).
 func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.ServerSocket, error) {
 	opErr := func(err error) error {
-		return &net.OpError{Op: "listen", Net: "tcp", Addr: addrOrNil(addr), Err: err}
+		return &net.OpError{Op: "listen", Net: "tcp", Addr: netstack.AddrOrNil(addr), Err: err}
 	}
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)
 	}
-	ta, err := net.ResolveTCPAddr("tcp", addr)
+	backlog := netstack.ListenBacklog(opts, w.stack.cfg.TCPListenBacklog)
+	fd, bound, err := netstack.ListenTCP(addr, backlog, true, func(fd int) error {
+		return w.applyOpts(fd, opts, w.noDelay(opts))
+	})
 	if err != nil {
 		return nil, opErr(err)
 	}
-	fd, sa, err := w.listenFD(ta, opts, true)
-	if err != nil && ta.IP == nil && errors.Is(err, unix.EAFNOSUPPORT) {
-		fd, sa, err = w.listenFD(ta, opts, false)
-	}
-	if err != nil {
-		return nil, opErr(err)
-	}
-	return newServerSocket(fd, tcpAddrOf(sa), w), nil
-}
-
-func (w *Worker) listenFD(ta *net.TCPAddr, opts netstack.SocketOptions, wildcardV6 bool) (int, unix.Sockaddr, error) {
-	family, sa, err := sockaddrOf(ta, wildcardV6)
-	if err != nil {
-		return -1, nil, err
-	}
-	fd, err := newSocket(family)
-	if err != nil {
-		return -1, nil, err
-	}
-	fail := func(err error) (int, unix.Sockaddr, error) {
-		unix.Close(fd)
-		return -1, nil, err
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fail(os.NewSyscallError("setsockopt SO_REUSEADDR", err))
-	}
-	if family == unix.AF_INET6 && ta.IP == nil {
-		// Dual-stack wildcard, like the Go runtime's ":port".
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
-	}
-	if err := w.applyOpts(fd, opts, w.noDelay(opts)); err != nil {
-		return fail(err)
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return fail(os.NewSyscallError("bind", err))
-	}
-	backlog := opts.Backlog
-	if backlog <= 0 {
-		backlog = w.stack.cfg.TCPListenBacklog
-	}
-	if backlog <= 0 {
-		backlog = defaultBacklog
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		return fail(os.NewSyscallError("listen", err))
-	}
-	bound, err := unix.Getsockname(fd)
-	if err != nil {
-		return fail(os.NewSyscallError("getsockname", err))
-	}
-	return fd, bound, nil
+	return newServerSocket(fd, bound, w), nil
 }
 
 // Connect dials addr, blocking the calling goroutine (never an event
@@ -185,18 +124,18 @@ func (w *Worker) listenFD(ta *net.TCPAddr, opts netstack.SocketOptions, wildcard
 // With opts.ConnectBindAddr the socket binds there first.
 func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
 	if w.stack.Stopped() {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: addrOrNil(addr), Err: netstack.ErrStackStopped}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: netstack.AddrOrNil(addr), Err: netstack.ErrStackStopped}
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: addrOrNil(addr), Err: err}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: netstack.AddrOrNil(addr), Err: err}
 	}
 	if ta.IP == nil {
 		ta = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ta.Port}
 	}
 	var laddr *net.TCPAddr
 	if opts.ConnectBindAddr != nil {
-		if laddr, err = toTCPAddr(opts.ConnectBindAddr); err != nil {
+		if laddr, err = netstack.ToTCPAddr(opts.ConnectBindAddr); err != nil {
 			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: ta, Err: err}
 		}
 	}
@@ -212,11 +151,11 @@ func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.Con
 }
 
 func (w *Worker) connectFD(ta, laddr *net.TCPAddr, opts netstack.SocketOptions) (int, error) {
-	family, sa, err := sockaddrOf(ta, false)
+	family, sa, err := netstack.SockaddrOf(ta, false)
 	if err != nil {
 		return -1, err
 	}
-	fd, err := newSocket(family)
+	fd, err := netstack.TCPSocket(family)
 	if err != nil {
 		return -1, err
 	}
@@ -228,7 +167,7 @@ func (w *Worker) connectFD(ta, laddr *net.TCPAddr, opts netstack.SocketOptions) 
 		return fail(err)
 	}
 	if laddr != nil {
-		lfam, lsa, err := sockaddrOf(laddr, family == unix.AF_INET6)
+		lfam, lsa, err := netstack.SockaddrOf(laddr, family == unix.AF_INET6)
 		if err != nil {
 			return fail(err)
 		}
@@ -287,16 +226,4 @@ func (w *Worker) connectFD(ta, laddr *net.TCPAddr, opts netstack.SocketOptions) 
 		return fail(os.NewSyscallError("connect", unix.Errno(soerr)))
 	}
 	return fd, nil
-}
-
-type stringAddr string
-
-func (a stringAddr) Network() string { return "tcp" }
-func (a stringAddr) String() string  { return string(a) }
-
-func addrOrNil(s string) net.Addr {
-	if s == "" {
-		return nil
-	}
-	return stringAddr(s)
 }

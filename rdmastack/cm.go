@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -82,14 +81,6 @@ type cmSide struct {
 	done   chan struct{} // the watcher exited
 }
 
-func addrPortOf(a net.Addr) (netip.AddrPort, error) {
-	ta, err := net.ResolveTCPAddr("tcp", a.String())
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return ta.AddrPort(), nil
-}
-
 // waitCM waits for the next event on ch until deadline.
 func waitCM(ch *verbs.CMEventChannel, deadline time.Time) (*verbs.CMEvent, error) {
 	for {
@@ -136,13 +127,13 @@ func expect(ch *verbs.CMEventChannel, want verbs.CMEventType, deadline time.Time
 
 func (w *Worker) connectCM(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
 	deadline := time.Now().Add(w.stack.handshakeTimeout())
-	dst, err := addrPortOf(strAddr(addr))
+	dst, err := netstack.AddrPortOf(netstack.StringAddr(addr))
 	if err != nil {
 		return nil, err
 	}
 	var src netip.AddrPort
 	if opts.ConnectBindAddr != nil {
-		if src, err = addrPortOf(opts.ConnectBindAddr); err != nil {
+		if src, err = netstack.AddrPortOf(opts.ConnectBindAddr); err != nil {
 			return nil, err
 		}
 		src = netip.AddrPortFrom(src.Addr(), 0)
@@ -257,7 +248,7 @@ func (s *cmSide) close(c *conn) {
 		select {
 		case <-s.qpGone:
 		case <-time.After(30 * time.Second):
-			slog.Warn("rdmastack: rdma_cm QP not reaped; leaking its id", "qpn", c.h.QP().Num())
+			c.st.cfg.Log().Warn("rdmastack: rdma_cm QP not reaped; leaking its id", "qpn", c.h.QP().Num())
 			return
 		}
 		_ = s.id.Disconnect()
@@ -269,7 +260,7 @@ func (s *cmSide) close(c *conn) {
 			_ = ev.Ack()
 		}
 		if err := errors.Join(s.id.Close(), s.ch.Close()); err != nil {
-			slog.Debug("rdmastack: closing rdma_cm id", "err", err)
+			c.st.cfg.Log().Debug("rdmastack: closing rdma_cm id", "err", err)
 		}
 	}()
 }
@@ -285,7 +276,7 @@ type cmServerSocket struct {
 }
 
 func (w *Worker) listenCM(addr string, opts netstack.SocketOptions) (netstack.ServerSocket, error) {
-	ap, err := addrPortOf(strAddr(addr))
+	ap, err := netstack.AddrPortOf(netstack.StringAddr(addr))
 	if err != nil {
 		return nil, err
 	}
@@ -297,13 +288,7 @@ func (w *Worker) listenCM(addr string, opts netstack.SocketOptions) (netstack.Se
 		s.ch.Close()
 		return nil, err
 	}
-	backlog := opts.Backlog
-	if backlog <= 0 {
-		backlog = w.stack.cfg.TCPListenBacklog
-	}
-	if backlog <= 0 {
-		backlog = 512
-	}
+	backlog := netstack.ListenBacklog(opts, w.stack.cfg.TCPListenBacklog)
 	if err = s.id.BindAddr(ap); err == nil {
 		err = s.id.Listen(backlog)
 	}
@@ -347,7 +332,7 @@ func (s *cmServerSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) 
 		c, err := s.acceptID(id, w)
 		if err != nil {
 			s.stack.d.C.HandshakeErrors.Add(1)
-			slog.Debug("rdmastack: rdma_cm accept", "err", err)
+			s.stack.cfg.Log().Debug("rdmastack: rdma_cm accept", "err", err)
 			continue
 		}
 		return c, nil
@@ -376,7 +361,7 @@ func (s *cmServerSocket) acceptID(id *verbs.CMID, w netstack.Worker) (*conn, err
 		return nil, fmt.Errorf("rdma_cm: connect request on another device than %s", d.Context().Name())
 	}
 	la, _ := id.LocalAddr()
-	c, err := newConnWith(s.stack, w, net.TCPAddrFromAddrPort(la), strAddr("rdma_cm-peer"), func(c *conn) (*dispatcher.QPHandle, error) {
+	c, err := newConnWith(s.stack, w, net.TCPAddrFromAddrPort(la), netstack.StringAddr("rdma_cm-peer"), func(c *conn) (*dispatcher.QPHandle, error) {
 		return d.CreateQPWith(c, func(a verbs.QPInitAttr) (*verbs.QP, error) { return id.CreateQP(d.PD(), a) }, false)
 	})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"syscall"
 	"time"
@@ -153,7 +152,7 @@ func (c *conn) serverSide(deadline time.Time) {
 			return // closed locally during the handshake: not a handshake error
 		}
 		c.d.C.HandshakeErrors.Add(1)
-		slog.Debug("rdmastack: handshake failed", "peer", c.raddr, "err", err)
+		c.st.cfg.Log().Debug("rdmastack: handshake failed", "peer", c.raddr, "err", err)
 		c.mu.Lock()
 		c.faultLocked(c.opErr("handshake", errors.Join(err, net.ErrClosed)))
 		c.mu.Unlock()

@@ -73,6 +73,12 @@
 // the FIN), write.go (WRITE mode state and the extension record), meta.go
 // (the 65-byte meta).
 //
+// Connections are set up through rdma_cm with ms_async_rdma_cm, or with
+// ms_async_rdma_type = iwarp (Ceph's iWARP sockets connect through rdma_cm).
+// The side channel listens and is addressed through netstack's TCP helpers.
+// The stack logs through its Config's logger (cfg.Log()), handed to the
+// dispatcher too.
+//
 // Importing the package registers the stack as "rdma" in netstack. Without
 // cgo or without a device its factory returns an error wrapping
 // netstack.ErrUnavailable, so netstack.New can fall back to posix.

@@ -120,12 +120,9 @@ outer:
 				// RDMA WRITE into the peer's buffer wr.cur.
 				slotLen := int(wr.peer[wr.cur].Len)
 				if !wr.wopen || c.pend[len(c.pend)-1].n == cs {
-					if tx.Get(c.one[:], false) == 0 {
-						c.d.WaitTxSpace(c)
-						if tx.Get(c.one[:], false) == 0 {
-							short = true
-							break outer
-						}
+					if !c.getChunkLocked() {
+						short = true
+						break outer
 					}
 					ps := &wr.peer[wr.cur]
 					c.pend = append(c.pend, pendWR{chunk: c.one[0], kind: pkWrite, raddr: ps.Addr + uint64(wr.curOff), rkey: ps.RKey})
@@ -144,12 +141,9 @@ outer:
 				continue
 			}
 			if !c.open || c.pend[len(c.pend)-1].n == cs {
-				if tx.Get(c.one[:], false) == 0 {
-					c.d.WaitTxSpace(c)
-					if tx.Get(c.one[:], false) == 0 {
-						short = true
-						break outer
-					}
+				if !c.getChunkLocked() {
+					short = true
+					break outer
 				}
 				c.pend = append(c.pend, pendWR{chunk: c.one[0]})
 				c.open = true
@@ -181,6 +175,18 @@ outer:
 	}
 	c.syncReadyLocked()
 	return total, nil
+}
+
+// getChunkLocked takes a free TX chunk into c.one[0]. With the pool empty
+// it registers for OnTxSpace first and then retries once, so a chunk
+// returned in between is not missed; false when none is free.
+func (c *conn) getChunkLocked() bool {
+	tx := c.d.TX()
+	if tx.Get(c.one[:], false) == 1 {
+		return true
+	}
+	c.d.WaitTxSpace(c)
+	return tx.Get(c.one[:], false) == 1
 }
 
 // endWriteLocked closes the peer buffer being filled: its last WRITE

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/dispatcher"
@@ -19,8 +16,6 @@ import (
 
 // Name is the registry name of this stack.
 const Name = "rdma"
-
-const maxWorkers = 24
 
 func init() {
 	netstack.Register(Name, func(cfg *config.Config) (netstack.Stack, error) {
@@ -34,6 +29,10 @@ type Stack struct {
 	*netstack.WorkerSet
 	cfg config.Config
 	d   *dispatcher.Dispatcher
+	// cm: connections are set up through rdma_cm, by ms_async_rdma_cm or
+	// by ms_async_rdma_type = iwarp (Ceph's iWARP sockets connect through
+	// rdma_cm; config.Validate also insists on ms_async_rdma_cm there).
+	cm bool
 }
 
 var _ netstack.Stack = (*Stack)(nil)
@@ -54,12 +53,13 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		return nil, unavailable(fmt.Errorf("built without cgo: %w", verbs.ErrNotSupported))
 	}
 	n := cfg.OpThreads
-	if n < 1 || n > maxWorkers {
-		return nil, fmt.Errorf("rdmastack: ms_async_op_threads = %d, want 1..%d", n, maxWorkers)
+	if n < 1 || n > config.MaxOpThreads {
+		return nil, fmt.Errorf("rdmastack: ms_async_op_threads = %d, want 1..%d", n, config.MaxOpThreads)
 	}
+	useCM := cfg.RDMACM || cfg.RDMAType == "iwarp"
 	var cd *cmDevice
 	var cmCtx *verbs.Context
-	if cfg.RDMACM {
+	if useCM {
 		var err error
 		if cd, err = openCMDevice(cfg.RDMADeviceName, max(cfg.RDMAPortNum, 1), cfg.RDMAGIDIdx); err != nil {
 			if errors.Is(err, verbs.ErrNoDevice) || errors.Is(err, verbs.ErrNotSupported) {
@@ -81,6 +81,7 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		SupportSRQ:   cfg.RDMASupportSRQ,
 		PollingUS:    cfg.RDMAPollingUS,
 		HugePages:    cfg.RDMAEnableHugepage,
+		Logger:       cfg.Log(),
 	})
 	if err != nil {
 		_ = cd.close()
@@ -90,7 +91,7 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		}
 		return nil, fmt.Errorf("rdmastack: %w", err)
 	}
-	s := &Stack{cfg: *cfg, d: d}
+	s := &Stack{cfg: *cfg, d: d, cm: useCM}
 	workers := make([]netstack.Worker, 0, n)
 	for i := 0; i < n; i++ {
 		bw, err := netstack.NewBaseWorker(Name, i)
@@ -142,9 +143,6 @@ func (s *Stack) Start() error {
 // Stats returns the dispatcher's counters (Ceph's RDMA perf counters).
 func (s *Stack) Stats() dispatcher.Stats { return s.d.Stats() }
 
-// Dispatcher is the stack's dispatcher (for tests and tools).
-func (s *Stack) Dispatcher() *dispatcher.Dispatcher { return s.d }
-
 // TXPool is the stack's TX pool (for zero-copy senders).
 func (s *Stack) TXPool() *mempool.Pool { return s.d.TX() }
 
@@ -159,75 +157,38 @@ var _ netstack.Worker = (*Worker)(nil)
 // Listen binds the TCP side-channel listener on addr; connections accepted
 // there run Ceph's QP handshake and then carry data over RDMA.
 func (w *Worker) Listen(addr string, opts netstack.SocketOptions) (netstack.ServerSocket, error) {
-	opErr := func(err error) error { return &net.OpError{Op: "listen", Net: "rdma", Addr: strAddr(addr), Err: err} }
+	opErr := func(err error) error {
+		return &net.OpError{Op: "listen", Net: "rdma", Addr: netstack.StringAddr(addr), Err: err}
+	}
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)
 	}
-	if w.stack.cfg.RDMACM {
+	if w.stack.cm {
 		ss, err := w.listenCM(addr, opts)
 		if err != nil {
 			return nil, opErr(err)
 		}
 		return ss, nil
 	}
-	ta, err := net.ResolveTCPAddr("tcp", addr)
+	// The side channel listens on the IPv4 wildcard for an empty host.
+	fd, bound, err := netstack.ListenTCP(addr, netstack.ListenBacklog(opts, w.stack.cfg.TCPListenBacklog), false, nil)
 	if err != nil {
 		return nil, opErr(err)
 	}
-	family, sa := unix.AF_INET6, unix.Sockaddr(nil)
-	if ip4 := ta.IP.To4(); ip4 != nil {
-		family = unix.AF_INET
-		a := &unix.SockaddrInet4{Port: ta.Port}
-		copy(a.Addr[:], ip4)
-		sa = a
-	} else if ta.IP == nil {
-		family = unix.AF_INET
-		sa = &unix.SockaddrInet4{Port: ta.Port}
-	} else {
-		a := &unix.SockaddrInet6{Port: ta.Port}
-		copy(a.Addr[:], ta.IP.To16())
-		sa = a
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return nil, opErr(os.NewSyscallError("socket", err))
-	}
-	fail := func(err error) (netstack.ServerSocket, error) {
-		unix.Close(fd)
-		return nil, opErr(err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fail(os.NewSyscallError("setsockopt", err))
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return fail(os.NewSyscallError("bind", err))
-	}
-	backlog := opts.Backlog
-	if backlog <= 0 {
-		backlog = w.stack.cfg.TCPListenBacklog
-	}
-	if backlog <= 0 {
-		backlog = 512
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		return fail(os.NewSyscallError("listen", err))
-	}
-	bound, err := unix.Getsockname(fd)
-	if err != nil {
-		return fail(os.NewSyscallError("getsockname", err))
-	}
-	return &serverSocket{fd: fd, addr: tcpAddrOf(bound), stack: w.stack}, nil
+	return &serverSocket{TCPListener: netstack.NewTCPListener(fd, bound, "rdma"), stack: w.stack}, nil
 }
 
 // Connect dials the TCP side channel, runs the QP handshake as the client
 // and returns the connected socket; it blocks the calling goroutine for at
 // most ms_connection_ready_timeout.
 func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.ConnectedSocket, error) {
-	opErr := func(err error) error { return &net.OpError{Op: "dial", Net: "rdma", Addr: strAddr(addr), Err: err} }
+	opErr := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "rdma", Addr: netstack.StringAddr(addr), Err: err}
+	}
 	if w.stack.Stopped() {
 		return nil, opErr(netstack.ErrStackStopped)
 	}
-	if w.stack.cfg.RDMACM {
+	if w.stack.cm {
 		c, err := w.connectCM(addr, opts)
 		if err != nil {
 			w.stack.d.C.HandshakeErrors.Add(1)
@@ -270,28 +231,10 @@ func (w *Worker) Connect(addr string, opts netstack.SocketOptions) (netstack.Con
 	return c, nil
 }
 
-type strAddr string
-
-func (a strAddr) Network() string { return "tcp" }
-func (a strAddr) String() string  { return string(a) }
-
-func tcpAddrOf(sa unix.Sockaddr) *net.TCPAddr {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	}
-	return nil
-}
-
 // serverSocket is the TCP side-channel listener.
 type serverSocket struct {
-	mu     sync.Mutex // Accept and Abort
-	fd     int
-	addr   *net.TCPAddr
-	stack  *Stack
-	closed bool
+	*netstack.TCPListener
+	stack *Stack
 }
 
 var _ netstack.ServerSocket = (*serverSocket)(nil)
@@ -301,49 +244,29 @@ var _ netstack.ServerSocket = (*serverSocket)(nil)
 // at once (Sends are queued until the QP is connected). ErrWouldBlock when
 // none is pending.
 func (s *serverSocket) Accept(opts netstack.SocketOptions, w netstack.Worker) (netstack.ConnectedSocket, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: net.ErrClosed}
-	}
-	nfd, err := netstack.AcceptNonblock(s.fd)
-	if err == netstack.ErrWouldBlock {
-		return nil, err
-	}
+	nfd, err := s.TCPListener.Accept()
 	if err != nil {
-		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
+		return nil, err
 	}
 	f := os.NewFile(uintptr(nfd), "rdma-tcp")
 	tc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
+		return nil, s.OpError("accept", err)
 	}
 	c, err := newConn(s.stack, w, tc)
 	if err != nil {
 		tc.Close()
-		return nil, &net.OpError{Op: "accept", Net: "rdma", Addr: s.addr, Err: err}
+		return nil, s.OpError("accept", err)
 	}
 	go c.serverSide(time.Now().Add(s.stack.handshakeTimeout()))
 	return c, nil
 }
-
-// Addr is the bound TCP address.
-func (s *serverSocket) Addr() net.Addr { return s.addr }
-
-// FD is the listening TCP socket.
-func (s *serverSocket) FD() int { return s.fd }
 
 // Abort closes the listener; idempotent and nil-safe.
 func (s *serverSocket) Abort() error {
 	if s == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	return unix.Close(s.fd)
+	return s.Close()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
@@ -33,21 +34,15 @@ func TestNoDeviceIsUnavailable(t *testing.T) {
 
 func testConfig(t *testing.T) *config.Config {
 	t.Helper()
-	dev := os.Getenv("RXE_DEV_A")
-	if dev == "" || !verbs.Supported {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no RDMA device (RXE_DEV_A unset, cgo=%v): run in soft-roce/vm-run.sh", verbs.Supported)
-		}
-		t.Skip("no RDMA device (RXE_DEV_A unset): run in soft-roce/vm-run.sh")
+	dev := testenv.RequireRDMA(t)
+	if !verbs.Supported {
+		testenv.Missing(t, "verbs built with cgo")
 	}
 	cfg := config.Default()
 	cfg.TransportType = Name
 	cfg.OpThreads = 1
-	cfg.RDMADeviceName = dev
-	cfg.RDMAGIDIdx = -1
-	if v := os.Getenv("RXE_GID_IDX"); v != "" {
-		cfg.RDMAGIDIdx, _ = strconv.Atoi(v)
-	}
+	cfg.RDMADeviceName = dev.Name
+	cfg.RDMAGIDIdx = dev.GIDIdx
 	cfg.RDMABufferSize = 8 << 10
 	cfg.RDMASendBuffers = 64
 	cfg.RDMAReceiveQueueLen = 64
@@ -260,12 +255,11 @@ func TestZeroCopySend(t *testing.T) {
 func TestRDMACM(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RDMACM = true
-	host := os.Getenv("RXE_HOST_A")
-	require.NotEmpty(t, host, "RXE_HOST_A (the rxe netdev's address)")
+	host := testenv.RequireRDMA(t).Host
 	srv := startStack(t, cfg)
 	ccfg := *cfg
-	if os.Getenv("RXE_TWO_HOST") != "" {
-		ccfg.RDMADeviceName = os.Getenv("RXE_DEV_B") // host B reaches host A through its own device
+	if os.Getenv(testenv.EnvTwoHost) != "" {
+		ccfg.RDMADeviceName = os.Getenv(testenv.EnvDevB) // host B reaches host A through its own device
 	}
 	cli := startStack(t, &ccfg)
 	w := srv.PickWorker()

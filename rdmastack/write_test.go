@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
@@ -242,7 +243,7 @@ func TestWriteModeFallback(t *testing.T) {
 	require.True(t, bytes.Equal(want, got), "the stream differs")
 
 	// read: the buffers come back, WRITE resumes
-	rdmaWaitFor(t, func() bool { return cli.Stats().AdvertsRecv >= 2*writeSlots }, "the %d buffers to be advertised again", writeSlots)
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("the %d buffers to be advertised again", writeSlots), func() bool { return cli.Stats().AdvertsRecv >= 2*writeSlots }, nil)
 	before := cli.Stats()
 	m := pattern(99, 40<<10)
 	sendAll(t, cc, m)
@@ -252,15 +253,6 @@ func TestWriteModeFallback(t *testing.T) {
 	after := cli.Stats()
 	require.Greater(t, after.WriteWRs, before.WriteWRs, "WRITE resumed")
 	require.Equal(t, before.WriteFallbacks, after.WriteFallbacks)
-}
-
-func rdmaWaitFor(t *testing.T, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		require.True(t, time.Now().Before(deadline), "waiting for "+fmt.Sprintf(format, args...))
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // TestWriteModeMismatch: one side on, the other off. The side that can tell

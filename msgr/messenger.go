@@ -55,6 +55,7 @@ type Messenger struct {
 	prioDispatch bool
 	stack        netstack.Stack
 	dq           *DispatchQueue
+	acceptor     *netstack.Acceptor // listener's centre goroutine only
 
 	dispatchersV atomic.Pointer[[]Dispatcher]
 	fastV        atomic.Pointer[[]FastDispatcher]
@@ -351,7 +352,9 @@ func (m *Messenger) Start() error {
 		center := w.Center()
 		var rerr error
 		if err := center.Submit(func() {
-			rerr = center.CreateFileEvent(l.FD(), netstack.EventReadable, func(int, netstack.EventMask) { m.accept(l) })
+			m.acceptor = netstack.NewAcceptor(center, l.FD(), l.Addr().String(), m.cfg.Log(),
+				func() error { return m.acceptOne(l) })
+			rerr = m.acceptor.Watch()
 		}); err != nil {
 			return fmt.Errorf("msgr: start accepting: %w", err)
 		}
@@ -362,35 +365,32 @@ func (m *Messenger) Start() error {
 	return nil
 }
 
-// accept takes every pending connection (listener's centre goroutine).
-func (m *Messenger) accept(l netstack.ServerSocket) {
-	for {
-		w := m.stack.PickWorker()
-		s, err := l.Accept(m.sockOpts(), w)
-		if err != nil {
-			if !errors.Is(err, netstack.ErrWouldBlock) {
-				m.logf("msgr: accept: %v", err)
-			}
-			return
-		}
-		c := newConnection(m, false, w)
-		if !m.track(c) {
-			_ = s.Close()
-			return
-		}
-		if err := w.Center().DispatchExternal(func() {
-			c.mu.Lock()
-			if c.state == stNone {
-				c.attachLocked(s)
-			} else {
-				_ = s.Close()
-			}
-			c.unlockAndDeliver()
-		}); err != nil {
-			_ = s.Close()
-			c.markDown(ErrShutdown)
-		}
+// acceptOne takes one pending connection for m.acceptor, which backs off
+// on accept errors (listener's centre goroutine).
+func (m *Messenger) acceptOne(l netstack.ServerSocket) error {
+	w := m.stack.PickWorker()
+	s, err := l.Accept(m.sockOpts(), w)
+	if err != nil {
+		return err
 	}
+	c := newConnection(m, false, w)
+	if !m.track(c) {
+		_ = s.Close()
+		return netstack.ErrWouldBlock // shutting down: nothing more this turn
+	}
+	if err := w.Center().DispatchExternal(func() {
+		c.mu.Lock()
+		if c.state == stNone {
+			c.attachLocked(s)
+		} else {
+			_ = s.Close()
+		}
+		c.unlockAndDeliver()
+	}); err != nil {
+		_ = s.Close()
+		c.markDown(ErrShutdown)
+	}
+	return nil
 }
 
 func (m *Messenger) track(c *Connection) bool {
@@ -543,7 +543,9 @@ func (m *Messenger) Shutdown() error {
 		if started {
 			center := w.Center()
 			if err := center.Submit(func() {
-				_ = center.DeleteFileEvent(l.FD(), netstack.EventReadable)
+				if m.acceptor != nil {
+					m.acceptor.Stop()
+				}
 				_ = l.Abort()
 			}); err != nil {
 				_ = l.Abort()

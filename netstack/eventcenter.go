@@ -143,6 +143,9 @@ func (c *EventCenter) Name() string { return c.name }
 // after Stop).
 func (c *EventCenter) Started() bool { return c.started.Load() }
 
+// Stopped reports whether Stop has been called.
+func (c *EventCenter) Stopped() bool { return c.stopReq.Load() }
+
 // Start launches the loop goroutine. Later calls, and calls after Stop, do
 // nothing.
 func (c *EventCenter) Start() {
@@ -183,8 +186,8 @@ func (c *EventCenter) Stop() error {
 		}
 		err1 := unix.Close(c.wakefd)
 		err2 := c.epFile.Close()
-		if err := errors.Join(err1, err2); err != nil {
-			c.stopErr = fmt.Errorf("netstack: event centre %s: close: %v", c.name, err)
+		if err := JoinErrors(err1, err2); err != nil {
+			c.stopErr = fmt.Errorf("netstack: event centre %s: close: %w", c.name, err)
 		}
 	})
 	return c.stopErr

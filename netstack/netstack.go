@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"errors"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -20,10 +19,6 @@ func (wouldBlock) Error() string        { return "netstack: operation would bloc
 func (wouldBlock) Is(target error) bool { return target == unix.EAGAIN }
 func (wouldBlock) Timeout() bool        { return false }
 func (wouldBlock) Temporary() bool      { return true }
-
-// ErrStackStopped is returned by operations on a Stack or Worker after Stop.
-// It matches net.ErrClosed.
-var ErrStackStopped = errors.Join(errors.New("netstack: stack stopped"), net.ErrClosed)
 
 // SocketOptions are the per-socket knobs a Worker honours when listening or
 // connecting. Zero values mean "transport default".

@@ -69,7 +69,7 @@ func New(cfg *config.Config) (Stack, error) {
 	name := cfg.TransportType
 	f, ok := lookup(name)
 	if !ok {
-		return nil, fmt.Errorf("netstack: unknown transport %q (registered: %s)", name, strings.Join(Names(), ", "))
+		return nil, fmt.Errorf("netstack: unknown transport %q (registered: %s); %s", name, registeredList(), importHint(name))
 	}
 	s, err := f(cfg)
 	if err == nil {
@@ -89,4 +89,28 @@ func New(cfg *config.Config) (Stack, error) {
 		return nil, fmt.Errorf("netstack: transport %q: %w; fallback %q: %w", name, err, FallbackTransport, ferr)
 	}
 	return s, nil
+}
+
+// stackPackages names the package that registers each known transport, for
+// the hint of an unknown-transport error.
+var stackPackages = map[string]string{
+	"posix": "github.com/asyncmsgr/asyncmsgr/posixfallback",
+	"rdma":  "github.com/asyncmsgr/asyncmsgr/rdmastack",
+}
+
+func registeredList() string {
+	if names := Names(); len(names) > 0 {
+		return strings.Join(names, ", ")
+	}
+	return "none"
+}
+
+// importHint tells how to make name available: transports register
+// themselves from their package's init, so a program must import it.
+func importHint(name string) string {
+	if pkg, ok := stackPackages[name]; ok {
+		return fmt.Sprintf("import _ %q to register it", pkg)
+	}
+	return fmt.Sprintf("import the stack package that registers it (posix: _ %q, rdma: _ %q)",
+		stackPackages["posix"], stackPackages["rdma"])
 }

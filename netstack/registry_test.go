@@ -69,7 +69,7 @@ func TestRegistry(t *testing.T) {
 	}{
 		{name: "selected", transport: "test-ok", wantStack: "test-ok"},
 		{name: "unknown lists registered", transport: "carrier-pigeon",
-			wantErr: []string{`unknown transport "carrier-pigeon"`, "posix", "test-ok", "test-unavail"}},
+			wantErr: []string{`unknown transport "carrier-pigeon"`, "posix", "test-ok", "test-unavail", "import the stack package"}},
 		{name: "unavailable without fallback", transport: "test-unavail",
 			wantErr: []string{"no device rxe0"}, wantIs: ErrUnavailable},
 		{name: "unavailable with fallback", transport: "test-unavail", fallback: true,
@@ -80,11 +80,8 @@ func TestRegistry(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var logBuf bytes.Buffer
-			old := slog.Default()
-			slog.SetDefault(slog.New(slog.NewTextHandler(&logBuf, nil)))
-			defer slog.SetDefault(old)
-
 			cfg := config.Default()
+			cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
 			cfg.TransportType = tc.transport
 			cfg.TransportFallback = tc.fallback
 			s, err := New(cfg)
@@ -127,6 +124,22 @@ func TestRegistry(t *testing.T) {
 		_, err := New(cfg)
 		require.ErrorIs(t, err, ErrUnavailable)
 		require.Contains(t, err.Error(), "not registered")
+	})
+	t.Run("unknown names the import", func(t *testing.T) {
+		unregister(FallbackTransport, "test-ok", "test-unavail", "test-broken")
+		for transport, pkg := range map[string]string{
+			"posix": "github.com/asyncmsgr/asyncmsgr/posixfallback",
+			"rdma":  "github.com/asyncmsgr/asyncmsgr/rdmastack",
+		} {
+			cfg := config.Default()
+			cfg.TransportType = transport
+			_, err := New(cfg)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "(registered: none)")
+			require.Contains(t, err.Error(), `import _ "`+pkg+`"`)
+			require.NotContains(t, err.Error(), "\n")
+		}
+		Register("test-ok", func(cfg *config.Config) (Stack, error) { return newFake(t, "test-ok", 1), nil })
 	})
 	t.Run("duplicate panics", func(t *testing.T) {
 		require.Panics(t, func() { Register("test-ok", func(*config.Config) (Stack, error) { return nil, nil }) })

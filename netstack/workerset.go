@@ -123,7 +123,7 @@ func (s *WorkerSet) Stop() error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return JoinErrors(errs...)
 }
 
 // Stopped reports whether Stop has been called; a transport's Listen and

@@ -64,7 +64,9 @@ func NewConn(sock netstack.ConnectedSocket, center *netstack.EventCenter) *Conn 
 }
 
 // Dial connects to addr ("host:port") on the least-loaded worker of stack,
-// which must be started, with the transport's default socket options.
+// which must be started (else the error wraps netstack.ErrStackNotStarted),
+// with the transport's default socket options. Once the stack stops, Read
+// and Write fail with an error matching net.ErrClosed.
 func Dial(stack netstack.Stack, addr string) (*Conn, error) {
 	return DialOptions(stack, addr, netstack.SocketOptions{})
 }
@@ -72,6 +74,9 @@ func Dial(stack netstack.Stack, addr string) (*Conn, error) {
 // DialOptions is Dial with explicit socket options.
 func DialOptions(stack netstack.Stack, addr string, opts netstack.SocketOptions) (*Conn, error) {
 	w := stack.PickWorker()
+	if !w.Center().Started() {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: strAddr(addr), Err: netstack.ErrStackNotStarted}
+	}
 	sock, err := w.Connect(addr, opts)
 	if err != nil {
 		return nil, err
@@ -107,6 +112,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 	for {
 		if c.isClosing() {
 			return 0, c.opErr("read", net.ErrClosed)
+		}
+		if c.center.Stopped() {
+			return 0, c.opErr("read", netstack.ErrStackStopped)
 		}
 		if c.rd.expired() {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
@@ -147,6 +155,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	for {
 		if c.isClosing() {
 			return nn, c.opErr("write", net.ErrClosed)
+		}
+		if c.center.Stopped() {
+			// The socket itself may still take bytes, but nothing serves
+			// it any more: report it as closed, as Read does.
+			return nn, c.opErr("write", netstack.ErrStackStopped)
 		}
 		if c.wd.expired() {
 			return nn, c.opErr("write", os.ErrDeadlineExceeded)
@@ -334,6 +347,12 @@ func (c *Conn) updateInterest() {
 	}
 	c.registered = want
 }
+
+// strAddr names an address that may not resolve, for a *net.OpError.
+type strAddr string
+
+func (a strAddr) Network() string { return "tcp" }
+func (a strAddr) String() string  { return string(a) }
 
 func notify(ch chan struct{}) {
 	select {

@@ -33,7 +33,8 @@ type Listener struct {
 var _ net.Listener = (*Listener)(nil)
 
 // Listen listens on addr ("host:port", port 0 picks one) on the least-loaded
-// worker of stack, which must be started.
+// worker of stack, which must be started (else the error wraps
+// netstack.ErrStackNotStarted).
 func Listen(stack netstack.Stack, addr string) (*Listener, error) {
 	return ListenOptions(stack, addr, netstack.SocketOptions{})
 }
@@ -42,6 +43,9 @@ func Listen(stack netstack.Stack, addr string) (*Listener, error) {
 // accepted sockets.
 func ListenOptions(stack netstack.Stack, addr string, opts netstack.SocketOptions) (*Listener, error) {
 	w := stack.PickWorker()
+	if !w.Center().Started() {
+		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: strAddr(addr), Err: netstack.ErrStackNotStarted}
+	}
 	ss, err := w.Listen(addr, opts)
 	if err != nil {
 		return nil, err
@@ -80,6 +84,9 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 	for {
 		if isClosed(l.closing) {
 			return nil, l.opErr(net.ErrClosed)
+		}
+		if l.center.Stopped() {
+			return nil, l.opErr(netstack.ErrStackStopped)
 		}
 		drain(l.ready)
 		w := l.stack.PickWorker()

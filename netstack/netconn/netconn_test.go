@@ -220,6 +220,12 @@ func TestStackStopped(t *testing.T) {
 	require.NoError(t, s.Stop())
 	_, err = c1.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed)
+	// The kernel socket would still take these bytes; nobody serves it.
+	_, err = c1.Write([]byte("after stop"))
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.ErrorIs(t, err, netstack.ErrStackStopped)
+	require.NotContains(t, err.Error(), "\n")
+	require.Contains(t, err.Error(), "netstack: stack stopped")
 	require.NoError(t, c1.Close())
 	require.NoError(t, c2.Close())
 }
@@ -319,4 +325,28 @@ func BenchmarkNetPingPong(b *testing.B) {
 	defer c1.Close()
 	defer c2.Close()
 	pingPong(b, c1, c2)
+}
+
+// TestStackNotStarted: Listen and Dial on a stack whose Start was never
+// called fail at once, instead of returning sockets nothing will serve
+// (whose Read never saw data and whose Close blocked forever).
+func TestStackNotStarted(t *testing.T) {
+	cfg := config.Default()
+	cfg.OpThreads = 1
+	s, err := netstack.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Stop()) })
+
+	l, err := Listen(s, "127.0.0.1:0")
+	require.ErrorIs(t, err, netstack.ErrStackNotStarted)
+	require.Contains(t, err.Error(), "netstack: stack not started")
+	require.Nil(t, l)
+
+	other := newPosix(t)
+	ol, err := Listen(other, "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ol.Close()
+	c, err := Dial(s, ol.Addr().String())
+	require.ErrorIs(t, err, netstack.ErrStackNotStarted)
+	require.Nil(t, c)
 }

@@ -75,7 +75,7 @@ func Dial(stack netstack.Stack, addr string) (*Conn, error) {
 func DialOptions(stack netstack.Stack, addr string, opts netstack.SocketOptions) (*Conn, error) {
 	w := stack.PickWorker()
 	if !w.Center().Started() {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: strAddr(addr), Err: netstack.ErrStackNotStarted}
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: netstack.AddrOrNil(addr), Err: netstack.ErrStackNotStarted}
 	}
 	sock, err := w.Connect(addr, opts)
 	if err != nil {
@@ -347,12 +347,6 @@ func (c *Conn) updateInterest() {
 	}
 	c.registered = want
 }
-
-// strAddr names an address that may not resolve, for a *net.OpError.
-type strAddr string
-
-func (a strAddr) Network() string { return "tcp" }
-func (a strAddr) String() string  { return string(a) }
 
 func notify(ch chan struct{}) {
 	select {

@@ -44,7 +44,7 @@ func Listen(stack netstack.Stack, addr string) (*Listener, error) {
 func ListenOptions(stack netstack.Stack, addr string, opts netstack.SocketOptions) (*Listener, error) {
 	w := stack.PickWorker()
 	if !w.Center().Started() {
-		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: strAddr(addr), Err: netstack.ErrStackNotStarted}
+		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: netstack.AddrOrNil(addr), Err: netstack.ErrStackNotStarted}
 	}
 	ss, err := w.Listen(addr, opts)
 	if err != nil {

@@ -71,7 +71,8 @@ func TestPollerRunsInline(t *testing.T) {
 
 // TestPollerSpinWindow counts turns, not time: with a window of an hour the
 // centre keeps polling after the last work and never arms; with no window it
-// arms on the first empty poll and then sleeps, polling once per wake-up.
+// arms on the first empty poll and then sleeps, polling once per wake-up; a
+// poller that never finds work opens no window at all.
 func TestPollerSpinWindow(t *testing.T) {
 	t.Run("spins after work", func(t *testing.T) {
 		c := startCenter(t)
@@ -80,6 +81,15 @@ func TestPollerSpinWindow(t *testing.T) {
 		testenv.WaitFor(t, waitLimit, "10000 polls", func() bool { return p.polls.Load() >= 10000 },
 			func() string { return "" })
 		require.Zero(t, p.arms.Load(), "armed inside the spin window")
+	})
+	t.Run("no work, no window", func(t *testing.T) {
+		c := startCenter(t)
+		p := &countingPoller{}
+		defer c.AddPoller(p, time.Hour)()
+		testenv.WaitFor(t, waitLimit, "an Arm", func() bool { return p.arms.Load() > 0 }, func() string { return "" })
+		// Every poll was followed by an Arm: no spinning in between.
+		arms := p.arms.Load()
+		require.LessOrEqual(t, p.polls.Load(), arms+1)
 	})
 	t.Run("sleeps without a window", func(t *testing.T) {
 		c := startCenter(t)
@@ -183,6 +193,9 @@ func TestPollerIdleTurnNoAlloc(t *testing.T) {
 	defer c.AddPoller(funcPoller{
 		poll: func() int {
 			polls++
+			if polls == 1 {
+				return 1 // opens the spin window
+			}
 			if polls%100 == 0 {
 				select {
 				case tick <- struct{}{}:

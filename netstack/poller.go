@@ -52,9 +52,7 @@ func (c *EventCenter) AddPoller(p Poller, spin time.Duration) (remove func()) {
 		}
 		c.polling.pollers = append(c.polling.pollers, r)
 		c.polling.spin = max(c.polling.spin, r.spin)
-		// Work may already be waiting: poll at once, then the window applies.
-		c.polling.spinning = true
-		c.polling.idleSince = time.Time{}
+		// The next turn polls it; the window opens only once it finds work.
 	})
 	return func() {
 		if r.removed.Swap(true) {

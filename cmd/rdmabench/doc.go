@@ -8,6 +8,7 @@
 //	rdmabench demo [-reps N] [-iters N]                    # make demo
 //	rdmabench run -plan bench|demo -out DIR ...            # on the device (in the VM)
 //	rdmabench report -out DIR [-md BENCHMARKS.md]          # re-render from DIR
+//	rdmabench bench -match 'msgr-rdma msgr_lat 2$'         # a developer's partial run
 //
 // Everything it knows lives in internal/bench; this package only parses
 // flags and wires the phases. It must not measure anything itself.

@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string) int {
 	fs.IntVar(&reps, "reps", reps, "repetitions of each ratio point")
 	fs.IntVar(&iters, "iters", iters, "demo: iterations per latency run")
 	sizes := fs.String("sizes", envStr("BENCH_SIZES", strings.Trim(fmt.Sprint(def), "[]")), "bench: the curve's sizes")
+	match := fs.String("match", "", `bench, run: only the runs whose "series test size" matches this regexp`)
 	quick := fs.Bool("quick", os.Getenv("BENCH_QUICK") != "", "bench: sizes "+strings.Trim(fmt.Sprint(bench.QuickSizes), "[]"))
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -86,8 +87,8 @@ func run(ctx context.Context, args []string) int {
 	for _, p := range []*string{&out, rp, repo, md} {
 		*p, _ = filepath.Abs(*p)
 	}
-	o := bench.Options{Plan: plan, Out: out, Rdmaperf: *rp, Reps: reps, Iters: iters, Sizes: sz, Quick: *quick, Log: os.Stderr}
-	runArgs := []string{"-plan", sub, "-out", out, "-rdmaperf", *rp, "-reps", strconv.Itoa(reps), "-iters", strconv.Itoa(iters), "-sizes", strings.Trim(fmt.Sprint(sz), "[]")}
+	o := bench.Options{Plan: plan, Out: out, Rdmaperf: *rp, Reps: reps, Iters: iters, Sizes: sz, Quick: *quick, Match: *match, Log: os.Stderr}
+	runArgs := []string{"-plan", sub, "-out", out, "-rdmaperf", *rp, "-reps", strconv.Itoa(reps), "-iters", strconv.Itoa(iters), "-sizes", strings.Trim(fmt.Sprint(sz), "[]"), "-match", *match}
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "rdmabench %s: %v\n", sub, err)
 		return 1

@@ -70,8 +70,14 @@ func TestParseRdmaperf(t *testing.T) {
 	r, err = ParseRdmaperf(b, false)
 	require.NoError(t, err)
 	require.NotNil(t, r.DoorbellsPerMsg)
-	require.Equal(t, 0.446, *r.DoorbellsPerMsg)
-	require.Equal(t, 0.61, r.BWAvg)
+	require.Equal(t, 0.939, *r.DoorbellsPerMsg)
+	require.InDelta(t, 0.36007959753427965, r.BWAvg, 1e-12)
+
+	b, err = os.ReadFile("testdata/rdmaperf_msgr_lat.jsonl")
+	require.NoError(t, err)
+	r, err = ParseRdmaperf(b, true)
+	require.NoError(t, err)
+	require.Equal(t, 5617.127, r.TTypical)
 }
 
 func TestParseRdmaperfErrors(t *testing.T) {

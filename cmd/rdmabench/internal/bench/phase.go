@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +28,10 @@ type Options struct {
 	Sizes    []int
 	Quick    bool
 	Command  string // how the user started it, for the report
-	Log      io.Writer
+	// Match, when set, keeps only the runs whose "series test size"
+	// matches it (a developer's partial run).
+	Match string
+	Log   io.Writer
 }
 
 // The files of Out.
@@ -74,6 +79,15 @@ func Measure(ctx context.Context, o Options) error {
 		plan = DemoPlan(o.Reps, o.Iters)
 	} else {
 		plan = BenchPlan(o.Reps, o.Sizes, rn.Caps)
+	}
+	if o.Match != "" {
+		re, err := regexp.Compile(o.Match)
+		if err != nil {
+			return fmt.Errorf("-match: %w", err)
+		}
+		plan = slices.DeleteFunc(plan, func(s Spec) bool {
+			return !re.MatchString(fmt.Sprintf("%s %s %d", s.Series.Name, s.Test, s.Size))
+		})
 	}
 	f, err := os.Create(filepath.Join(o.Out, ResultsFile))
 	if err != nil {
@@ -157,6 +171,9 @@ func WriteReport(out, md string, log io.Writer) error {
 	}
 	png := strings.TrimSuffix(md, filepath.Ext(md)) + ".png"
 	rp := Build(rs, c, filepath.Base(png))
+	if rel, err := filepath.Rel(filepath.Dir(md), out); err == nil {
+		rp.Out = rel
+	}
 	for i := range rp.Profiles {
 		rp.Profiles[i].Top = pprofTop(filepath.Join(out, rp.Profiles[i].Path))
 	}

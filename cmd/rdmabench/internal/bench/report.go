@@ -112,6 +112,7 @@ type Report struct {
 	PNG       string
 	All       Table
 	Profiles  []Profile
+	Out       string // the results directory, as the reader finds it
 }
 
 // Profile is one profiled client run and the top of its CPU profile.
@@ -124,7 +125,7 @@ type Profile struct {
 // Build computes the report of rs.
 func Build(rs []Result, c Conditions, png string) Report {
 	s := NewSet(rs)
-	rp := Report{C: c, NotFinal: c.NotFinal(), PNG: png}
+	rp := Report{C: c, NotFinal: c.NotFinal(), PNG: png, Out: ".build/bench"}
 	rdma := rdmaSeriesIn(s)
 	for _, t := range Targets(rdma) {
 		a, b := s.Median(t.Num, t.Metric), s.Median(t.Den, t.Metric)

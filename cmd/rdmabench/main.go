@@ -42,7 +42,10 @@ func command(target string, vars ...string) string {
 	var b strings.Builder
 	for _, k := range vars {
 		if v := os.Getenv(k); v != "" {
-			fmt.Fprintf(&b, "%s=%q ", k, v)
+			if strings.ContainsAny(v, " \t'\"$") {
+				v = strconv.Quote(v)
+			}
+			fmt.Fprintf(&b, "%s=%s ", k, v)
 		}
 	}
 	return b.String() + "make " + target

@@ -57,6 +57,14 @@ func TestBenchPlanWithPollingModes(t *testing.T) {
 	require.Equal(t, []string{"perftest", "rdmaperf", "msgr-rdma-dispatcher", "msgr-rdma-worker", "msgr-posix",
 		"msgr-rdma-dispatcher-held", "msgr-rdma-worker-held", "merge-true", "merge-false"}, names)
 	require.Empty(t, allCaps.Missing(HeldSeries("worker")))
+	var profiled []Key
+	for _, s := range BenchPlan(2, QuickSizes, allCaps) {
+		if s.Profile {
+			require.Equal(t, 1, s.Rep)
+			profiled = append(profiled, s.Key())
+		}
+	}
+	require.Equal(t, []Key{{"msgr-rdma-dispatcher", "msgr_lat", 2}, {"msgr-rdma-worker", "msgr_lat", 2}}, profiled)
 	only := Caps{OptOK: allCaps.OptOK}
 	require.Equal(t, "rdmaperf has no --msgr_bg_bytes yet", only.Missing(HeldSeries("worker")))
 }

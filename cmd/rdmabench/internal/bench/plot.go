@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 )
@@ -71,7 +72,7 @@ func PlotOf(s *Set, dir, png, subtitle string) (Plot, error) {
 	for _, kind := range []string{"lat", "bw"} {
 		var curves []Curve
 		keys := [][2]string{{Perftest.Name, "send_" + kind}, {Rdmaperf.Name, "send_" + kind}, {Perftest.Name, "write_" + kind}, {Rdmaperf.Name, "write_" + kind}}
-		for _, m := range append(rdma, Posix.Name) {
+		for _, m := range append(slices.Clone(rdma), Posix.Name) {
 			keys = append(keys, [2]string{m, "msgr_" + kind})
 		}
 		for _, k := range keys {

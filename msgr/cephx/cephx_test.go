@@ -216,3 +216,37 @@ func TestMonClientExchange(t *testing.T) {
 	_, err = c.HandleReplyMore([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0})
 	require.True(t, errors.Is(err, ErrMalformed))
 }
+
+// TestServerSide runs our monitor side against our client side: what the
+// client proves the server accepts, and what the server returns the client
+// opens; a wrong key is caught by Verify.
+func TestServerSide(t *testing.T) {
+	secret := testKey(1)
+	c := &MonClient{Name: Name{Type: 8, ID: "admin"}, Secret: secret}
+	mode, name, gid, err := ParseInitialRequest(c.InitialRequest())
+	require.NoError(t, err)
+	require.Equal(t, uint8(AuthModeMon), mode)
+	require.Equal(t, "client.admin", name.String())
+	require.Zero(t, gid)
+	ch, more, err := ServerChallenge()
+	require.NoError(t, err)
+	req, err := c.HandleReplyMore(more)
+	require.NoError(t, err)
+	a, err := ParseAuthenticate(req)
+	require.NoError(t, err)
+	ok, err := a.Verify(secret.Secret, ch)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, _ = a.Verify(testKey(2).Secret, ch)
+	require.False(t, ok, "another key does not verify")
+	ok, _ = a.Verify(secret.Secret, ch+1)
+	require.False(t, ok, "another challenge does not verify")
+	session, err := NewSessionKey()
+	require.NoError(t, err)
+	done, err := AuthDonePayload(secret.Secret, session, time.Hour, 1, []byte("tkt"), bytes.Repeat([]byte{9}, 64))
+	require.NoError(t, err)
+	s, err := c.HandleDone(5, done)
+	require.NoError(t, err)
+	require.Equal(t, session.Secret, s.Auth.SessionKey.Secret)
+	require.Len(t, s.ConnectionSecret, 64)
+}

@@ -54,3 +54,15 @@ func FuzzOpen(f *testing.F) {
 		_, _ = Open(testKey(1).Secret, b)
 	})
 }
+
+func FuzzServerPayloads(f *testing.F) {
+	c := &MonClient{Name: Name{Type: 8, ID: "admin"}, Secret: testKey(1)}
+	req, _ := c.HandleReplyMore([]byte{1, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add(c.InitialRequest(), req)
+	f.Fuzz(func(t *testing.T, initial, more []byte) {
+		_, _, _, _ = ParseInitialRequest(initial)
+		if a, err := ParseAuthenticate(more); err == nil {
+			_, _ = a.Verify(testKey(1).Secret, 1)
+		}
+	})
+}

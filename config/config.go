@@ -59,6 +59,9 @@ type Config struct {
 	// larger is a protocol error.
 	MaxFrameSegment int
 
+	// Auth is the authentication options (auth_*, keyring, ms_*_mode).
+	Auth
+
 	// Logger is where every layer built from this Config logs (the
 	// messenger, its stack, the dispatcher, verbs warnings). It is not an
 	// option: code sets it (msgr.WithLogger does); nil means slog.Default().
@@ -108,5 +111,6 @@ func Default() *Config {
 		InitialBackoff:         200 * time.Millisecond,
 		MaxBackoff:             15 * time.Second,
 		MaxFrameSegment:        512 << 20,
+		Auth:                   defaultAuth(),
 	}
 }

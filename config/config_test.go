@@ -45,6 +45,21 @@ func TestDefaults(t *testing.T) {
 		"ms_initial_backoff":                "0.2",
 		"ms_max_backoff":                    "15",
 		"ms_max_frame_segment":              "536870912",
+		// auth: Ceph's keyring list and mode orders; required methods are
+		// asyncmsgr's (config/auth.go says why)
+		"auth_cluster_required": "cephx, none",
+		"auth_service_required": "cephx, none",
+		"auth_client_required":  "cephx, none",
+		"keyring":               "/etc/ceph/$cluster.$name.keyring,/etc/ceph/$cluster.keyring,/etc/ceph/keyring,/etc/ceph/keyring.bin",
+		"key":                   "",
+		"keyfile":               "",
+		"ms_mon_client_mode":    "secure crc",
+		"ms_client_mode":        "crc secure",
+		"ms_service_mode":       "crc secure",
+		"ms_cluster_mode":       "crc secure",
+		"ms_mon_service_mode":   "secure crc",
+		"ms_mon_cluster_mode":   "secure crc",
+		"cluster":               "ceph",
 	}
 	c := Default()
 	require.NoError(t, c.Validate())
@@ -491,4 +506,19 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, err, "input %q wrote\n%s", in, buf.String())
 		require.Equal(t, c, got)
 	})
+}
+
+func TestAuthLists(t *testing.T) {
+	m, err := Methods("cephx, none")
+	require.NoError(t, err)
+	require.Equal(t, []uint32{AuthCephX, AuthNone}, m)
+	md, err := Modes("secure crc")
+	require.NoError(t, err)
+	require.Equal(t, []uint32{ModeSecure, ModeCRC}, md)
+	c := Default()
+	c.AuthServiceRequired = "kerberos"
+	c.MonClientMode = ""
+	err = c.Validate()
+	require.ErrorContains(t, err, `config: auth_service_required: "kerberos" is not cephx or none`)
+	require.ErrorContains(t, err, `config: ms_mon_client_mode: "" names no connection mode`)
 }

@@ -70,6 +70,16 @@ var options = []option{
 	{"ms_max_frame_segment", kindSize, func(c *Config) any { return &c.MaxFrameSegment }},
 }
 
+// init adds the auth options (config/auth.go) and indexes them with the
+// rest: optionIndex points into options, so it is rebuilt after the append.
+func init() {
+	options = append(options, authOptions...)
+	optionIndex = make(map[string]*option, len(options))
+	for i := range options {
+		optionIndex[options[i].name] = &options[i]
+	}
+}
+
 var optionIndex = func() map[string]*option {
 	m := make(map[string]*option, len(options))
 	for i := range options {

@@ -153,6 +153,7 @@ type Connection struct {
 	resend                     []*Message // requeued sent messages, before sh.outQ
 	sent                       []*Message // written, not yet acked (lossless)
 	lastKeepaliveAck           time.Time
+	auth                       authState // this socket's authentication (auth.go)
 
 	// read side
 	rbuf          []byte
@@ -164,6 +165,8 @@ type Connection struct {
 	normRBuf      []byte // the normal read buffer while ownFrame
 	rbufDonated   bool   // a message took that buffer
 	pre           msgr2.Preamble
+	secInline     [msgr2.PreambleInlineLen]byte // secure mode: segment 0's inline bytes
+	secInlineN    int
 	readSinceTick bool
 	idleFor       time.Duration
 

@@ -113,7 +113,14 @@ func (c *Connection) parseLocked() {
 			}
 			b := c.rbuf[c.rstart : c.rstart+msgr2.BannerLen]
 			c.rstart += msgr2.BannerLen
+			c.auth.recordRx(b)
 			c.handleBannerLocked(b)
+			continue
+		}
+		if c.auth.sec != nil {
+			if !c.parseSecureLocked() {
+				break
+			}
 			continue
 		}
 		if !c.havePre {
@@ -147,6 +154,7 @@ func (c *Connection) parseLocked() {
 			}
 			break
 		}
+		c.auth.recordRx(c.rbuf[c.rstart : c.rstart+total])
 		rest := c.rbuf[c.rstart+msgr2.PreambleLen : c.rstart+total]
 		segs, err := msgr2.ParseFrameRest(&c.pre, rest)
 		c.havePre = false
@@ -191,7 +199,55 @@ func (c *Connection) appendFrameLocked(tag msgr2.Tag, payload []byte) {
 		c.wbuf = append(c.wbuf, c.wtail[:c.wtailN]...)
 		c.wext, c.wtailN = nil, 0
 	}
+	if c.auth.sec != nil {
+		var err error
+		if c.wbuf, err = c.auth.sec.AppendSecureFrame(c.wbuf, tag, payload); err != nil {
+			c.faultLocked(fmt.Errorf("msgr: secure %s frame: %w", tag, err))
+		}
+		return
+	}
+	start := len(c.wbuf)
 	c.wbuf = msgr2.AppendFrame(c.wbuf, tag, payload)
+	c.auth.recordTx(c.wbuf[start:])
+}
+
+// parseSecureLocked handles one secure-mode frame from the read buffer; it
+// reports false when the frame is not all there yet (or after a fault).
+// Records are decrypted in place in the read buffer.
+func (c *Connection) parseSecureLocked() bool {
+	avail := c.rend - c.rstart
+	if !c.havePre {
+		if avail < msgr2.SecurePreambleLen {
+			return false
+		}
+		p, inline, err := c.auth.sec.OpenPreamble(c.rbuf[c.rstart:c.rstart+msgr2.SecurePreambleLen], c.msgr.cfg.MaxFrameSegment)
+		if err != nil {
+			c.faultLocked(fmt.Errorf("msgr: bad secure preamble in state %s: %w", c.state, err))
+			return false
+		}
+		c.pre, c.havePre = p, true
+		c.secInlineN = copy(c.secInline[:], inline)
+		c.rstart += msgr2.SecurePreambleLen
+		avail -= msgr2.SecurePreambleLen
+	}
+	n := c.pre.SecureRestLen()
+	if avail < n {
+		if c.rstart+n > len(c.rbuf) {
+			c.makeRoomLocked(n - avail)
+		}
+		return false
+	}
+	segs, err := c.auth.sec.OpenRest(&c.pre, c.secInline[:c.secInlineN:c.secInlineN], c.rbuf[c.rstart:c.rstart+n])
+	c.havePre = false
+	c.rstart += n
+	if err != nil {
+		c.faultLocked(fmt.Errorf("msgr: bad secure %s frame in state %s: %w", c.pre.Tag, c.state, err))
+		return false
+	}
+	// Segments alias the read buffer (or, for segment 0, secInline): the
+	// message takes copies (donateRBuf stays false).
+	c.handleFrameLocked(c.pre.Tag, segs)
+	return true
 }
 
 // wlenLocked is the length of the pending output: wbuf, wext, wtail.

@@ -36,14 +36,11 @@ func (c *Connection) handleAuthDoneLocked(b []byte) {
 		c.faultLocked(fmt.Errorf("msgr: bad AUTH_DONE: %w", err))
 		return
 	}
-	if d.ConMode != conModeCRC {
-		c.protoErr("peer chose connection mode %d, only crc (1) is supported", d.ConMode)
-		return
-	}
 	c.globalID = d.GlobalID
 	c.msgr.learnGlobalID(d.GlobalID)
-	c.appendFrameLocked(msgr2.TagAuthSignature, zeroSig[:])
-	c.setStateLocked(stAuthSign)
+	if !c.clientAuthDoneLocked(&d) {
+		return
+	}
 	c.flushLocked(false)
 }
 

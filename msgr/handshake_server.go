@@ -5,66 +5,25 @@ package msgr
 // session (Ceph's reuse_connection).
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
+	"github.com/asyncmsgr/asyncmsgr/msgr/cephx"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
-// parseAuthNonePayload decodes the payload above (server side).
+// parseAuthNonePayload decodes the AUTH_REQUEST payload (server side): the
+// same layout for auth none and cephx (cephx.ParseInitialRequest).
 func parseAuthNonePayload(b []byte) (mode byte, typ uint32, id string, gid uint64, err error) {
-	if len(b) < 9 {
-		return 0, 0, "", 0, errShortPayload
+	mode, name, gid, err := cephx.ParseInitialRequest(b)
+	if err != nil {
+		return 0, 0, "", 0, fmt.Errorf("%w: %v", errShortPayload, err)
 	}
-	mode = b[0]
-	typ = binary.LittleEndian.Uint32(b[1:])
-	n := binary.LittleEndian.Uint32(b[5:])
-	if uint64(len(b)-9) < uint64(n)+8 {
-		return 0, 0, "", 0, errShortPayload
-	}
-	id = string(b[9 : 9+n])
-	gid = binary.LittleEndian.Uint64(b[9+n:])
-	return mode, typ, id, gid, nil
+	return mode, name.Type, name.ID, gid, nil
 }
 
 var errShortPayload = errors.New("msgr: short auth payload")
-
-func (c *Connection) handleAuthRequestLocked(b []byte) {
-	var r msgr2.AuthRequest
-	if err := r.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REQUEST: %w", err))
-		return
-	}
-	crc := false
-	for _, m := range r.PreferredModes {
-		if m == conModeCRC {
-			crc = true
-		}
-	}
-	if r.Method != authMethodNone || !crc {
-		bad := msgr2.AuthBadMethod{Method: r.Method, Result: -eopnotsupp,
-			AllowedMethods: []uint32{authMethodNone}, AllowedModes: []uint32{conModeCRC}}
-		c.appendFrameLocked(msgr2.TagAuthBadMethod, bad.Marshal(c.cbuf[:0]))
-		c.flushLocked(false)
-		return
-	}
-	_, _, _, gid, err := parseAuthNonePayload(r.AuthPayload)
-	if err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad auth-none payload (%d bytes): %w", len(r.AuthPayload), err))
-		return
-	}
-	if gid == 0 {
-		gid = c.msgr.assignGlobalID()
-	}
-	c.globalID = gid
-	done := msgr2.AuthDone{GlobalID: gid, ConMode: conModeCRC}
-	c.appendFrameLocked(msgr2.TagAuthDone, done.Marshal(c.cbuf[:0]))
-	c.appendFrameLocked(msgr2.TagAuthSignature, zeroSig[:])
-	c.setStateLocked(stAuthSign)
-	c.flushLocked(false)
-}
 
 func (c *Connection) handleClientIdentLocked(b []byte) {
 	var ci msgr2.ClientIdent
@@ -218,6 +177,9 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 func (c *Connection) handOverLocked(e *Connection, finish func()) {
 	sock, w := c.sock, c.worker
 	leftover := c.pendingWriteLocked()
+	// The socket's authentication goes with it: its session key and, in
+	// secure mode, the record state both ends are in.
+	auth := c.auth
 	_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
 	c.sock = nil
 	c.closeLocked(fmt.Errorf("msgr: socket handed to the existing session: %w", ErrMarkedDown), false)
@@ -242,6 +204,7 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 		e.sh.center = e.center
 		e.sh.mu.Unlock()
 		e.stats.reconnects.Add(1)
+		e.auth = auth
 		if e.attachAdoptedLocked(sock, leftover) {
 			finish()
 		}

@@ -95,7 +95,10 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	if c.outgoing {
 		c.globalSeq = c.msgr.nextGlobalSeq(0)
 	}
+	c.auth = authState{recording: true}
+	start := len(c.wbuf)
 	c.wbuf = msgr2.AppendBanner(c.wbuf, msgr2.FeatureRevision1, 0)
+	c.auth.recordTx(c.wbuf[start:])
 	c.flushLocked(false)
 }
 

@@ -51,6 +51,7 @@ type Messenger struct {
 	name         EntityName
 	nonce        uint32
 	authID       string
+	auth         *authConfig
 	logFn        func(format string, args ...any)
 	prioDispatch bool
 	stack        netstack.Stack
@@ -139,6 +140,7 @@ func New(cfg *config.Config, name EntityName, opts ...Option) (*Messenger, error
 			m.authID = strconv.FormatInt(name.Num, 10)
 		}
 	}
+	m.auth = newAuthConfig(cfg, name, m.authID)
 	st, err := netstack.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("msgr: network stack %q: %w", cfg.TransportType, err)

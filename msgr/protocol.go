@@ -13,8 +13,6 @@ import (
 )
 
 const (
-	authMethodNone     = 1 // CEPH_AUTH_NONE
-	conModeCRC         = 1 // CEPH_CON_MODE_CRC
 	authModeAuthorizer = 1
 	authModeMon        = 10
 	sigLen             = 32 // sha256 digest of AUTH_SIGNATURE
@@ -81,13 +79,17 @@ func (c *Connection) handleFrameLocked(tag msgr2.Tag, segs [4][]byte) {
 		}
 	case msgr2.TagAuthBadMethod:
 		if c.state == stAuth && c.outgoing {
-			var b msgr2.AuthBadMethod
-			if err := b.Unmarshal(segs[0]); err != nil {
-				c.faultLocked(fmt.Errorf("msgr: bad AUTH_BAD_METHOD: %w", err))
-				return
-			}
-			c.protoErr("peer rejected auth method %d (result %d): allowed methods %v, modes %v",
-				b.Method, b.Result, b.AllowedMethods, b.AllowedModes)
+			c.handleAuthBadMethodLocked(segs[0])
+			return
+		}
+	case msgr2.TagAuthReplyMore:
+		if c.state == stAuth && c.outgoing {
+			c.handleAuthReplyMoreLocked(segs[0])
+			return
+		}
+	case msgr2.TagAuthRequestMore:
+		if c.state == stAuth && !c.outgoing {
+			c.handleAuthRequestMoreLocked(segs[0])
 			return
 		}
 	case msgr2.TagAuthDone:
@@ -222,10 +224,7 @@ func (c *Connection) handleHelloLocked(b []byte) {
 			c.policy = c.msgr.policyFor(h.EntityType)
 		}
 		c.setStateLocked(stAuth)
-		req := msgr2.AuthRequest{Method: authMethodNone, PreferredModes: []uint32{conModeCRC},
-			AuthPayload: c.authPayloadLocked()}
-		c.appendFrameLocked(msgr2.TagAuthRequest, req.Marshal(c.cbuf[:0]))
-		c.flushLocked(false)
+		c.sendAuthRequestLocked()
 		return
 	}
 	c.peerType = h.EntityType
@@ -234,10 +233,7 @@ func (c *Connection) handleHelloLocked(b []byte) {
 }
 
 func (c *Connection) handleAuthSignatureLocked(b []byte) {
-	// With auth none the session key is empty and the pre-auth signature is
-	// an all-zero sha256 digest.
-	if len(b) != sigLen || [sigLen]byte(b) != zeroSig {
-		c.protoErr("pre-auth signature mismatch (%d bytes, want %d zero bytes for auth none)", len(b), sigLen)
+	if !c.checkSignatureLocked(b) {
 		return
 	}
 	c.setStateLocked(stSession)

@@ -256,8 +256,17 @@ func (c *Connection) writeReadyLocked() {
 			m.Seq = c.outSeq
 			h := msgr2.MsgHeader2{Seq: m.Seq, Tid: m.Tid, Type: m.Type, Priority: m.prio(),
 				Version: m.Version, AckSeq: c.inSeq, CompatVersion: m.Version}
-			big := len(m.Data) >= zeroCopyMin
-			if big {
+			big := len(m.Data) >= zeroCopyMin && c.auth.sec == nil
+			if c.auth.sec != nil {
+				// Secure mode seals the whole frame: no segment goes by
+				// reference.
+				var err error
+				c.wbuf, err = c.auth.sec.AppendSecureFrame(c.wbuf, msgr2.TagMessage, h.Marshal(c.cbuf[:0]), m.Front, m.Middle, m.Data)
+				if err != nil {
+					c.faultLocked(fmt.Errorf("msgr: secure message frame: %w", err))
+					return
+				}
+			} else if big {
 				// The data segment goes out by reference, after what is
 				// batched so far; the batch ends with it.
 				var tail []byte

@@ -16,8 +16,10 @@
 // optionally a byte of an MR, inside C until the SpinWait is met or its
 // spin budget is spent); with SpinWait.SendAfter the send is posted right
 // after the wait instead, stamped, so a reply leaves without returning to
-// Go. CQ.PollSpin is the poll-only form. The budget bounds the time a
-// goroutine spends in C: the caller loops in Go.
+// Go. CQ.PollSpin is the poll-only form. The budget (rounds, and with
+// SpinWait.MaxTicks time) bounds the time a goroutine spends in C, which the
+// Go runtime sees as a blocking syscall (see package cshim): the caller
+// loops in Go.
 //
 // Errors: a failed call returns an *Error naming the verb and wrapping the
 // errno captured in the same cgo call, so errors.Is(err, syscall.ENOMEM)

@@ -12,6 +12,11 @@
 // them. --json prints one JSON object per result row; --trace adds the
 // kernel-side counters of each run (eBPF doorbell count, rxe hw_counters).
 //
+// The raw tests run with GOMAXPROCS=1, their latency loops with crossings
+// into C of at most 15 µs and a yield every 2 ms, so that the Go runtime
+// neither takes their P nor wakes another thread; internal/raw's doc has
+// the measurements and the RDMAPERF_* variables that change these settings.
+//
 // Layout: internal/perf (flags, perftest's statistics and output, the
 // out-of-band exchange), internal/raw (the verbs loops), internal/trace
 // (eBPF + sysfs counters), internal/clock; this package wires them and runs

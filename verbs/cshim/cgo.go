@@ -74,4 +74,3 @@ func EventTypeStr(t int) string { return C.GoString(C.ibv_event_type_str(uint32(
 
 // CMEventStr is rdma_event_str.
 func CMEventStr(t int) string { return C.GoString(C.rdma_event_str(uint32(t))) }
-

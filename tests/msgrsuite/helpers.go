@@ -6,12 +6,16 @@ package msgrsuite
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/msgr/cephx"
 	"github.com/stretchr/testify/require"
 )
 
@@ -193,4 +197,30 @@ func checkPayload(b []byte) (stream, idx uint64, err error) {
 		}
 	}
 	return stream, idx, nil
+}
+
+// CephXSecure is a Tweak requiring cephx everywhere and secure mode on
+// every session, with keys from keyring (SecureKeyring).
+func CephXSecure(keyring string) func(cfg *config.Config) {
+	return func(cfg *config.Config) {
+		cfg.Keyring = keyring
+		cfg.AuthServiceRequired, cfg.AuthClusterRequired, cfg.AuthClientRequired = "cephx", "cephx", "cephx"
+		cfg.ClientMode, cfg.ServiceMode, cfg.ClusterMode = "secure", "secure", "secure"
+		cfg.MonClientMode, cfg.MonServiceMode, cfg.MonClusterMode = "secure", "secure", "secure"
+	}
+}
+
+// SecureKeyring writes a keyring with one key for client.admin and osd.0
+// to osd.99, the entities the suite makes, for runs with cephx required.
+func SecureKeyring(t *testing.T) string {
+	k, err := cephx.NewSessionKey()
+	require.NoError(t, err)
+	var b strings.Builder
+	b.WriteString("[client.admin]\n\tkey = " + k.String() + "\n")
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&b, "[osd.%d]\n\tkey = %s\n", i, k.String())
+	}
+	p := filepath.Join(t.TempDir(), "keyring")
+	require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o600))
+	return p
 }

@@ -126,3 +126,12 @@ func plainThroughput(b *testing.B, size int) {
 	}
 	<-done
 }
+
+// TestPosixCephXSecure runs the suite again with cephx required everywhere
+// and secure mode (AES-GCM records) on every session: every entity the suite
+// makes (client.admin, osd.N) is in the keyring.
+func TestPosixCephXSecure(t *testing.T) {
+	Tweak = CephXSecure(SecureKeyring(t))
+	t.Cleanup(func() { Tweak = nil })
+	RunAuthenticated(t, "posix")
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Secure mode (msgr2.1, CEPH_CON_MODE_SECURE) layout constants.
@@ -92,15 +93,35 @@ func NewSecure(connectionSecret []byte, server bool) (*Secure, error) {
 	return s, nil
 }
 
+// slicesGrow makes room for n more bytes in one step.
+func slicesGrow(b []byte, n int) []byte { return slices.Grow(b, n) }
+
 func padded(n int) int { return (n + secureBlock - 1) / secureBlock * secureBlock }
 
-// seal encrypts plain (already padded) in place at the end of dst.
+// seal encrypts plain (already padded) and appends the record to dst.
 func (s *Secure) seal(dst, plain []byte) ([]byte, error) {
 	nc, err := s.tx.next()
 	if err != nil {
 		return dst, err
 	}
 	return s.aead.Seal(dst, nc, plain, nil), nil
+}
+
+// sealTail encrypts dst[start:] in place (the plaintext was appended there)
+// and appends its tag: no copy of the plaintext and no scratch buffer.
+func (s *Secure) sealTail(dst []byte, start int) ([]byte, error) {
+	nc, err := s.tx.next()
+	if err != nil {
+		return dst[:start], err
+	}
+	return s.aead.Seal(dst[:start], nc, dst[start:], nil), nil
+}
+
+// appendPadded appends b and zeros up to the next block boundary.
+func appendPadded(dst, b []byte) []byte {
+	dst = append(dst, b...)
+	var zero [secureBlock]byte
+	return append(dst, zero[:padded(len(b))-len(b)]...)
 }
 
 // AppendSecureFrame appends a secure-mode frame carrying 1..4 segments:
@@ -134,29 +155,28 @@ func (s *Secure) AppendSecureFrame(dst []byte, tag Tag, segs ...[]byte) ([]byte,
 		return dst, err
 	}
 	if len(segs[0]) > PreambleInlineLen {
-		rem := segs[0][PreambleInlineLen:]
-		buf := make([]byte, padded(len(rem)))
-		copy(buf, rem)
-		if dst, err = s.seal(dst, buf); err != nil {
+		start := len(dst)
+		dst = appendPadded(dst, segs[0][PreambleInlineLen:])
+		if dst, err = s.sealTail(dst, start); err != nil {
 			return dst, err
 		}
 	}
 	if n == 1 {
 		return dst, nil
 	}
-	size := secureEpilogueLen
+	size := secureEpilogueLen + SecureTagLen
 	for i := 1; i < n; i++ {
 		size += padded(len(segs[i]))
 	}
-	buf := make([]byte, 0, size)
+	dst = slicesGrow(dst, size)
+	start := len(dst)
 	for i := 1; i < n; i++ {
-		buf = append(buf, segs[i]...)
-		buf = append(buf, make([]byte, padded(len(segs[i]))-len(segs[i]))...)
+		dst = appendPadded(dst, segs[i])
 	}
 	var epi [secureEpilogueLen]byte
 	epi[0] = lateStatusComplete
-	buf = append(buf, epi[:]...)
-	return s.seal(dst, buf)
+	dst = append(dst, epi[:]...)
+	return s.sealTail(dst, start)
 }
 
 // AppendSecureControlFrame is AppendSecureFrame for a control payload.

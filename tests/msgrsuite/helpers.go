@@ -212,7 +212,7 @@ func CephXSecure(keyring string) func(cfg *config.Config) {
 
 // SecureKeyring writes a keyring with one key for client.admin and osd.0
 // to osd.99, the entities the suite makes, for runs with cephx required.
-func SecureKeyring(t *testing.T) string {
+func SecureKeyring(t testing.TB) string {
 	k, err := cephx.NewSessionKey()
 	require.NoError(t, err)
 	var b strings.Builder

@@ -135,3 +135,18 @@ func TestPosixCephXSecure(t *testing.T) {
 	t.Cleanup(func() { Tweak = nil })
 	RunAuthenticated(t, "posix")
 }
+
+// The secure-mode cost (issue 10): the same benchmarks with cephx and every
+// session in secure mode (AES-128-GCM), beside the crc ones above.
+func BenchmarkMessengerLatency2BSecure(b *testing.B) {
+	withSecure(b, func() { BenchLatency(b, "posix", 2) })
+}
+func BenchmarkMessengerThroughput64KSecure(b *testing.B) {
+	withSecure(b, func() { BenchThroughput(b, "posix", 64<<10) })
+}
+
+func withSecure(b *testing.B, run func()) {
+	Tweak = CephXSecure(SecureKeyring(b))
+	defer func() { Tweak = nil }()
+	run()
+}

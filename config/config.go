@@ -61,6 +61,8 @@ type Config struct {
 
 	// Auth is the authentication options (auth_*, keyring, ms_*_mode).
 	Auth
+	// Admin is the admin socket's options (admin_socket, run_dir).
+	Admin
 
 	// Logger is where every layer built from this Config logs (the
 	// messenger, its stack, the dispatcher, verbs warnings). It is not an
@@ -112,5 +114,6 @@ func Default() *Config {
 		MaxBackoff:             15 * time.Second,
 		MaxFrameSegment:        512 << 20,
 		Auth:                   defaultAuth(),
+		Admin:                  defaultAdmin(),
 	}
 }

@@ -60,6 +60,8 @@ func TestDefaults(t *testing.T) {
 		"ms_mon_service_mode":   "secure crc",
 		"ms_mon_cluster_mode":   "secure crc",
 		"cluster":               "ceph",
+		"admin_socket":          "",
+		"run_dir":               "/var/run/ceph",
 	}
 	c := Default()
 	require.NoError(t, c.Validate())

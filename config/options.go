@@ -74,6 +74,7 @@ var options = []option{
 // rest: optionIndex points into options, so it is rebuilt after the append.
 func init() {
 	options = append(options, authOptions...)
+	options = append(options, adminOptions...)
 	optionIndex = make(map[string]*option, len(options))
 	for i := range options {
 		optionIndex[options[i].name] = &options[i]

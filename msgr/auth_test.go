@@ -2,10 +2,14 @@ package msgr_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,4 +243,62 @@ func TestSecureTamperedRecord(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the tampered record did not fault the connection")
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestPerfDumpOutlivesConnections: the messenger's counters keep what a
+// closed connection counted, and the admin socket serves them (the ceph CLI
+// reading it is tested in perfcounters/adminsock).
+func TestPerfDumpOutlivesConnections(t *testing.T) {
+	dir, err := os.MkdirTemp("", "asok-")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	scfg := testConfig()
+	scfg.AdminSocket = filepath.Join(dir, "$cluster-$name.asok")
+	srv, err := msgr.New(scfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 2})
+	require.NoError(t, err)
+	defer srv.Shutdown()
+	got := make(chan *msgr.Message, 8)
+	srv.AddDispatcherTail(&catcher{ch: got})
+	require.NoError(t, srv.Bind("127.0.0.1:0"))
+	require.NoError(t, srv.Start())
+	cli, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2})
+	require.NoError(t, err)
+	require.NoError(t, cli.Start())
+	c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 3, Front: []byte("hi")}))
+		<-got
+	}
+	require.NoError(t, cli.Shutdown())
+	srv.MarkDownAll() // the server's session closes too
+	var dump map[string]map[string]uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		require.NoError(t, json.Unmarshal(srv.PerfDump(), &dump))
+		if dump["AsyncMessenger::Worker-0"]["msgr_active_connections"] == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "server connection never closed: %v", dump)
+		time.Sleep(10 * time.Millisecond)
+	}
+	recv := uint64(0)
+	for set, vals := range dump {
+		if strings.HasPrefix(set, "AsyncMessenger::Worker-") {
+			recv += vals["msgr_recv_messages"]
+		}
+	}
+	require.Equal(t, uint64(5), recv, "received messages counted after the connection closed: %v", dump)
+	conn, err := net.Dial("unix", filepath.Join(dir, "ceph-osd.2.asok"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte(`{"prefix": "perf dump"}` + "\x00"))
+	require.NoError(t, err)
+	var hdr [4]byte
+	_, err = io.ReadFull(conn, hdr[:])
+	require.NoError(t, err)
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	_, err = io.ReadFull(conn, body)
+	require.NoError(t, err)
+	require.Contains(t, string(body), "msgr_recv_messages")
 }

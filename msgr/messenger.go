@@ -52,6 +52,7 @@ type Messenger struct {
 	nonce        uint32
 	authID       string
 	auth         *authConfig
+	perf         *perfState
 	logFn        func(format string, args ...any)
 	prioDispatch bool
 	stack        netstack.Stack
@@ -146,6 +147,7 @@ func New(cfg *config.Config, name EntityName, opts ...Option) (*Messenger, error
 		return nil, fmt.Errorf("msgr: network stack %q: %w", cfg.TransportType, err)
 	}
 	m.stack = st
+	m.initPerf()
 	m.dq = newDispatchQueue(m)
 	if m.prioDispatch {
 		m.dq.pq = &prioDispatch{}
@@ -350,6 +352,9 @@ func (m *Messenger) Start() error {
 		return fmt.Errorf("msgr: start stack: %w", err)
 	}
 	m.dq.start()
+	if err := m.startAdminSocket(); err != nil {
+		return err
+	}
 	if l != nil {
 		center := w.Center()
 		var rerr error
@@ -397,16 +402,19 @@ func (m *Messenger) acceptOne(l netstack.ServerSocket) error {
 
 func (m *Messenger) track(c *Connection) bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.stopped {
+		m.mu.Unlock()
 		return false
 	}
 	m.all[c] = struct{}{}
+	m.mu.Unlock()
+	m.perfTracked(c) // takes c.sh.mu: not under m.mu (lockorder.go)
 	return true
 }
 
 // unregister forgets a closed connection.
 func (m *Messenger) unregister(c *Connection) {
+	m.perfRetired(c)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.all, c)
@@ -469,6 +477,7 @@ func (m *Messenger) ConnectTo(peerType uint8, addr string) (*Connection, error) 
 	m.conns[addr] = c
 	m.all[c] = struct{}{}
 	m.mu.Unlock()
+	m.perfTracked(c)
 	// the dial starts from the connection's centre (its timers live there)
 	if err := c.center.DispatchExternal(func() {
 		c.mu.Lock()
@@ -561,6 +570,7 @@ func (m *Messenger) Shutdown() error {
 	m.MarkDownAll() // connections whose dial just finished
 	m.cleanups.Wait()
 	m.dq.shutdown()
+	m.stopAdminSocket()
 	err := m.stack.Stop()
 	close(m.done)
 	return err

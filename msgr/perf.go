@@ -53,7 +53,7 @@ func (m *Messenger) initPerf() {
 		})
 		set.Func("msgr_active_connections", "Active connection number", perfcounters.Gauge, func() uint64 {
 			n := uint64(0)
-			for _, c := range m.liveConns() {
+			for _, c := range m.Connections() {
 				if c.workerNow() == w {
 					n++
 				}
@@ -87,16 +87,6 @@ func (c *Connection) workerNow() netstack.Worker {
 	return nil
 }
 
-func (m *Messenger) liveConns() []*Connection {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cs := make([]*Connection, 0, len(m.all))
-	for c := range m.all {
-		cs = append(cs, c)
-	}
-	return cs
-}
-
 func (m *Messenger) workerTotal(w netstack.Worker, f func(s *ConnStats) uint64) uint64 {
 	p := m.perf
 	p.mu.Lock()
@@ -105,7 +95,7 @@ func (m *Messenger) workerTotal(w netstack.Worker, f func(s *ConnStats) uint64) 
 		n = f(g)
 	}
 	p.mu.Unlock()
-	for _, c := range m.liveConns() {
+	for _, c := range m.Connections() {
 		if c.workerNow() == w {
 			s := c.Stats()
 			n += f(&s)

@@ -113,11 +113,11 @@ func (c *MonClient) InitialRequest() []byte {
 // AUTH_REQUEST_MORE payload: CephXRequestHeader (GET_AUTH_SESSION_KEY) and
 // CephXAuthenticate proving we hold the secret.
 func (c *MonClient) HandleReplyMore(payload []byte) ([]byte, error) {
-	d := decoder{b: payload}
+	d := newDecoder(payload)
 	d.version("CephXServerChallenge", 1, 1)
-	c.serverChallenge = d.u64("server_challenge")
-	if d.err != nil {
-		return nil, d.err
+	c.serverChallenge = d.U64("server_challenge")
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -173,11 +173,11 @@ func (c *MonClient) HandleDone(globalID uint64, payload []byte) (*Session, error
 	if !c.haveChallenge {
 		return nil, fmt.Errorf("cephx: AUTH_DONE before the server challenge")
 	}
-	d := decoder{b: payload}
-	op := d.u16("CephXResponseHeader request_type")
-	status := int32(d.u32("CephXResponseHeader status"))
-	if d.err != nil {
-		return nil, d.err
+	d := newDecoder(payload)
+	op := d.U16("CephXResponseHeader request_type")
+	status := int32(d.U32("CephXResponseHeader status"))
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	if op != opGetAuthSessionKey {
 		return nil, fmt.Errorf("%w: response to request type %#x, want %#x", ErrMalformed, op, opGetAuthSessionKey)
@@ -194,32 +194,32 @@ func (c *MonClient) HandleDone(globalID uint64, payload []byte) (*Session, error
 	if s.Auth, ok = tickets[ServiceAuth]; !ok {
 		return nil, fmt.Errorf("%w: ticket reply has no AUTH ticket", ErrMalformed)
 	}
-	if len(d.b) == 0 { // pre-nautilus monitors stop here
+	if d.Remaining() == 0 { // pre-nautilus monitors stop here
 		return s, nil
 	}
-	cbl := d.blob("connection secret")
-	if d.err != nil {
-		return nil, d.err
+	cbl := d.BlobRef("connection secret")
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	if len(cbl) > 0 {
-		cd := decoder{b: cbl}
+		cd := newDecoder(cbl)
 		p, err := openBlob(&cd, s.Auth.SessionKey.Secret, "connection secret")
 		if err != nil {
 			return nil, fmt.Errorf("cephx: %w", err)
 		}
-		pd := decoder{b: p}
-		sec := pd.blob("connection secret string")
-		if pd.err != nil {
-			return nil, pd.err
+		pd := newDecoder(p)
+		sec := pd.BlobRef("connection secret string")
+		if pd.Err != nil {
+			return nil, pd.Err
 		}
 		s.ConnectionSecret = append([]byte(nil), sec...)
 	}
-	extra := d.blob("service tickets")
-	if d.err != nil {
-		return nil, d.err
+	extra := d.BlobRef("service tickets")
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	if len(extra) > 0 {
-		ed := decoder{b: extra}
+		ed := newDecoder(extra)
 		svc, err := decodeTicketReply(&ed, s.Auth.SessionKey.Secret, nil)
 		if err != nil {
 			return nil, fmt.Errorf("cephx: service tickets: %w", err)
@@ -234,42 +234,42 @@ func (c *MonClient) HandleDone(globalID uint64, payload []byte) (*Session, error
 // service blob is opened with oldKey.
 func decodeTicketReply(d *decoder, secret []byte, oldKey []byte) (map[uint32]Ticket, error) {
 	d.version("ticket reply", 1, 1)
-	n := d.u32("ticket count")
-	if d.err != nil {
-		return nil, d.err
+	n := d.U32("ticket count")
+	if d.Err != nil {
+		return nil, d.Err
 	}
-	if int(n) > len(d.b) { // each ticket takes far more than a byte
-		return nil, fmt.Errorf("%w: %d tickets in %d bytes", ErrMalformed, n, len(d.b))
+	if int(n) > d.Remaining() { // each ticket takes far more than a byte
+		return nil, fmt.Errorf("%w: %d tickets in %d bytes", ErrMalformed, n, d.Remaining())
 	}
 	out := make(map[uint32]Ticket, n)
 	for i := uint32(0); i < n; i++ {
 		var t Ticket
-		t.Service = d.u32("ticket service_id")
+		t.Service = d.U32("ticket service_id")
 		d.version("ticket", 1, 1)
-		if d.err != nil {
-			return nil, d.err
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		mine, err := openBlob(d, secret, fmt.Sprintf("%s ticket session key", typeName(t.Service)))
 		if err != nil {
 			return nil, err
 		}
-		md := decoder{b: mine}
+		md := newDecoder(mine)
 		md.version("CephXServiceTicket", 1, 1)
-		if md.err != nil {
-			return nil, md.err
+		if md.Err != nil {
+			return nil, md.Err
 		}
 		if t.SessionKey, err = decodeKey(&md); err != nil {
 			return nil, err
 		}
-		sec := md.u32("validity sec")
-		nsec := md.u32("validity nsec")
-		if md.err != nil {
-			return nil, md.err
+		sec := md.U32("validity sec")
+		nsec := md.U32("validity nsec")
+		if md.Err != nil {
+			return nil, md.Err
 		}
 		t.Validity = time.Duration(sec)*time.Second + time.Duration(nsec)
-		enc := d.u8("ticket is_enc")
-		if d.err != nil {
-			return nil, d.err
+		enc := d.U8("ticket is_enc")
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		var tb []byte
 		if enc != 0 {
@@ -280,22 +280,22 @@ func decodeTicketReply(d *decoder, secret []byte, oldKey []byte) (map[uint32]Tic
 				return nil, err
 			}
 		} else {
-			tb = d.blob("ticket blob")
+			tb = d.BlobRef("ticket blob")
 		}
 		// The service's CephXTicketBlob: the blob's bytes when sent in the
 		// clear; inside an envelope it is itself a bufferlist.
-		bd := decoder{b: tb}
+		bd := newDecoder(tb)
 		if enc != 0 {
-			bd = decoder{b: bd.blob("CephXTicketBlob")}
+			bd = newDecoder(bd.BlobRef("CephXTicketBlob"))
 		}
 		bd.version("CephXTicketBlob", 1, 1)
-		t.SecretID = bd.u64("ticket secret_id")
-		t.Blob = append([]byte(nil), bd.blob("ticket blob bytes")...)
-		if d.err != nil {
-			return nil, d.err
+		t.SecretID = bd.U64("ticket secret_id")
+		t.Blob = append([]byte(nil), bd.BlobRef("ticket blob bytes")...)
+		if d.Err != nil {
+			return nil, d.Err
 		}
-		if bd.err != nil {
-			return nil, bd.err
+		if bd.Err != nil {
+			return nil, bd.Err
 		}
 		out[t.Service] = t
 	}

@@ -99,9 +99,9 @@ func Open(secret, ct []byte) ([]byte, error) {
 
 // openBlob reads a bufferlist from d and opens it.
 func openBlob(d *decoder, secret []byte, what string) ([]byte, error) {
-	ct := d.blob(what)
-	if d.err != nil {
-		return nil, d.err
+	ct := d.BlobRef(what)
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	p, err := Open(secret, ct)
 	if err != nil {

@@ -33,23 +33,23 @@ func (k Key) Created() time.Time {
 // DecodeKey decodes a CryptoKey from exactly its encoding and checks that
 // it is an AES-128 key.
 func DecodeKey(b []byte) (Key, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	k, err := decodeKey(&d)
-	if err == nil && len(d.b) != 0 {
-		err = fmt.Errorf("%w: %d trailing bytes after the key", ErrMalformed, len(d.b))
+	if err == nil && d.Remaining() != 0 {
+		err = fmt.Errorf("%w: %d trailing bytes after the key", ErrMalformed, d.Remaining())
 	}
 	return k, err
 }
 
 func decodeKey(d *decoder) (Key, error) {
 	var k Key
-	k.Type = d.u16("key type")
-	k.CreatedSec = d.u32("key created sec")
-	k.CreatedNsec = d.u32("key created nsec")
-	n := d.u16("key length")
-	secret := d.take(int(n), "key secret")
-	if d.err != nil {
-		return Key{}, d.err
+	k.Type = d.U16("key type")
+	k.CreatedSec = d.U32("key created sec")
+	k.CreatedNsec = d.U32("key created nsec")
+	n := d.U16("key length")
+	secret := d.Take(int(n), "key secret")
+	if d.Err != nil {
+		return Key{}, d.Err
 	}
 	if k.Type != CryptoKeyAES {
 		return Key{}, fmt.Errorf("%w: key type %d, want %d (AES)", ErrMalformed, k.Type, CryptoKeyAES)

@@ -14,12 +14,12 @@ import (
 // ParseInitialRequest decodes an AUTH_REQUEST payload (cephx or none):
 // auth mode, entity name, global id.
 func ParseInitialRequest(b []byte) (mode uint8, name Name, globalID uint64, err error) {
-	d := decoder{b: b}
-	mode = d.u8("auth mode")
-	name.Type = d.u32("entity type")
-	name.ID = string(d.blob("entity id"))
-	globalID = d.u64("global_id")
-	return mode, name, globalID, d.err
+	d := newDecoder(b)
+	mode = d.U8("auth mode")
+	name.Type = d.U32("entity type")
+	name.ID = string(d.BlobRef("entity id"))
+	globalID = d.U64("global_id")
+	return mode, name, globalID, d.Err
 }
 
 // ServerChallenge returns a fresh challenge and its CephXServerChallenge
@@ -45,19 +45,19 @@ type Authenticate struct {
 // (it must be GET_AUTH_SESSION_KEY) and CephXAuthenticate (struct_v 1..3).
 func ParseAuthenticate(b []byte) (Authenticate, error) {
 	var a Authenticate
-	d := decoder{b: b}
-	op := d.u16("request type")
+	d := newDecoder(b)
+	op := d.U16("request type")
 	v := d.version("CephXAuthenticate", 1, 3)
-	a.ClientChallenge = d.u64("client_challenge")
-	a.Key = d.u64("key")
+	a.ClientChallenge = d.U64("client_challenge")
+	a.Key = d.U64("key")
 	d.version("old ticket", 1, 1)
-	a.OldSecretID = d.u64("old ticket secret_id")
-	_ = d.blob("old ticket blob")
+	a.OldSecretID = d.U64("old ticket secret_id")
+	_ = d.BlobRef("old ticket blob")
 	if v >= 2 {
-		a.WantKeys = d.u32("other_keys")
+		a.WantKeys = d.U32("other_keys")
 	}
-	if d.err != nil {
-		return a, d.err
+	if d.Err != nil {
+		return a, d.Err
 	}
 	if op != opGetAuthSessionKey {
 		return a, fmt.Errorf("%w: request type %#x, only GET_AUTH_SESSION_KEY (%#x) is served", ErrMalformed, op, opGetAuthSessionKey)

@@ -33,10 +33,10 @@ func (n *EntityName) Marshal(dst []byte) []byte {
 // Unmarshal decodes n from exactly its 9-byte encoding (trailing bytes are
 // ignored, as Ceph's decoders do).
 func (n *EntityName) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	n.Type = d.u8("entity_name_t type")
-	n.Num = int64(d.u64("entity_name_t num"))
-	return d.err
+	d := newDecoder(b)
+	n.Type = d.U8("entity_name_t type")
+	n.Num = int64(d.U64("entity_name_t num"))
+	return d.Err
 }
 
 // String formats n the way Ceph prints it, e.g. "mon.0", "client.?".
@@ -157,14 +157,14 @@ func (a *EntityAddr) Marshal(dst []byte) []byte {
 // Unmarshal decodes an entity_addr_t (either the addr2 form or the legacy
 // marker-0 form); trailing bytes are ignored.
 func (a *EntityAddr) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	a.decode(&d)
-	return d.err
+	return d.Err
 }
 
 func (a *EntityAddr) decode(d *decoder) {
-	marker := d.u8("entity_addr_t marker")
-	if d.err != nil {
+	marker := d.U8("entity_addr_t marker")
+	if d.Err != nil {
 		return
 	}
 	switch marker {
@@ -173,7 +173,7 @@ func (a *EntityAddr) decode(d *decoder) {
 	case 1:
 		a.decodeBody(d)
 	default:
-		d.fail(protoErr("entity_addr_t marker %d, want 1", marker))
+		d.Fail(protoErr("entity_addr_t marker %d, want 1", marker))
 	}
 }
 
@@ -181,22 +181,23 @@ func (a *EntityAddr) decode(d *decoder) {
 // It returns a decoder limited to the struct body and advances d past it
 // (DECODE_FINISH skips whatever the body does not consume).
 func decodeStart(d *decoder, what string) *decoder {
-	v := d.u8(what + " struct_v")
-	compat := d.u8(what + " struct_compat")
-	n := d.u32(what + " struct_len")
-	if d.err != nil {
+	v := d.U8(what + " struct_v")
+	compat := d.U8(what + " struct_compat")
+	n := d.U32(what + " struct_len")
+	if d.Err != nil {
 		return nil
 	}
 	if compat > 1 {
-		d.fail(protoErr("%s struct_compat %d (struct_v %d) newer than supported 1", what, compat, v))
+		d.Fail(protoErr("%s struct_compat %d (struct_v %d) newer than supported 1", what, compat, v))
 		return nil
 	}
-	if uint64(n) > uint64(d.remaining()) {
-		d.fail(protoErr("short frame: %s struct_len %d exceeds the %d bytes left", what, n, d.remaining()))
+	if uint64(n) > uint64(d.Remaining()) {
+		d.Fail(protoErr("short frame: %s struct_len %d exceeds the %d bytes left", what, n, d.Remaining()))
 		return nil
 	}
-	body := d.take(int(n), what)
-	return &decoder{b: body}
+	body := d.Take(int(n), what)
+	sub := newDecoder(body)
+	return &sub
 }
 
 func (a *EntityAddr) decodeBody(d *decoder) {
@@ -205,39 +206,39 @@ func (a *EntityAddr) decodeBody(d *decoder) {
 	if sub == nil {
 		return
 	}
-	a.Type = sub.u32("entity_addr_t type")
-	a.Nonce = sub.u32("entity_addr_t nonce")
-	elen := sub.u32("entity_addr_t sockaddr length")
-	if sub.err != nil {
-		d.fail(sub.err)
+	a.Type = sub.U32("entity_addr_t type")
+	a.Nonce = sub.U32("entity_addr_t nonce")
+	elen := sub.U32("entity_addr_t sockaddr length")
+	if sub.Err != nil {
+		d.Fail(sub.Err)
 		return
 	}
 	if elen == 0 {
 		return
 	}
 	if elen < 2 {
-		d.fail(protoErr("entity_addr_t sockaddr length %d smaller than family", elen))
+		d.Fail(protoErr("entity_addr_t sockaddr length %d smaller than family", elen))
 		return
 	}
-	fam := sub.u16("entity_addr_t family")
+	fam := sub.U16("entity_addr_t family")
 	elen -= 2
 	max := uint32(sockaddrIn6Len - 2)
 	if fam == afInet {
 		max = sockaddrInLen - 2
 	}
 	if elen > max {
-		d.fail(protoErr("entity_addr_t sockaddr length %d exceeds %d for family %d", elen+2, max+2, fam))
+		d.Fail(protoErr("entity_addr_t sockaddr length %d exceeds %d for family %d", elen+2, max+2, fam))
 		return
 	}
-	raw := sub.take(int(elen), "entity_addr_t sockaddr")
-	if sub.err != nil {
-		d.fail(sub.err)
+	raw := sub.Take(int(elen), "entity_addr_t sockaddr")
+	if sub.Err != nil {
+		d.Fail(sub.Err)
 		return
 	}
 	var data [sockaddrIn6Len - 2]byte
 	copy(data[:], raw)
 	if err := a.setSockaddr(fam, &data); err != nil {
-		d.fail(err)
+		d.Fail(err)
 	}
 }
 
@@ -260,18 +261,18 @@ func (a *EntityAddr) setSockaddr(fam uint16, data *[sockaddrIn6Len - 2]byte) err
 // le32 nonce, a 128-byte sockaddr_storage whose family is big-endian.
 func (a *EntityAddr) decodeLegacy(d *decoder) {
 	*a = EntityAddr{}
-	d.u8("legacy entity_addr_t marker")
-	d.u16("legacy entity_addr_t pad")
-	a.Nonce = d.u32("legacy entity_addr_t nonce")
-	ss := d.take(legacySockaddrLen, "legacy entity_addr_t sockaddr")
-	if d.err != nil {
+	d.U8("legacy entity_addr_t marker")
+	d.U16("legacy entity_addr_t pad")
+	a.Nonce = d.U32("legacy entity_addr_t nonce")
+	ss := d.Take(legacySockaddrLen, "legacy entity_addr_t sockaddr")
+	if d.Err != nil {
 		return
 	}
 	fam := binary.BigEndian.Uint16(ss)
 	var data [sockaddrIn6Len - 2]byte
 	copy(data[:], ss[2:])
 	if err := a.setSockaddr(fam, &data); err != nil {
-		d.fail(err)
+		d.Fail(err)
 		return
 	}
 	if fam == afUnspec {
@@ -302,37 +303,37 @@ func (v *AddrVec) Marshal(dst []byte) []byte {
 // Unmarshal decodes an entity_addrvec_t (marker 2, or the single-address
 // forms with marker 0 or 1); trailing bytes are ignored.
 func (v *AddrVec) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	v.decode(&d)
-	return d.err
+	return d.Err
 }
 
 func (v *AddrVec) decode(d *decoder) {
 	*v = nil
-	marker := d.u8("entity_addrvec_t marker")
-	if d.err != nil {
+	marker := d.U8("entity_addrvec_t marker")
+	if d.Err != nil {
 		return
 	}
 	switch marker {
 	case 0:
 		var a EntityAddr
 		a.decodeLegacy(d)
-		if d.err == nil {
+		if d.Err == nil {
 			*v = AddrVec{a}
 		}
 	case 1:
 		var a EntityAddr
 		a.decodeBody(d)
-		if d.err == nil {
+		if d.Err == nil {
 			*v = AddrVec{a}
 		}
 	case 2:
-		n := d.u32("entity_addrvec_t count")
-		if d.err != nil {
+		n := d.U32("entity_addrvec_t count")
+		if d.Err != nil {
 			return
 		}
-		if uint64(n)*minAddrLen > uint64(d.remaining()) {
-			d.fail(protoErr("short frame: entity_addrvec_t count %d exceeds the %d bytes left", n, d.remaining()))
+		if uint64(n)*minAddrLen > uint64(d.Remaining()) {
+			d.Fail(protoErr("short frame: entity_addrvec_t count %d exceeds the %d bytes left", n, d.Remaining()))
 			return
 		}
 		if n == 0 {
@@ -341,13 +342,13 @@ func (v *AddrVec) decode(d *decoder) {
 		out := make(AddrVec, n)
 		for i := range out {
 			out[i].decode(d)
-			if d.err != nil {
+			if d.Err != nil {
 				return
 			}
 		}
 		*v = out
 	default:
-		d.fail(protoErr("entity_addrvec_t marker %d > 2", marker))
+		d.Fail(protoErr("entity_addrvec_t marker %d > 2", marker))
 	}
 }
 

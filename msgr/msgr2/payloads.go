@@ -243,10 +243,10 @@ func (m *Hello) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a HELLO payload.
 func (m *Hello) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.EntityType = d.u8("hello entity type")
+	d := newDecoder(b)
+	m.EntityType = d.U8("hello entity type")
 	m.PeerAddr.decode(&d)
-	return d.err
+	return d.Err
 }
 
 // Marshal appends: le32 method, vector<le32> preferred modes, bufferlist.
@@ -258,11 +258,11 @@ func (m *AuthRequest) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_REQUEST payload.
 func (m *AuthRequest) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.Method = d.u32("auth method")
+	d := newDecoder(b)
+	m.Method = d.U32("auth method")
 	m.PreferredModes = d.u32s("preferred modes")
 	m.AuthPayload = d.blob("auth payload")
-	return d.err
+	return d.Err
 }
 
 // Marshal appends: le32 method, le32 result, vector<le32> allowed methods,
@@ -276,12 +276,12 @@ func (m *AuthBadMethod) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_BAD_METHOD payload.
 func (m *AuthBadMethod) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.Method = d.u32("auth method")
-	m.Result = int32(d.u32("auth result"))
+	d := newDecoder(b)
+	m.Method = d.U32("auth method")
+	m.Result = int32(d.U32("auth result"))
 	m.AllowedMethods = d.u32s("allowed methods")
 	m.AllowedModes = d.u32s("allowed modes")
-	return d.err
+	return d.Err
 }
 
 // Marshal appends the bufferlist auth payload.
@@ -289,9 +289,9 @@ func (m *AuthReplyMore) Marshal(dst []byte) []byte { return appendBlob(dst, m.Au
 
 // Unmarshal decodes an AUTH_REPLY_MORE payload.
 func (m *AuthReplyMore) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.AuthPayload = d.blob("auth payload")
-	return d.err
+	return d.Err
 }
 
 // Marshal appends the bufferlist auth payload.
@@ -299,9 +299,9 @@ func (m *AuthRequestMore) Marshal(dst []byte) []byte { return appendBlob(dst, m.
 
 // Unmarshal decodes an AUTH_REQUEST_MORE payload.
 func (m *AuthRequestMore) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.AuthPayload = d.blob("auth payload")
-	return d.err
+	return d.Err
 }
 
 // Marshal appends: le64 global id, le32 connection mode, bufferlist.
@@ -313,11 +313,11 @@ func (m *AuthDone) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_DONE payload.
 func (m *AuthDone) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.GlobalID = d.u64("global id")
-	m.ConMode = d.u32("connection mode")
+	d := newDecoder(b)
+	m.GlobalID = d.U64("global id")
+	m.ConMode = d.U32("connection mode")
 	m.AuthPayload = d.blob("auth payload")
-	return d.err
+	return d.Err
 }
 
 // Marshal appends the 32 signature bytes.
@@ -325,11 +325,11 @@ func (m *AuthSignature) Marshal(dst []byte) []byte { return append(dst, m.Signat
 
 // Unmarshal decodes an AUTH_SIGNATURE payload.
 func (m *AuthSignature) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	if s := d.take(32, "auth signature"); s != nil {
+	d := newDecoder(b)
+	if s := d.Take(32, "auth signature"); s != nil {
 		copy(m.Signature[:], s)
 	}
-	return d.err
+	return d.Err
 }
 
 // Marshal appends: entity_addrvec_t, entity_addr_t target, le64 gid,
@@ -347,16 +347,16 @@ func (m *ClientIdent) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a CLIENT_IDENT payload.
 func (m *ClientIdent) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.Addrs.decode(&d)
 	m.TargetAddr.decode(&d)
-	m.GID = int64(d.u64("gid"))
-	m.GlobalSeq = d.u64("global seq")
-	m.SupportedFeatures = d.u64("supported features")
-	m.RequiredFeatures = d.u64("required features")
-	m.Flags = d.u64("flags")
-	m.Cookie = d.u64("cookie")
-	return d.err
+	m.GID = int64(d.U64("gid"))
+	m.GlobalSeq = d.U64("global seq")
+	m.SupportedFeatures = d.U64("supported features")
+	m.RequiredFeatures = d.U64("required features")
+	m.Flags = d.U64("flags")
+	m.Cookie = d.U64("cookie")
+	return d.Err
 }
 
 // Marshal appends: entity_addrvec_t, le64 gid, global seq, supported,
@@ -373,15 +373,15 @@ func (m *ServerIdent) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SERVER_IDENT payload.
 func (m *ServerIdent) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.Addrs.decode(&d)
-	m.GID = int64(d.u64("gid"))
-	m.GlobalSeq = d.u64("global seq")
-	m.SupportedFeatures = d.u64("supported features")
-	m.RequiredFeatures = d.u64("required features")
-	m.Flags = d.u64("flags")
-	m.Cookie = d.u64("cookie")
-	return d.err
+	m.GID = int64(d.U64("gid"))
+	m.GlobalSeq = d.U64("global seq")
+	m.SupportedFeatures = d.U64("supported features")
+	m.RequiredFeatures = d.U64("required features")
+	m.Flags = d.U64("flags")
+	m.Cookie = d.U64("cookie")
+	return d.Err
 }
 
 // Marshal appends the le64 missing feature mask.
@@ -389,9 +389,9 @@ func (m *IdentMissingFeatures) Marshal(dst []byte) []byte { return le64(dst, m.F
 
 // Unmarshal decodes an IDENT_MISSING_FEATURES payload.
 func (m *IdentMissingFeatures) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.Features = d.u64("missing features")
-	return d.err
+	d := newDecoder(b)
+	m.Features = d.U64("missing features")
+	return d.Err
 }
 
 // Marshal appends: entity_addrvec_t, le64 client cookie, server cookie,
@@ -407,14 +407,14 @@ func (m *SessionReconnect) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SESSION_RECONNECT payload.
 func (m *SessionReconnect) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.Addrs.decode(&d)
-	m.ClientCookie = d.u64("client cookie")
-	m.ServerCookie = d.u64("server cookie")
-	m.GlobalSeq = d.u64("global seq")
-	m.ConnectSeq = d.u64("connect seq")
-	m.MsgSeq = d.u64("msg seq")
-	return d.err
+	m.ClientCookie = d.U64("client cookie")
+	m.ServerCookie = d.U64("server cookie")
+	m.GlobalSeq = d.U64("global seq")
+	m.ConnectSeq = d.U64("connect seq")
+	m.MsgSeq = d.U64("msg seq")
+	return d.Err
 }
 
 // Marshal appends the le64 message sequence.
@@ -422,9 +422,9 @@ func (m *SessionReconnectOK) Marshal(dst []byte) []byte { return le64(dst, m.Msg
 
 // Unmarshal decodes a SESSION_RECONNECT_OK payload.
 func (m *SessionReconnectOK) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.MsgSeq = d.u64("msg seq")
-	return d.err
+	d := newDecoder(b)
+	m.MsgSeq = d.U64("msg seq")
+	return d.Err
 }
 
 // Marshal appends the bool as one byte.
@@ -437,9 +437,9 @@ func (m *SessionReset) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SESSION_RESET payload (any non-zero byte is true).
 func (m *SessionReset) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.Full = d.u8("full flag") != 0
-	return d.err
+	d := newDecoder(b)
+	m.Full = d.U8("full flag") != 0
+	return d.Err
 }
 
 // Marshal appends the le64 connect sequence.
@@ -447,9 +447,9 @@ func (m *SessionRetry) Marshal(dst []byte) []byte { return le64(dst, m.ConnectSe
 
 // Unmarshal decodes a SESSION_RETRY payload.
 func (m *SessionRetry) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.ConnectSeq = d.u64("connect seq")
-	return d.err
+	d := newDecoder(b)
+	m.ConnectSeq = d.U64("connect seq")
+	return d.Err
 }
 
 // Marshal appends the le64 global sequence.
@@ -457,9 +457,9 @@ func (m *SessionRetryGlobal) Marshal(dst []byte) []byte { return le64(dst, m.Glo
 
 // Unmarshal decodes a SESSION_RETRY_GLOBAL payload.
 func (m *SessionRetryGlobal) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.GlobalSeq = d.u64("global seq")
-	return d.err
+	d := newDecoder(b)
+	m.GlobalSeq = d.U64("global seq")
+	return d.Err
 }
 
 // Marshal appends nothing.
@@ -477,9 +477,9 @@ func appendUtime(dst []byte, t time.Time) []byte {
 }
 
 func decodeUtime(d *decoder) time.Time {
-	sec := d.u32("timestamp seconds")
-	nsec := d.u32("timestamp nanoseconds")
-	if d.err != nil || (sec == 0 && nsec == 0) {
+	sec := d.U32("timestamp seconds")
+	nsec := d.U32("timestamp nanoseconds")
+	if d.Err != nil || (sec == 0 && nsec == 0) {
 		return time.Time{}
 	}
 	// Normalise like utime_t::normalize, keeping seconds 32-bit so that
@@ -494,9 +494,9 @@ func (m *Keepalive2) Marshal(dst []byte) []byte { return appendUtime(dst, m.Time
 
 // Unmarshal decodes a KEEPALIVE2 payload (0.0 as the zero Time).
 func (m *Keepalive2) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.Timestamp = decodeUtime(&d)
-	return d.err
+	return d.Err
 }
 
 // Marshal appends the utime_t timestamp (the zero Time as 0.0).
@@ -504,9 +504,9 @@ func (m *Keepalive2Ack) Marshal(dst []byte) []byte { return appendUtime(dst, m.T
 
 // Unmarshal decodes a KEEPALIVE2_ACK payload (0.0 as the zero Time).
 func (m *Keepalive2Ack) Unmarshal(b []byte) error {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	m.Timestamp = decodeUtime(&d)
-	return d.err
+	return d.Err
 }
 
 // Marshal appends the le64 sequence.
@@ -514,7 +514,7 @@ func (m *Ack) Marshal(dst []byte) []byte { return le64(dst, m.Seq) }
 
 // Unmarshal decodes an ACK payload.
 func (m *Ack) Unmarshal(b []byte) error {
-	d := decoder{b: b}
-	m.Seq = d.u64("ack seq")
-	return d.err
+	d := newDecoder(b)
+	m.Seq = d.U64("ack seq")
+	return d.Err
 }

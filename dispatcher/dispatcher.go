@@ -56,7 +56,8 @@ type RxItem struct {
 
 // Conn is what a connection gives the dispatcher. Every method is called on
 // the polling goroutine, never with a dispatcher lock held; it must not
-// block.
+// block, in particular not on a lock its own senders hold while they copy
+// (rdmastack hands the completions to a per-connection inbox instead).
 type Conn interface {
 	// OnRecv hands over received SENDs, in completion order; the slice is
 	// reused after the call (copy the items). The chunks now belong to the

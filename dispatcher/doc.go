@@ -28,6 +28,15 @@
 // destruction), async.go (device async events), counters.go (counters and
 // Stats).
 //
+// Owners: the poller goroutine alone owns the per-entry receive sequence,
+// RX batches and TX completion counts, and calls connections back; the QP
+// table, retirement list and TX-space waiters are under Dispatcher.mu
+// (taken by the poller and by connections, never while calling a Conn);
+// receive posting is under the RX post lock; in-flight counts and RX
+// deficits are atomics. Lock order: a connection's own locks, then
+// Dispatcher.mu or the RX post lock, then the pools'. A callback must not
+// wait for a lock that a connection's sender holds (see Conn).
+//
 // It logs only through Options.Logger (the stack passes its Config's).
 //
 // dispatcher must not: know the socket or handshake layers (it calls

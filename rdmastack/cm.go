@@ -182,10 +182,10 @@ func (w *Worker) connectCM(addr string, opts netstack.SocketOptions) (netstack.C
 		_ = c.Close()
 		return nil, err
 	}
-	c.mu.Lock()
+	c.lock()
 	c.qpOK = true
 	c.setConnectedLocked()
-	c.mu.Unlock()
+	c.unlock()
 	go side.watch(c)
 	return c, nil
 }
@@ -209,21 +209,18 @@ func (s *cmSide) watch(c *conn) {
 		_ = ev.Ack()
 		switch typ {
 		case verbs.CMEstablished:
-			c.mu.Lock()
+			c.lock()
 			c.setConnectedLocked()
-			c.mu.Unlock()
+			c.unlock()
 		case verbs.CMDisconnected:
-			c.mu.Lock()
-			fin := c.finSeen
-			c.mu.Unlock()
-			if !fin {
+			if !c.finSeen.Load() {
 				time.Sleep(finGrace)
 			}
-			c.mu.Lock()
-			if !c.finSeen {
+			c.lock()
+			if !c.finSeen.Load() {
 				c.faultLocked(c.opErr("read", fmt.Errorf("rdma_cm: disconnected: %w", errors.Join(io.EOF, everr, net.ErrClosed))))
 			}
-			c.mu.Unlock()
+			c.unlock()
 		case verbs.CMTimewaitExit:
 		default:
 			if everr != nil {
@@ -371,9 +368,9 @@ func (s *cmServerSocket) acceptID(id *verbs.CMID, w netstack.Worker) (*conn, err
 		return nil, err
 	}
 	c.cm = side
-	c.mu.Lock()
+	c.lock()
 	c.qpOK = true
-	c.mu.Unlock()
+	c.unlock()
 	if err := id.Accept(verbs.DefaultCMConnParam()); err != nil {
 		_ = c.Close()
 		return nil, err

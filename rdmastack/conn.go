@@ -27,9 +27,11 @@ const (
 	stClosed
 )
 
-// conn is a connected RDMA socket. Every exported method takes mu; the
-// dispatcher's callbacks take it too (lock order: conn.mu, then dispatcher
-// and pool locks).
+// conn is a connected RDMA socket. Its state is owned by whoever holds mu
+// (Read, Send, Shutdown, Close, the handshake and side-channel goroutines,
+// or the poller when mu was free); the poller's callbacks never wait for
+// mu: they hand completions to the inbox (inbox.go), which the holder takes
+// over in lock/unlock. See the package doc for the lock order.
 type conn struct {
 	mu    sync.Mutex
 	st    *Stack
@@ -51,7 +53,6 @@ type conn struct {
 	rxOff   int
 	rxNext  uint64 // cur_recv_seq: the next sequence number to deliver
 	finRecv bool   // the reader reached the FIN
-	finSeen bool   // the FIN is in rxq (set at completion)
 	rets    []uint32
 
 	// send side
@@ -70,6 +71,8 @@ type conn struct {
 	lastInfl   int
 
 	closed   atomic.Bool
+	finSeen  atomic.Bool // the peer's FIN was received (set by the poller)
+	in       inbox       // the poller's hand-over (inbox.go)
 	psn      uint32
 	zeroCopy bool
 	cm       *cmSide     // rdma_cm connection (ms_async_rdma_cm), else nil
@@ -134,9 +137,9 @@ func (c *conn) opErr(op string, err error) error {
 func SetZeroCopy(s netstack.ConnectedSocket, on bool) bool {
 	c, ok := s.(*conn)
 	if ok {
-		c.mu.Lock()
+		c.lock()
 		c.zeroCopy = on
-		c.mu.Unlock()
+		c.unlock()
 	}
 	return ok
 }
@@ -190,16 +193,10 @@ func (c *conn) faultLocked(err error) {
 	}
 }
 
-// OnFault records a QP error.
-func (c *conn) OnFault(err error) {
-	c.mu.Lock()
-	c.faultLocked(c.opErr("rdma", err))
-	c.mu.Unlock()
-}
-
+// Shutdown flushes what is queued and sends the FIN (a zero-length SEND).
 func (c *conn) Shutdown() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.state == stClosed {
 		return c.opErr("shutdown", net.ErrClosed)
 	}
@@ -220,7 +217,7 @@ func (c *conn) Close() error {
 	if c == nil || !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	c.mu.Lock()
+	c.lock()
 	if c.state == stConnected && c.err == nil && !c.d.Closed() {
 		if !c.shut {
 			c.shut, c.finPending = true, true
@@ -236,6 +233,7 @@ func (c *conn) Close() error {
 		c.rets = c.rets[:0]
 		c.pend = nil
 	}
+	c.closeInboxLocked()
 	for _, it := range c.rxq[c.rxHead:] {
 		if it.Chunk != noChunk {
 			c.rets = append(c.rets, it.Chunk)
@@ -246,7 +244,7 @@ func (c *conn) Close() error {
 		c.h.ReturnRX(c.rets...)
 		c.rets = c.rets[:0]
 	}
-	c.mu.Unlock()
+	c.unlock()
 	if c.cm != nil {
 		c.cm.close(c)
 	} else {

@@ -122,10 +122,10 @@ func (c *conn) clientHandshake(deadline time.Time) error {
 	if err := c.connectQP(peer); err != nil {
 		return fmt.Errorf("rdmastack: connecting QP: %w", err)
 	}
-	c.mu.Lock()
+	c.lock()
 	c.qpOK = true
 	c.setConnectedLocked()
-	c.mu.Unlock()
+	c.unlock()
 	if c.wr != nil {
 		// WRITE mode: the ack meta and our extension record in one
 		// write, then the server's record.
@@ -153,9 +153,9 @@ func (c *conn) serverSide(deadline time.Time) {
 		}
 		c.d.C.HandshakeErrors.Add(1)
 		c.st.cfg.Log().Debug("rdmastack: handshake failed", "peer", c.raddr, "err", err)
-		c.mu.Lock()
+		c.lock()
 		c.faultLocked(c.opErr("handshake", errors.Join(err, net.ErrClosed)))
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 	c.watch()
@@ -172,9 +172,9 @@ func (c *conn) serverHandshake(deadline time.Time) error {
 	if err := c.connectQP(peer); err != nil {
 		return fmt.Errorf("rdmastack: connecting QP: %w", err)
 	}
-	c.mu.Lock()
+	c.lock()
 	c.qpOK = true
-	c.mu.Unlock()
+	c.unlock()
 	if err := c.writeMeta(c.localMeta(peer.QPN), deadline); err != nil {
 		return fmt.Errorf("rdmastack: sending meta: %w", err)
 	}
@@ -199,9 +199,9 @@ func (c *conn) serverHandshake(deadline time.Time) error {
 		}
 	}
 	_ = c.tcp.SetDeadline(time.Time{})
-	c.mu.Lock()
+	c.lock()
 	c.setConnectedLocked()
-	c.mu.Unlock()
+	c.unlock()
 	return nil
 }
 
@@ -223,29 +223,26 @@ func (c *conn) watch() {
 		n, err := c.tcp.Read(b[:])
 		if err == nil && n > 0 {
 			if c.wr == nil && extMismatchIn(b[:n]) {
-				c.mu.Lock()
+				c.lock()
 				c.faultLocked(c.opErr("read", errors.Join(errWriteMismatch(0, "the peer sent an RDMA WRITE extension record"), net.ErrClosed)))
-				c.mu.Unlock()
+				c.unlock()
 			}
 			continue // a stray meta after the handshake: ignore
 		}
 		if c.closed.Load() {
 			return
 		}
-		c.mu.Lock()
-		fin := c.finSeen
-		c.mu.Unlock()
-		if !fin {
+		if !c.finSeen.Load() {
 			time.Sleep(finGrace)
 		}
-		c.mu.Lock()
-		if !c.finSeen || err == nil || !errors.Is(err, io.EOF) {
+		c.lock()
+		if !c.finSeen.Load() || err == nil || !errors.Is(err, io.EOF) {
 			if err == nil {
 				err = io.EOF
 			}
 			c.faultLocked(c.opErr("read", fmt.Errorf("rdmastack: TCP side channel closed: %w", errors.Join(err, net.ErrClosed))))
 		}
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 }

@@ -64,12 +64,33 @@
 // the QP (QPHandle.RetireThen), so nothing can write into freed memory and
 // no MR is left behind.
 //
+// # Owners and lock order
+//
+// A socket's state (receive queue, TX chunks being filled, merging, WRITE
+// mode buffers, readiness eventfd) belongs to whoever holds its conn.mu: the
+// application goroutines in Read/Send/Shutdown/Close, the handshake and
+// side-channel watcher goroutines. The dispatcher's poller never waits for
+// conn.mu: its callbacks (OnRecv, OnTxComplete, OnTxSpace, OnFault) append
+// to the socket's inbox under inbox.mu alone and then try conn.mu
+// (TryLock); when it is taken, the holder takes the inbox over before it
+// lets go (conn.lock/unlock, like release_sock processing a Linux socket's
+// backlog). So a Send held in its copy delays only its own socket, never the
+// poller or another connection (TestHeldSenderDoesNotStallPoller). finSeen
+// and closed are atomics any goroutine reads.
+//
+// Lock order: conn.mu, then inbox.mu, then the dispatcher's locks
+// (Dispatcher.mu in WaitTxSpace, the RX post lock in ReturnRX) and the
+// pools' locks. The poller takes inbox.mu (and, on a closed socket, the RX
+// pool's locks under it) and conn.mu only by TryLock, never holding a
+// dispatcher lock.
+//
 // # Files
 //
 // stack.go (the stack, listen, connect), conn.go (the socket: state,
 // readiness eventfd, Close), connect.go (the TCP side channel: Ceph's meta
-// handshake and the liveness watch), cm.go (the rdma_cm side), rcv.go
-// (receive completions, Read), snd.go (Send, TX chunks, merging, posting,
+// handshake and the liveness watch), cm.go (the rdma_cm side), inbox.go
+// (the poller's inbox and its hand-over), rcv.go (received
+// completions, Read), snd.go (Send, TX chunks, merging, posting,
 // the FIN), write.go (WRITE mode state and the extension record), meta.go
 // (the 65-byte meta).
 //

@@ -10,26 +10,12 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
-// OnRecv queues received chunks (dispatcher goroutine).
-func (c *conn) OnRecv(items []dispatcher.RxItem) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state == stClosed {
-		for _, it := range items {
-			c.rets = append(c.rets, it.Chunk)
-		}
-		c.h.ReturnRX(c.rets...)
-		c.rets = c.rets[:0]
-		return
-	}
-	k := len(c.rxq)
-	c.rxq = append(c.rxq, items...)
+// receivedLocked handles the receive completions taken over into rxq[k:]:
+// immediate data at once, the rest stays queued for Read.
+func (c *conn) receivedLocked(k int) {
 	for i := range c.rxq[k:] {
-		it := &c.rxq[k+i]
-		if it.HasImm {
+		if it := &c.rxq[k+i]; it.HasImm {
 			c.onImmLocked(it)
-		} else if it.Len == 0 {
-			c.finSeen = true // the peer's FIN arrived (maybe not read yet)
 		}
 	}
 	if len(c.rets) > 0 {
@@ -76,8 +62,8 @@ func (c *conn) onImmLocked(it *dispatcher.RxItem) {
 
 // Read copies received bytes, strictly in receive-sequence order.
 func (c *conn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.state == stClosed {
 		return 0, c.opErr("read", net.ErrClosed)
 	}
@@ -170,5 +156,3 @@ read:
 	}
 	return 0, netstack.ErrWouldBlock
 }
-
-// Send copies bufs into TX chunks and posts them (unless more defers the

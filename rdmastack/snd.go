@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/asyncmsgr/asyncmsgr/dispatcher"
@@ -17,6 +18,11 @@ const (
 	mergeStartTarget = 3
 	mergeMaxTarget   = 10
 )
+
+// sendCopyHook, set by tests only, runs in Send after each copy into a TX
+// chunk of the SEND path, with the socket's lock held: a test holds a
+// sender mid-copy with it.
+var sendCopyHook atomic.Pointer[func(*conn)]
 
 // pendWR is a filled TX chunk not yet posted: a SEND, or (WRITE mode) an
 // RDMA_WRITE into the peer's buffer at raddr, the last one of a buffer
@@ -37,10 +43,9 @@ const (
 	pkWriteImm
 )
 
-// OnTxComplete posts what merging deferred and wakes a blocked sender.
-func (c *conn) OnTxComplete(n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// txCompletedLocked posts what merging deferred and wakes a blocked sender
+// once send WRs completed.
+func (c *conn) txCompletedLocked() {
 	if c.state != stConnected {
 		return
 	}
@@ -50,27 +55,17 @@ func (c *conn) OnTxComplete(n int) {
 	if c.txBlocked {
 		c.txReady = true
 	}
-	c.syncReadyLocked()
 }
 
-// OnTxSpace wakes a sender that found the TX pool empty.
-func (c *conn) OnTxSpace() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.txBlocked {
-		c.txReady = true
-		c.syncReadyLocked()
-	}
-}
-
+// Send copies bufs into TX chunks and posts them (unless more defers the
 // flush). With the TX pool empty it accepts what fit and returns
 // ErrWouldBlock when nothing did; the FD turns readable when chunks return.
 // In WRITE mode a call of more than ms_async_rdma_send_msg_size bytes goes
 // by RDMA WRITE into the peer's free advertised buffers (by SEND when none
 // is free).
 func (c *conn) Send(bufs [][]byte, more bool) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.state == stClosed {
 		return 0, c.opErr("write", net.ErrClosed)
 	}
@@ -153,6 +148,9 @@ outer:
 			last.n += k
 			total += k
 			b = b[k:]
+			if h := sendCopyHook.Load(); h != nil {
+				(*h)(c)
+			}
 		}
 	}
 	if wr != nil {
@@ -331,5 +329,3 @@ func (c *conn) postFinLocked() {
 	c.d.C.Posts.Add(1)
 	c.d.C.PostedWRs.Add(1)
 }
-
-// Shutdown flushes what is queued and sends the FIN (a zero-length SEND).

@@ -279,9 +279,9 @@ func (c *conn) readExt(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
+	c.lock()
 	c.wr.setPeer(e)
-	c.mu.Unlock()
+	c.unlock()
 	c.d.C.AdvertsRecv.Add(uint64(len(e.Slots)))
 	return nil
 }

@@ -168,7 +168,7 @@ func run(ctx context.Context, p *perf.Params, stdout, stderr io.Writer, ln net.L
 	h.BW = func(r perf.BWResult) { perf.WriteBWRow(out, r, p.JSON); printTrace() }
 
 	if p.Verb == "msgr" {
-		err = runMsgr(ctx, p, oob, h)
+		err = runMsgr(ctx, p, oob, h, stderr)
 	} else {
 		if n := runtime.GOMAXPROCS(0); n < 2 {
 			// Keep an idle P: with none, sysmon retakes the P of a

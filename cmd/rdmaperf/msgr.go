@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -76,6 +77,15 @@ func msgrConfig(p *perf.Params) (*config.Config, error) {
 		if err := set(k, v); err != nil {
 			return nil, err
 		}
+		if k == "ms_async_op_threads" && p.MsgrBgBytes > 0 && cfg.OpThreads != 1 {
+			return nil, fmt.Errorf("--msgr_bg_bytes runs both connections on one worker: it needs ms_async_op_threads=1, not %s", v)
+		}
+	}
+	if p.MsgrBgBytes > 0 {
+		// One worker per messenger: the background connection shares it
+		// with the ping-pong's on both sides (the environment may not say
+		// otherwise; --msgr_opt was checked above).
+		cfg.OpThreads = 1
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -117,11 +127,12 @@ type responder struct {
 	ackEvery uint64
 	total    uint64 // 0 in -D mode
 	got      uint64
+	bgGot    uint64 // msgBg bytes received: only the background connection's goroutine
 	pong     msgr.Message
 }
 
 func (s *responder) CanFastDispatch(m *msgr.Message) bool {
-	return m.Type == msgPing || m.Type == msgData
+	return m.Type == msgPing || m.Type == msgData || m.Type == msgBg
 }
 
 func (s *responder) FastDispatch(m *msgr.Message) {
@@ -133,12 +144,17 @@ func (s *responder) FastDispatch(m *msgr.Message) {
 		if s.got%s.ackEvery == 0 || s.got == s.total {
 			_ = m.Conn.SendMessage(&msgr.Message{Type: msgAck, Tid: s.got})
 		}
+	case msgBg:
+		s.bgGot += uint64(len(m.Data))
+		_ = m.Conn.SendMessage(&msgr.Message{Type: msgBgAck, Tid: s.bgGot})
 	}
 }
 
 // runMsgr runs msgr_lat or msgr_bw: the server starts a messenger and sends
 // its port over the out-of-band link; the client connects to the same host.
-func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) error {
+// With --msgr_bg_bytes each size's ping-pong runs beside a background
+// stream (msgr_bg.go); both sides note on stderr what it moved.
+func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks, stderr io.Writer) error {
 	cfg, err := msgrConfig(p)
 	if err != nil {
 		_ = oob.Send(perf.Msg{Type: "error", Err: err.Error()})
@@ -203,6 +219,7 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) er
 			}
 			if rep.Lat != nil && h.Lat != nil {
 				h.Lat(*rep.Lat)
+				bgNote(stderr, p, *rep.Lat)
 			}
 		}
 		return nil
@@ -229,12 +246,22 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) er
 	}
 	rp := &replies{want: want, ch: make(chan uint64, p.TxDepth+2), resets: make(chan error, 1)}
 	m.AddDispatcherTail(rp)
+	var bg *bgStream
+	if p.MsgrBgBytes > 0 {
+		bg = newBgStream(p.MsgrBgBytes)
+		m.AddDispatcherTail(bg)
+	}
 	if err := m.Start(); err != nil {
 		return err
 	}
 	conn, err := m.ConnectTo(msgr.EntityTypeOSD, addr)
 	if err != nil {
 		return err
+	}
+	if bg != nil {
+		if err := openBgStream(m, bg, strings.Trim(host, "[]"), am.Addr, conn); err != nil {
+			return err
+		}
 	}
 	if h.Header != nil {
 		h.Header()
@@ -252,7 +279,7 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) er
 		var n int
 		if p.Lat {
 			var r perf.LatResult
-			r, n, err = msgrLat(ctx, p, conn, rp, size, h)
+			r, n, err = msgrLat(ctx, p, conn, rp, size, h, bg)
 			lat = &r
 		} else {
 			var r perf.BWResult
@@ -270,6 +297,7 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks) er
 		}
 		if lat != nil && h.Lat != nil {
 			h.Lat(*lat)
+			bgNote(stderr, p, *lat)
 		}
 		if bw != nil && h.BW != nil {
 			h.BW(*bw)
@@ -296,14 +324,39 @@ func waitReply(ctx context.Context, rp *replies, timer *time.Timer) (uint64, err
 }
 
 // msgrLat: ping-pong through the messenger; one message in flight, its
-// payload in the data segment, post times recorded as perftest does.
-func msgrLat(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *replies, size int, h raw.Hooks) (perf.LatResult, int, error) {
+// payload in the data segment, post times recorded as perftest does. With
+// bg, a background stream runs from before the first ping to after the last
+// pong and the row says what it moved in between.
+func msgrLat(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *replies, size int, h raw.Hooks, bg *bgStream) (perf.LatResult, int, error) {
+	var run *bgRun
+	if bg != nil {
+		var err error
+		if run, err = bg.start(ctx, p.MsgrBgBytes); err != nil {
+			return perf.LatResult{}, 0, err
+		}
+	}
+	r, n, err := pingPong(ctx, p, conn, rp, size, h, run)
+	if run != nil {
+		if werr := run.wait(err != nil); err == nil && werr != nil {
+			return perf.LatResult{}, n, werr
+		}
+		if err == nil {
+			run.record(&r)
+		}
+	}
+	return r, n, err
+}
+
+func pingPong(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *replies, size int, h raw.Hooks, bg *bgRun) (perf.LatResult, int, error) {
 	payload := make([]byte, size)
 	timer := time.NewTimer(msgrWait)
 	defer timer.Stop()
 	var posted []int64
 	if p.Duration == 0 {
 		posted = make([]int64, p.Iters)
+	}
+	if bg != nil {
+		bg.begin()
 	}
 	deadline := clock.Now() + int64(p.Duration)*1e9
 	start := clock.Now()
@@ -329,6 +382,9 @@ func msgrLat(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *rep
 		if h.Progress != nil && n%256 == 0 {
 			h.Progress.Store(int64(n))
 		}
+	}
+	if bg != nil {
+		bg.finish()
 	}
 	if p.Duration > 0 {
 		return perf.LatDurationStats(p.Test, size, n, clock.Now()-start, 2), n, nil

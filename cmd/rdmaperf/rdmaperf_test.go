@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -304,4 +305,81 @@ func TestMsgrMergingTrace(t *testing.T) {
 	}
 	require.Less(t, perMsg["true"], perMsg["false"], "doorbells per message: merging on must ring fewer than off")
 	t.Logf("doorbells per message: merging on %.4f, off %.4f", perMsg["true"], perMsg["false"])
+}
+
+// bgNoteRe is the stderr line of a row measured beside a background stream.
+var bgNoteRe = regexp.MustCompile(`the background connection moved (\d+) of its (\d+) bytes during the measurement \(([0-9.]+) MB/sec\)`)
+
+// checkBackground runs msgr_lat with --msgr_bg_bytes n on args, once with
+// the text report and once with --json, and checks that the rows keep
+// perftest's shape, that the run succeeded (the client waits until the
+// server has acknowledged all n bytes) and that the part moved during the
+// measurement is reported, the same on stderr and in the JSON row.
+func checkBackground(t *testing.T, args []string, n int) {
+	t.Helper()
+	args = append(append([]string{}, args...), "--msgr_bg_bytes", strconv.Itoa(n))
+	srv, cli := pair(t, args, args)
+	require.Equal(t, 0, cli.code, "client:\n%s\n%s\nserver:\n%s\n%s", cli.stdout, cli.stderr, srv.stdout, srv.stderr)
+	require.Equal(t, 0, srv.code, srv.stderr)
+	r := rows(cli.stdout)
+	require.Len(t, r, 1, cli.stdout)
+	require.Len(t, r[0], 9, "a perftest latency row: %v", r[0])
+	require.Len(t, rows(srv.stdout), 1, "the server prints the client's row")
+	m := bgNoteRe.FindStringSubmatch(cli.stderr)
+	require.NotNil(t, m, cli.stderr)
+	require.Equal(t, strconv.Itoa(n), m[2])
+	moved := num(t, m[1])
+	require.Greater(t, moved, 0.0, "the background stream moved nothing during %s iterations", r[0][1])
+	require.LessOrEqual(t, moved, float64(n))
+	require.Regexp(t, bgNoteRe, srv.stderr, "the server notes the client's row")
+
+	js := append(append([]string{}, args...), "--json")
+	srv, cli = pair(t, js, js)
+	require.Equal(t, 0, cli.code, "client:\n%s\n%s\nserver:\n%s\n%s", cli.stdout, cli.stderr, srv.stdout, srv.stderr)
+	require.Equal(t, 0, srv.code, srv.stderr)
+	lines := strings.Split(strings.TrimSpace(cli.stdout), "\n")
+	require.Len(t, lines, 1, cli.stdout)
+	var row map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &row), lines[0])
+	require.Greater(t, row["t_typical_usec"], 0.0)
+	require.Contains(t, row, "msgr_bg_bytes_moved", lines[0])
+	jm := row["msgr_bg_bytes_moved"].(float64)
+	require.Greater(t, jm, 0.0)
+	require.LessOrEqual(t, jm, float64(n))
+	require.Greater(t, row["msgr_bg_mb_sec"], 0.0)
+	m = bgNoteRe.FindStringSubmatch(cli.stderr)
+	require.NotNil(t, m, cli.stderr)
+	require.Equal(t, jm, num(t, m[1]), "stderr and the JSON row report the same bytes")
+	require.False(t, strings.HasPrefix(strings.TrimSpace(cli.stderr), "{"), "stderr has no JSON lines (rdmabench parses the combined output)")
+}
+
+func TestMsgrBackgroundPosix(t *testing.T) {
+	// 32 MiB stream: several hundred ms over loopback, far longer than the
+	// first acknowledgement the measurement waits for.
+	checkBackground(t, []string{"msgr_lat", "--stack", "posix", "-n", "1000", "-s", "2"}, 32<<20)
+}
+
+func TestMsgrBackgroundShortBudget(t *testing.T) {
+	// A budget of one message and a bit: the last message is short and the
+	// run ends when the server has both, whatever the ping-pong's length.
+	args := []string{"msgr_lat", "--stack", "posix", "-n", "100", "-s", "8", "--msgr_bg_bytes", strconv.Itoa(64<<10 + 1)}
+	srv, cli := pair(t, args, args)
+	require.Equal(t, 0, cli.code, "client:\n%s\n%s\nserver:\n%s", cli.stdout, cli.stderr, srv.stderr)
+	require.Equal(t, 0, srv.code, srv.stderr)
+	m := bgNoteRe.FindStringSubmatch(cli.stderr)
+	require.NotNil(t, m, cli.stderr)
+	require.LessOrEqual(t, num(t, m[1]), float64(64<<10+1))
+}
+
+func TestMsgrBackgroundOneWorker(t *testing.T) {
+	args := []string{"msgr_lat", "--stack", "posix", "-n", "100", "--msgr_bg_bytes", "4096", "--msgr_opt", "ms_async_op_threads=2"}
+	srv, cli := pair(t, args, args)
+	require.Equal(t, 1, srv.code)
+	require.Equal(t, 1, cli.code)
+	require.Contains(t, srv.stderr, "needs ms_async_op_threads=1")
+}
+
+func TestMsgrBackgroundRDMA(t *testing.T) {
+	dev, gid := rxeDevice(t)
+	checkBackground(t, []string{"msgr_lat", "--stack", "rdma", "-d", dev, "-x", gid, "-n", "300", "-s", "2"}, 16<<20)
 }

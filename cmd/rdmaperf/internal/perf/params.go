@@ -40,6 +40,7 @@ const (
 	maxTxDepth   = 16384
 	maxDurationS = 3600
 	defaultStack = "rdma"
+	maxBgBytes   = 1 << 40
 )
 
 // Params are one side's test parameters, after perftest's defaults and
@@ -69,6 +70,7 @@ type Params struct {
 	Trace       bool     // --trace
 	Stack       string   // --stack rdma|posix (msgr tests)
 	MsgrOpts    []string // --msgr_opt key=value (msgr tests)
+	MsgrBgBytes int      // --msgr_bg_bytes: msgr_lat's background stream per size (0 = none)
 	Server      string   // server address; "" = this side is the server
 	Progress    string   // --progress auto|on|off
 
@@ -155,6 +157,7 @@ var specs = []optSpec{
 		p.MsgrOpts = append(p.MsgrOpts, v)
 		return nil
 	}},
+	{0, "msgr_bg_bytes", true, intArg("--msgr_bg_bytes", 0, maxBgBytes, func(p *Params) *int { return &p.MsgrBgBytes }, nil)},
 	{0, "progress", true, func(p *Params, v string) error {
 		switch v {
 		case "auto", "on", "off":
@@ -284,6 +287,9 @@ func findShort(c byte) *optSpec {
 // applyDefaults is perftest's init_perftest_params + force_dependencies for
 // the RC tests rdmaperf runs.
 func (p *Params) applyDefaults() error {
+	if p.MsgrBgBytes > 0 && p.Test != MsgrLat {
+		return errors.New("--msgr_bg_bytes is an option of msgr_lat")
+	}
 	if p.All && p.Duration > 0 {
 		return errors.New("duration mode (-D) does not support running on all sizes (-a)")
 	}
@@ -359,6 +365,7 @@ type Agreement struct {
 	Iters    int    `json:"iters"`
 	Duration int    `json:"duration"`
 	Stack    string `json:"stack,omitempty"`
+	BgBytes  int    `json:"msgr_bg_bytes,omitempty"`
 	Version  string `json:"version"`
 }
 
@@ -370,6 +377,7 @@ func (p *Params) Agreement() Agreement {
 	a := Agreement{Test: p.Test, Size: p.Size, All: p.All, Iters: p.Iters, Duration: p.Duration, Version: Version}
 	if p.Verb == "msgr" {
 		a.Stack = p.Stack
+		a.BgBytes = p.MsgrBgBytes
 	}
 	return a
 }
@@ -390,6 +398,7 @@ func Mismatch(server, client Agreement) []string {
 	add("iterations (-n)", server.Iters, client.Iters)
 	add("duration (-D)", server.Duration, client.Duration)
 	add("stack (--stack)", server.Stack, client.Stack)
+	add("background bytes (--msgr_bg_bytes)", server.BgBytes, client.BgBytes)
 	return out
 }
 
@@ -421,6 +430,13 @@ Options (rdmaperf's):
       --trace              kernel counters per message (eBPF doorbells, rxe hw_counters); needs root
       --stack=rdma|posix   messenger transport (msgr_*; default rdma)
       --msgr_opt=KEY=VAL   set a messenger option (msgr_*), e.g. ms_async_rdma_submit_time_trigger=0
+      --msgr_bg_bytes=N    msgr_lat: a second connection between the same two messengers
+                           streams N bytes client -> server in 64 KiB messages (the server
+                           discards them), from before each size's first ping until all N
+                           arrived; both sides run ms_async_op_threads=1, so that both
+                           connections share the one worker of each side; the bytes moved
+                           during the measurement are on stderr and in the row's
+                           msgr_bg_bytes_moved and msgr_bg_mb_sec (--json)
       --progress=auto|on|off  progress on stderr (auto: when stderr is a terminal)
 
 The raw tests busy-poll with at least 2 Ps (an idle P keeps the runtime from

@@ -85,6 +85,17 @@ func TestParse(t *testing.T) {
 		{name: "two addresses", args: []string{"send_lat", "a", "b"}, err: "too many arguments"},
 		{name: "bad stack", args: []string{"msgr_lat", "--stack", "tcp"}, err: "rdma or posix"},
 		{name: "flag value on bool", args: []string{"send_lat", "--json=1"}, err: "takes no value"},
+		{name: "background bytes", args: []string{"msgr_lat", "--msgr_bg_bytes", "67108864", "h"}, check: func(t *testing.T, p *Params) {
+			require.Equal(t, 64<<20, p.MsgrBgBytes)
+			require.Equal(t, 64<<20, p.Agreement().BgBytes)
+		}},
+		{name: "background bytes attached", args: []string{"msgr_lat", "--msgr_bg_bytes=0"}, check: func(t *testing.T, p *Params) {
+			require.Zero(t, p.MsgrBgBytes)
+		}},
+		{name: "background bytes negative", args: []string{"msgr_lat", "--msgr_bg_bytes", "-1"}, err: "--msgr_bg_bytes must be an integer"},
+		{name: "background bytes not a number", args: []string{"msgr_lat", "--msgr_bg_bytes", "64M"}, err: "--msgr_bg_bytes must be an integer"},
+		{name: "background bytes only for msgr_lat", args: []string{"msgr_bw", "--msgr_bg_bytes", "1024"}, err: "option of msgr_lat"},
+		{name: "background bytes not for raw tests", args: []string{"send_lat", "--msgr_bg_bytes", "1024"}, err: "option of msgr_lat"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,6 +126,11 @@ func TestMismatch(t *testing.T) {
 	w, err := Parse([]string{"write_lat", "-s", "64", "srv"})
 	require.NoError(t, err)
 	require.Contains(t, Mismatch(s.Agreement(), w.Agreement())[0], "test: server send_lat, client write_lat")
+	ms, err := Parse([]string{"msgr_lat"})
+	require.NoError(t, err)
+	mc, err := Parse([]string{"msgr_lat", "--msgr_bg_bytes", "4096", "srv"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"background bytes (--msgr_bg_bytes): server 0, client 4096"}, Mismatch(ms.Agreement(), mc.Agreement()))
 }
 
 // perftestFields splits a result row the way scripts around perftest do

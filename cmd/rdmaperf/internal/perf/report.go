@@ -41,6 +41,11 @@ type LatResult struct {
 	P999     float64 `json:"p99_9_usec"`
 	Duration bool    `json:"duration_mode,omitempty"`
 	TPS      float64 `json:"tps_average,omitempty"`
+	// msgr_lat --msgr_bg_bytes: the background bytes the server received
+	// while the ping-pong ran (nil without a background stream), and
+	// their rate in MB/sec (2^20 bytes, as the bandwidth rows).
+	BgBytesMoved *int64  `json:"msgr_bg_bytes_moved,omitempty"`
+	BgMBps       float64 `json:"msgr_bg_mb_sec,omitempty"`
 }
 
 // LatStats computes perftest's latency row from the post timestamps of a

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,29 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/perf"
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
-// rxeDevice returns the device and GID index to test on (the Soft-RoCE VM
-// exports RXE_DEV_A and RXE_GID_IDX); outside CI a missing device skips.
+// rxeDevice returns the device and GID index to test on (testenv's one
+// rule: the Soft-RoCE VM exports them; outside CI a missing device skips).
 func rxeDevice(t *testing.T) (string, string) {
 	t.Helper()
-	dev := os.Getenv("RXE_DEV_A")
-	if dev == "" {
-		if ents, _ := os.ReadDir("/sys/class/infiniband"); len(ents) > 0 {
-			dev = ents[0].Name()
-		}
-	}
-	if dev == "" {
-		if os.Getenv("CI") == "" {
-			t.Skip("no RDMA device: set RXE_DEV_A or run inside soft-roce/vm-run.sh")
-		}
-		t.Fatal("no RDMA device in CI (RXE_DEV_A unset and /sys/class/infiniband empty)")
-	}
-	gid := os.Getenv("RXE_GID_IDX")
-	if gid == "" {
-		gid = "1"
-	}
-	return dev, gid
+	d := testenv.RequireRDMA(t)
+	return d.Name, strconv.Itoa(d.GIDIdx)
 }
 
 type sideResult struct {
@@ -175,12 +160,7 @@ func TestJSON(t *testing.T) {
 
 func TestTraceCountsDoorbells(t *testing.T) {
 	dev, gid := rxeDevice(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "" {
-			t.Skip("--trace needs root")
-		}
-		t.Fatal("--trace needs root; the VM runs tests as root")
-	}
+	testenv.RequireRoot(t, "read the kernel counters of --trace")
 	base := []string{"send_bw", "-d", dev, "-x", gid, "-n", "300", "-s", "64"}
 	srv, cli := pair(t, base, append(append([]string{}, base...), "--trace"))
 	require.Equal(t, 0, cli.code, cli.stderr)
@@ -278,12 +258,7 @@ const mergeChunk = "256"
 
 func TestMsgrMergingTrace(t *testing.T) {
 	dev, gid := rxeDevice(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "" {
-			t.Skip("--trace needs root")
-		}
-		t.Fatal("--trace needs root; the VM runs tests as root")
-	}
+	testenv.RequireRoot(t, "read the kernel counters of --trace")
 	// Small messages with a deep window and small chunks, merging on and
 	// off. The messenger writes each message directly from the sending
 	// goroutine while the connection is idle, so without merging a stream

@@ -27,11 +27,15 @@ type Config struct {
 	RDMAReceiveQueueLen int    // ms_async_rdma_receive_queue_len
 	RDMASupportSRQ      bool   // ms_async_rdma_support_srq
 	RDMAPollingUS       int    // ms_async_rdma_polling_us
-	RDMAEnableHugepage  bool   // ms_async_rdma_enable_hugepage
-	RDMASL              int    // ms_async_rdma_sl
-	RDMADSCP            int    // ms_async_rdma_dscp
-	RDMACM              bool   // ms_async_rdma_cm
-	RDMAType            string // ms_async_rdma_type: "ib" or "iwarp"
+	// ms_async_rdma_polling_mode: "worker" (each worker's event centre polls
+	// its own CQ pair, run to completion) or "dispatcher" (Ceph's shape: one
+	// polling goroutine for shared CQs, eventfd notification).
+	RDMAPollingMode    string
+	RDMAEnableHugepage bool   // ms_async_rdma_enable_hugepage
+	RDMASL             int    // ms_async_rdma_sl
+	RDMADSCP           int    // ms_async_rdma_dscp
+	RDMACM             bool   // ms_async_rdma_cm
+	RDMAType           string // ms_async_rdma_type: "ib" or "iwarp"
 	// ms_async_rdma_submit_time_trigger: enables adaptive send-merging.
 	RDMASubmitTimeTrigger bool
 	// ms_async_rdma_count_trigger: inflight TX WRs above which merge mode starts.
@@ -100,6 +104,7 @@ func Default() *Config {
 		RDMAReceiveQueueLen:    4096,
 		RDMASupportSRQ:         true,
 		RDMAPollingUS:          1000,
+		RDMAPollingMode:        "worker",
 		RDMASL:                 3,
 		RDMADSCP:               96,
 		RDMAType:               "ib",

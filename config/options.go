@@ -51,6 +51,7 @@ var options = []option{
 	{"ms_async_rdma_receive_queue_len", kindInt, func(c *Config) any { return &c.RDMAReceiveQueueLen }},
 	{"ms_async_rdma_support_srq", kindBool, func(c *Config) any { return &c.RDMASupportSRQ }},
 	{"ms_async_rdma_polling_us", kindInt, func(c *Config) any { return &c.RDMAPollingUS }},
+	{"ms_async_rdma_polling_mode", kindString, func(c *Config) any { return &c.RDMAPollingMode }},
 	{"ms_async_rdma_enable_hugepage", kindBool, func(c *Config) any { return &c.RDMAEnableHugepage }},
 	{"ms_async_rdma_sl", kindInt, func(c *Config) any { return &c.RDMASL }},
 	{"ms_async_rdma_dscp", kindInt, func(c *Config) any { return &c.RDMADSCP }},

@@ -52,6 +52,9 @@ func (c *Config) Validate() error {
 	atLeast("ms_async_rdma_receive_buffers", c.RDMAReceiveBuffers, 0)
 	atLeast("ms_async_rdma_receive_queue_len", c.RDMAReceiveQueueLen, 1)
 	atLeast("ms_async_rdma_polling_us", c.RDMAPollingUS, 0)
+	if c.RDMAPollingMode != "worker" && c.RDMAPollingMode != "dispatcher" {
+		bad("ms_async_rdma_polling_mode", "%q is not worker or dispatcher", c.RDMAPollingMode)
+	}
 	// IB service level is 4 bits; traffic_class (Ceph's "dscp") a byte.
 	intRange("ms_async_rdma_sl", c.RDMASL, 0, 15)
 	intRange("ms_async_rdma_dscp", c.RDMADSCP, 0, 255)

@@ -117,6 +117,7 @@ type Dispatcher struct {
 	retiring []*entry
 	waiters  []Conn
 	waitSet  map[Conn]struct{}
+	sets     []*CQSet // worker CQ pairs (NewCQSet), destroyed after the QPs
 	// closedQPs: Close destroyed every QP; later retirements finish at once.
 	closedQPs bool
 
@@ -311,7 +312,12 @@ func (d *Dispatcher) Close() error {
 	}
 	d.retiring = nil
 	d.closedQPs = true
+	sets := d.sets
+	d.sets = nil
 	d.mu.Unlock()
+	for _, s := range sets {
+		add(s.close())
+	}
 	for _, f := range afters {
 		f()
 	}

@@ -51,7 +51,7 @@ func (d *Dispatcher) run() {
 	spins, idle := 0, 0
 	d.C.PollingOn.Add(1)
 	for !d.stopping.Load() {
-		n := d.pollTX(wcs, &touched, &rets) + d.pollRX(wcs, &touched)
+		n := d.pollTX(d.txCQ, wcs, &touched, &rets) + d.pollRX(d.rxCQ, wcs, &touched)
 		if spins++; spins&1023 == 0 {
 			d.handleAsync() // also while completions keep flowing
 			d.reap(n == 0)
@@ -79,7 +79,7 @@ func (d *Dispatcher) run() {
 		// Sleep: re-arm, poll once more, then wait on the fds.
 		_ = d.txCQ.ReqNotify(false)
 		_ = d.rxCQ.ReqNotify(false)
-		if d.pollTX(wcs, &touched, &rets)+d.pollRX(wcs, &touched) > 0 {
+		if d.pollTX(d.txCQ, wcs, &touched, &rets)+d.pollRX(d.rxCQ, wcs, &touched) > 0 {
 			idleSince, idle = time.Time{}, 0
 			continue
 		}
@@ -139,8 +139,10 @@ func (d *Dispatcher) countWCErr(s verbs.WCStatus) {
 	}
 }
 
-func (d *Dispatcher) pollTX(wcs []verbs.WorkCompletion, touched *[]*entry, rets *[]uint32) int {
-	n, err := d.txCQ.Poll(wcs)
+// pollTX takes one batch from cq (the shared TX CQ on the dispatcher
+// goroutine, a worker's on its event centre) and hands it over.
+func (d *Dispatcher) pollTX(cq *verbs.CQ, wcs []verbs.WorkCompletion, touched *[]*entry, rets *[]uint32) int {
+	n, err := cq.Poll(wcs)
 	if err != nil || n == 0 {
 		return 0
 	}
@@ -152,7 +154,10 @@ func (d *Dispatcher) pollTX(wcs []verbs.WorkCompletion, touched *[]*entry, rets 
 		wc := &wcs[i]
 		e := d.lookup(wc.QPNum, &cache)
 		if wc.ID == BeaconID {
-			if e != nil {
+			if e != nil && e.set != nil {
+				// Done once the worker's CQs were polled empty after it.
+				e.set.beacons = append(e.set.beacons, e)
+			} else if e != nil {
 				d.mu.Lock()
 				e.beaconDone = true
 				d.mu.Unlock()
@@ -203,8 +208,9 @@ func (d *Dispatcher) pollTX(wcs []verbs.WorkCompletion, touched *[]*entry, rets 
 	return n
 }
 
-func (d *Dispatcher) pollRX(wcs []verbs.WorkCompletion, touched *[]*entry) int {
-	n, err := d.rxCQ.Poll(wcs)
+// pollRX takes one batch from cq (see pollTX) and hands it over.
+func (d *Dispatcher) pollRX(cq *verbs.CQ, wcs []verbs.WorkCompletion, touched *[]*entry) int {
+	n, err := cq.Poll(wcs)
 	if err != nil || n == 0 {
 		return 0
 	}

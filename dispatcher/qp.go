@@ -28,6 +28,11 @@ type entry struct {
 	beaconDone bool
 	rqDepth    int
 	after      func()
+
+	// set is the worker CQ pair the QP completes on (polling mode
+	// worker), nil for the shared CQs. Its owner goroutine is the one
+	// poller of the entry's poller-only fields.
+	set *CQSet
 }
 
 // QPHandle is a registered QP: the connection's view of its dispatcher entry.
@@ -50,7 +55,9 @@ func (h *QPHandle) Inflight() int { return int(h.e.inflight.Load()) }
 // still sending, off the critical path).
 func (h *QPHandle) AddInflight(n int) {
 	h.e.inflight.Add(int64(n))
-	if n > 0 {
+	// A worker's CQs are polled by its own centre, which an armed CQ
+	// wakes: nothing to kick there.
+	if n > 0 && h.e.set == nil {
 		h.d.kick()
 	}
 }
@@ -66,7 +73,20 @@ func (d *Dispatcher) CreateQP(conn Conn) (*QPHandle, error) {
 // bound to the dispatcher's PD); toInit says whether to move it to INIT
 // (rdma_create_qp already does).
 func (d *Dispatcher) CreateQPWith(conn Conn, create func(verbs.QPInitAttr) (*verbs.QP, error), toInit bool) (*QPHandle, error) {
+	return d.CreateQPOn(nil, conn, create, toInit)
+}
+
+// CreateQPOn is CreateQPWith with the QP's completions on set's CQs (a
+// worker's, polled by its centre) instead of the shared ones when set is
+// not nil; create nil means d.PD().CreateQP (moved to INIT).
+func (d *Dispatcher) CreateQPOn(set *CQSet, conn Conn, create func(verbs.QPInitAttr) (*verbs.QP, error), toInit bool) (*QPHandle, error) {
+	if create == nil {
+		create, toInit = d.pd.CreateQP, true
+	}
 	attr := verbs.QPInitAttr{SendCQ: d.txCQ, RecvCQ: d.rxCQ, SRQ: d.srq, MaxSendWR: d.MaxSendWR() + 1, MaxSendSGE: 1, MaxRecvSGE: 1}
+	if set != nil {
+		attr.SendCQ, attr.RecvCQ = set.txCQ, set.rxCQ
+	}
 	rq := 0
 	if d.srq == nil {
 		rq = d.opts.RecvQueueLen
@@ -87,7 +107,7 @@ func (d *Dispatcher) CreateQPWith(conn Conn, create func(verbs.QPInitAttr) (*ver
 			return nil, fmt.Errorf("dispatcher: QP to INIT: %w", err)
 		}
 	}
-	e := &entry{qp: qp, conn: conn, rqDepth: rq, batch: make([]RxItem, 0, MaxPoll)}
+	e := &entry{qp: qp, conn: conn, rqDepth: rq, batch: make([]RxItem, 0, MaxPoll), set: set}
 	d.mu.Lock()
 	d.byQPN[qp.Num()] = e
 	d.mu.Unlock()

@@ -168,7 +168,7 @@ func (w *Worker) connectCM(addr string, opts netstack.SocketOptions) (netstack.C
 	}
 	la, _ := side.id.LocalAddr()
 	c, err := newConnWith(w.stack, w, net.TCPAddrFromAddrPort(la), net.TCPAddrFromAddrPort(dst), func(c *conn) (*dispatcher.QPHandle, error) {
-		return w.stack.d.CreateQPWith(c, func(a verbs.QPInitAttr) (*verbs.QP, error) { return side.id.CreateQP(w.stack.d.PD(), a) }, false)
+		return w.stack.createQP(w, c, func(a verbs.QPInitAttr) (*verbs.QP, error) { return side.id.CreateQP(w.stack.d.PD(), a) })
 	})
 	if err != nil {
 		return fail(err)
@@ -359,7 +359,7 @@ func (s *cmServerSocket) acceptID(id *verbs.CMID, w netstack.Worker) (*conn, err
 	}
 	la, _ := id.LocalAddr()
 	c, err := newConnWith(s.stack, w, net.TCPAddrFromAddrPort(la), netstack.StringAddr("rdma_cm-peer"), func(c *conn) (*dispatcher.QPHandle, error) {
-		return d.CreateQPWith(c, func(a verbs.QPInitAttr) (*verbs.QP, error) { return id.CreateQP(d.PD(), a) }, false)
+		return s.stack.createQP(w, c, func(a verbs.QPInitAttr) (*verbs.QP, error) { return id.CreateQP(d.PD(), a) })
 	})
 	if err != nil {
 		_ = id.Reject(nil)

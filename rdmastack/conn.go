@@ -96,7 +96,7 @@ func newConn(st *Stack, w netstack.Worker, tc net.Conn) (*conn, error) {
 			}
 			c.wr = ws
 		}
-		h, err := st.d.CreateQP(c)
+		h, err := st.createQP(w, c, nil)
 		if err != nil {
 			c.wr.release()
 			c.wr = nil

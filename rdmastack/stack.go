@@ -103,7 +103,17 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 			_ = cd.close()
 			return nil, fmt.Errorf("rdmastack: %w", err)
 		}
-		workers = append(workers, &Worker{BaseWorker: bw, stack: s})
+		rw := &Worker{BaseWorker: bw, stack: s}
+		if err := s.newWorkerCQ(rw); err != nil {
+			_ = bw.Center().Stop()
+			for _, w := range workers {
+				_ = w.Center().Stop()
+			}
+			_ = d.Close()
+			_ = cd.close()
+			return nil, fmt.Errorf("rdmastack: %w", err)
+		}
+		workers = append(workers, rw)
 	}
 	s.WorkerSet = netstack.NewWorkerSet(workers)
 	s.OnStop(d.Close)
@@ -137,6 +147,9 @@ func (s *Stack) Start() error {
 		return err
 	}
 	s.d.Start()
+	for _, w := range s.Workers() {
+		w.(*Worker).startPolling()
+	}
 	return nil
 }
 
@@ -150,6 +163,7 @@ func (s *Stack) TXPool() *mempool.Pool { return s.d.TX() }
 type Worker struct {
 	*netstack.BaseWorker
 	stack *Stack
+	cq    *dispatcher.CQSet // its own CQ pair (polling mode worker), else nil
 }
 
 var _ netstack.Worker = (*Worker)(nil)

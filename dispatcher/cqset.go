@@ -1,0 +1,141 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/asyncmsgr/asyncmsgr/verbs"
+)
+
+// CQSet is a TX/RX CQ pair with its two completion channels, polled by its
+// owner (an RDMAWorker's event centre, ms_async_rdma_polling_mode = worker)
+// instead of the dispatcher goroutine. Completions of the QPs created on it
+// (CreateQPOn) are handed to their Conn on the owner's goroutine, in
+// completion order, with the same receive sequencing as the shared CQs:
+// one QP completes on one set only, so its entry has one poller.
+//
+// Poll, Arm and Events must be called from the owner goroutine only (they
+// implement netstack.Poller); nothing in them blocks.
+type CQSet struct {
+	d          *Dispatcher
+	txCh, rxCh *verbs.CompChannel
+	txCQ, rxCQ *verbs.CQ
+
+	wcs     []verbs.WorkCompletion
+	touched []*entry
+	rets    []uint32
+	// beacons completed on txCQ whose QPs still wait for a poll of both
+	// CQs that finds nothing (then nothing more of theirs can complete).
+	beacons              []*entry
+	txUnacked, rxUnacked int
+}
+
+// NewCQSet makes a CQ pair on the dispatcher's device, sized like the
+// shared ones. Dispatcher.Close destroys it after the QPs on it.
+func (d *Dispatcher) NewCQSet() (_ *CQSet, err error) {
+	s := &CQSet{d: d, wcs: make([]verbs.WorkCompletion, MaxPoll), touched: make([]*entry, 0, MaxPoll), rets: make([]uint32, 0, MaxPoll)}
+	defer func() {
+		if err != nil {
+			_ = s.close()
+		}
+	}()
+	depth := d.opts.CQDepth
+	if d.dev.MaxCQE > 0 && depth > d.dev.MaxCQE {
+		depth = d.dev.MaxCQE
+	}
+	if s.txCh, err = d.ctx.CreateCompChannel(); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	if s.rxCh, err = d.ctx.CreateCompChannel(); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	if s.txCQ, err = d.ctx.CreateCQ(depth, s.txCh, 0); err != nil {
+		return nil, fmt.Errorf("dispatcher: worker TX CQ of %d: %w", depth, err)
+	}
+	if s.rxCQ, err = d.ctx.CreateCQ(depth, s.rxCh, 0); err != nil {
+		return nil, fmt.Errorf("dispatcher: worker RX CQ of %d: %w", depth, err)
+	}
+	d.mu.Lock()
+	d.sets = append(d.sets, s)
+	d.mu.Unlock()
+	return s, nil
+}
+
+// FDs are the completion-channel fds the owner sleeps on (readable after
+// Arm when a completion arrived); on readiness it calls Events.
+func (s *CQSet) FDs() (tx, rx int) { return s.txCh.FD(), s.rxCh.FD() }
+
+// Poll takes up to MaxPoll completions from each CQ and hands them over
+// (Conn callbacks run here, on the owner goroutine). It returns how many it
+// took.
+func (s *CQSet) Poll() int {
+	n := s.d.pollTX(s.txCQ, s.wcs, &s.touched, &s.rets) + s.d.pollRX(s.rxCQ, s.wcs, &s.touched)
+	if n == 0 && len(s.beacons) > 0 {
+		s.d.mu.Lock()
+		for _, e := range s.beacons {
+			e.beaconDone = true
+		}
+		s.d.mu.Unlock()
+		clear(s.beacons)
+		s.beacons = s.beacons[:0]
+		s.d.wake() // the dispatcher goroutine reaps
+	}
+	return n
+}
+
+// Arm re-arms both CQs' notification and polls once more, closing the race
+// with a completion that arrived before the arm: false means work was found
+// (and handled), so the owner must poll again instead of sleeping.
+func (s *CQSet) Arm() bool {
+	s.Events()
+	_ = s.txCQ.ReqNotify(false)
+	_ = s.rxCQ.ReqNotify(false)
+	return s.Poll() == 0
+}
+
+// Events consumes the completion-channel events (never blocks); the CQs
+// are re-armed by Arm. Events are acknowledged in batches of 64.
+func (s *CQSet) Events() {
+	for {
+		if cq, err := s.txCh.GetEvent(); err != nil || cq == nil {
+			break
+		}
+		s.txUnacked++
+		s.d.C.CQEvents.Add(1)
+	}
+	for {
+		if cq, err := s.rxCh.GetEvent(); err != nil || cq == nil {
+			break
+		}
+		s.rxUnacked++
+		s.d.C.CQEvents.Add(1)
+	}
+	if s.txUnacked >= 64 {
+		s.txCQ.AckEvents()
+		s.txUnacked = 0
+	}
+	if s.rxUnacked >= 64 {
+		s.rxCQ.AckEvents()
+		s.rxUnacked = 0
+	}
+}
+
+// close destroys the CQs and channels (Dispatcher.Close, after the QPs).
+func (s *CQSet) close() error {
+	var errs []error
+	if s.txCQ != nil {
+		s.txCQ.AckEvents()
+		errs = append(errs, s.txCQ.Close())
+	}
+	if s.rxCQ != nil {
+		s.rxCQ.AckEvents()
+		errs = append(errs, s.rxCQ.Close())
+	}
+	if s.txCh != nil {
+		errs = append(errs, s.txCh.Close())
+	}
+	if s.rxCh != nil {
+		errs = append(errs, s.rxCh.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -39,26 +39,36 @@ func (d *Dispatcher) NewCQSet() (_ *CQSet, err error) {
 			_ = s.close()
 		}
 	}()
-	depth := d.opts.CQDepth
-	if d.dev.MaxCQE > 0 && depth > d.dev.MaxCQE {
-		depth = d.dev.MaxCQE
-	}
-	if s.txCh, err = d.ctx.CreateCompChannel(); err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
-	}
-	if s.rxCh, err = d.ctx.CreateCompChannel(); err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
-	}
-	if s.txCQ, err = d.ctx.CreateCQ(depth, s.txCh, 0); err != nil {
-		return nil, fmt.Errorf("dispatcher: worker TX CQ of %d: %w", depth, err)
-	}
-	if s.rxCQ, err = d.ctx.CreateCQ(depth, s.rxCh, 0); err != nil {
-		return nil, fmt.Errorf("dispatcher: worker RX CQ of %d: %w", depth, err)
+	if err = d.makeCQPair("worker ", &s.txCh, &s.rxCh, &s.txCQ, &s.rxCQ); err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	d.sets = append(d.sets, s)
 	d.mu.Unlock()
 	return s, nil
+}
+
+// makeCQPair creates two completion channels and a TX and an RX CQ on them,
+// of the configured depth (bounded by the device); on error the caller
+// closes whatever was made.
+func (d *Dispatcher) makeCQPair(what string, txCh, rxCh **verbs.CompChannel, txCQ, rxCQ **verbs.CQ) (err error) {
+	depth := d.opts.CQDepth
+	if d.dev.MaxCQE > 0 && depth > d.dev.MaxCQE {
+		depth = d.dev.MaxCQE
+	}
+	if *txCh, err = d.ctx.CreateCompChannel(); err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	if *rxCh, err = d.ctx.CreateCompChannel(); err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	if *txCQ, err = d.ctx.CreateCQ(depth, *txCh, 0); err != nil {
+		return fmt.Errorf("dispatcher: %sTX CQ of %d: %w", what, depth, err)
+	}
+	if *rxCQ, err = d.ctx.CreateCQ(depth, *rxCh, 0); err != nil {
+		return fmt.Errorf("dispatcher: %sRX CQ of %d: %w", what, depth, err)
+	}
+	return nil
 }
 
 // FDs are the completion-channel fds the owner sleeps on (readable after

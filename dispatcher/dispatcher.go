@@ -184,21 +184,8 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 	if d.pd, err = d.ctx.AllocPD(); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	depth := opts.CQDepth
-	if d.dev.MaxCQE > 0 && depth > d.dev.MaxCQE {
-		depth = d.dev.MaxCQE
-	}
-	if d.txCh, err = d.ctx.CreateCompChannel(); err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
-	}
-	if d.rxCh, err = d.ctx.CreateCompChannel(); err != nil {
-		return nil, fmt.Errorf("dispatcher: %w", err)
-	}
-	if d.txCQ, err = d.ctx.CreateCQ(depth, d.txCh, 0); err != nil {
-		return nil, fmt.Errorf("dispatcher: TX CQ of %d: %w", depth, err)
-	}
-	if d.rxCQ, err = d.ctx.CreateCQ(depth, d.rxCh, 0); err != nil {
-		return nil, fmt.Errorf("dispatcher: RX CQ of %d: %w", depth, err)
+	if err = d.makeCQPair("", &d.txCh, &d.rxCh, &d.txCQ, &d.rxCQ); err != nil {
+		return nil, err
 	}
 	if d.tx, err = mempool.NewTX(d.pd, mempool.Options{ChunkSize: opts.ChunkSize, Count: opts.SendBuffers, HugePages: opts.HugePages}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)

@@ -20,10 +20,17 @@
 // moved to ERR, drained with a beacon send and destroyed only once the beacon
 // completed and both CQs were polled empty after it.
 //
+// With ms_async_rdma_polling_mode = worker the stack's workers each get a
+// CQSet (NewCQSet): a TX/RX CQ pair and completion channels polled by the
+// worker's event centre (CQSet.Poll/Arm, a netstack Poller), with the same
+// hand-over code; QPs created on it (CreateQPOn) complete only there, so
+// that centre is their entries' one poller, and posting on them kicks no
+// dispatcher. The dispatcher goroutine keeps async events and reaping.
+//
 // Files: dispatcher.go (options, Open, Start, Close), qp.go (the QP table:
 // registration, handles, in-flight accounting, retirement requests, TX
 // space waiters), poll.go (the polling loop and the TX/RX completion
-// hand-over with receive sequencing), rxpost.go (posting receive buffers to
+// hand-over with receive sequencing), cqset.go (a worker's CQ pair), rxpost.go (posting receive buffers to
 // the SRQ or a QP's RQ), reap.go (moving retired QPs to ERR, the beacon,
 // destruction), async.go (device async events), counters.go (counters and
 // Stats).

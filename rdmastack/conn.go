@@ -70,9 +70,13 @@ type conn struct {
 	target     int
 	lastInfl   int
 
-	closed   atomic.Bool
-	finSeen  atomic.Bool // the peer's FIN was received (set by the poller)
-	in       inbox       // the poller's hand-over (inbox.go)
+	closed  atomic.Bool
+	finSeen atomic.Bool // the peer's FIN was received (set by the poller)
+	in      inbox       // the poller's hand-over (inbox.go)
+	// wk: the worker whose centre polls this socket's CQs (polling mode
+	// worker), else nil; queued: waiting in wk.poller.ready (loop only).
+	wk       *Worker
+	queued   bool
 	psn      uint32
 	zeroCopy bool
 	cm       *cmSide     // rdma_cm connection (ms_async_rdma_cm), else nil
@@ -118,6 +122,9 @@ func newConnWith(st *Stack, w netstack.Worker, laddr, raddr net.Addr, mkQP func(
 		return nil, err
 	}
 	c.h = h
+	if rw, ok := w.(*Worker); ok && rw.poller != nil {
+		c.wk = rw
+	}
 	if la, ok := w.(netstack.LoadAdder); ok {
 		c.load = la
 		la.AddLoad(1)
@@ -178,6 +185,7 @@ func (c *conn) syncReadyLocked() {
 	case want && !c.evSet:
 		b[0] = 1
 		_, _ = unix.Write(c.efd, b[:])
+		c.st.readyWrites.Add(1)
 		c.evSet = true
 	case !want && c.evSet:
 		_, _ = unix.Read(c.efd, b[:])

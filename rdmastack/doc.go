@@ -12,6 +12,39 @@
 // dispatcher's PD, DISCONNECTED faults the socket) and use the same data
 // path.
 //
+// # Polling modes (ms_async_rdma_polling_mode)
+//
+// worker (the default): each Worker owns a TX/RX CQ pair and its two
+// completion channels (dispatcher.CQSet), and every QP of its sockets is
+// created on that pair, so a QP completes on exactly one worker and its
+// completions have exactly one poller: the worker's event centre goroutine.
+// The pair is a netstack Poller on the centre: each loop turn polls up to 32
+// TX and 32 RX completions, and an RX completion goes, on that goroutine,
+// through receive sequencing to the socket (OnRecv), which queues itself on
+// the worker; right after the poll the centre runs the socket's read
+// handler directly (EventCenter.FireReadable), so the messenger decodes the
+// frame and calls fast dispatch there, and the socket's eventfd is written
+// only if it is still readable afterwards (level-triggered readiness stays
+// exact for any other waiter); a reply sent from the
+// callback is written directly to the socket (the messenger's direct-write
+// path) and posted with ibv_post_send, still on that goroutine. No other
+// goroutine, channel, eventfd write or dispatcher wake-up lies between
+// (TestWorkerModeRunToCompletion counts them). While completions
+// flow, and for ms_async_rdma_polling_us after the last, the centre does
+// not sleep; then it acknowledges the channel events, re-arms both CQs
+// (ibv_req_notify_cq), polls once more (a completion that arrived before the
+// arm would otherwise be missed) and sleeps in epoll with the channel fds
+// registered, so an idle worker costs nothing. The dispatcher goroutine
+// still owns the device's async events and QP retirement; a retired QP on
+// a worker pair is destroyed only once its beacon completed and that
+// worker polled both its CQs empty after it.
+//
+// dispatcher: Ceph's shape, kept selectable. One dispatcher goroutine polls
+// the shared CQs and hands completions to sockets from there; a socket
+// wakes its worker through its eventfd, and a post wakes a sleeping
+// dispatcher (the thread hop per message that worker mode removes). Ceph's
+// ordered receive sequencing applies in both modes.
+//
 // # RDMA WRITE of large payloads (ms_async_rdma_send_msg_size > 0)
 //
 // With the option at 0 (the default, Ceph-compatible) nothing below
@@ -92,7 +125,8 @@
 // (the poller's inbox and its hand-over), rcv.go (received
 // completions, Read), snd.go (Send, TX chunks, merging, posting,
 // the FIN), write.go (WRITE mode state and the extension record), meta.go
-// (the 65-byte meta).
+// (the 65-byte meta), workerpoll.go (the polling modes: a worker's CQ pair on
+// its centre).
 //
 // Connections are set up through rdma_cm with ms_async_rdma_cm, or with
 // ms_async_rdma_type = iwarp (Ceph's iWARP sockets connect through rdma_cm).
@@ -104,7 +138,8 @@
 // cgo or without a device its factory returns an error wrapping
 // netstack.ErrUnavailable, so netstack.New can fall back to posix.
 //
-// rdmastack must not: import "C", poll CQs itself (the dispatcher does),
+// rdmastack must not: import "C", poll CQs itself (the dispatcher, or a
+// worker's CQSet on its centre, does),
 // block an event centre's goroutine (handshakes run on their own goroutine
 // and Connect blocks only its caller), or drop accepted bytes.
 package rdmastack

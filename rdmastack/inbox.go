@@ -25,7 +25,8 @@ type inbox struct {
 	pending atomic.Bool         // something is waiting to be taken over
 }
 
-// OnRecv hands received chunks to the inbox (dispatcher goroutine).
+// OnRecv hands received chunks to the inbox (the goroutine polling the
+// socket's CQs: the dispatcher's, or its worker's centre).
 func (c *conn) OnRecv(items []dispatcher.RxItem) {
 	q := &c.in
 	q.mu.Lock()
@@ -46,6 +47,12 @@ func (c *conn) OnRecv(items []dispatcher.RxItem) {
 	}
 	q.pending.Store(true)
 	q.mu.Unlock()
+	if c.wk != nil {
+		// Worker mode, on the centre: the read handler runs right after
+		// the poll and takes the inbox over (workerPoller.fire).
+		c.wk.poller.queue(c)
+		return
+	}
 	c.kick()
 }
 

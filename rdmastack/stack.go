@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
@@ -33,6 +34,9 @@ type Stack struct {
 	// by ms_async_rdma_type = iwarp (Ceph's iWARP sockets connect through
 	// rdma_cm; config.Validate also insists on ms_async_rdma_cm there).
 	cm bool
+	// readyWrites counts socket eventfd writes (tests: none per message
+	// in worker mode).
+	readyWrites atomic.Uint64
 }
 
 var _ netstack.Stack = (*Stack)(nil)
@@ -162,8 +166,9 @@ func (s *Stack) TXPool() *mempool.Pool { return s.d.TX() }
 // Worker is one rdma worker.
 type Worker struct {
 	*netstack.BaseWorker
-	stack *Stack
-	cq    *dispatcher.CQSet // its own CQ pair (polling mode worker), else nil
+	stack  *Stack
+	cq     *dispatcher.CQSet // its own CQ pair (polling mode worker), else nil
+	poller *workerPoller     // cq on the centre, else nil
 }
 
 var _ netstack.Worker = (*Worker)(nil)

@@ -1,6 +1,7 @@
 package rdmastack
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/dispatcher"
@@ -28,7 +29,62 @@ func (s *Stack) newWorkerCQ(w *Worker) error {
 		return err
 	}
 	w.cq = cq
+	w.poller = &workerPoller{w: w}
 	return nil
+}
+
+// workerPoller is a worker's CQ pair as its centre's Poller. Sockets that
+// became readable in a poll are queued (conn.OnRecv, on the centre) and
+// their read handlers run right after the poll, on the same goroutine: the
+// messenger decodes, fast-dispatches and posts the reply there. Only a
+// socket still readable after its handler ran (or one without a handler)
+// gets its eventfd written, so level-triggered readiness stays exact.
+type workerPoller struct {
+	w     *Worker
+	ready []*conn // loop only
+	// fires counts read handlers run inline (tests: run to completion).
+	fires atomic.Uint64
+}
+
+func (p *workerPoller) Poll() int {
+	n := p.w.cq.Poll()
+	p.fire()
+	return n
+}
+
+func (p *workerPoller) Arm() bool {
+	ok := p.w.cq.Arm()
+	p.fire()
+	return ok
+}
+
+// queue marks c readable for the fire after this poll (loop only).
+func (p *workerPoller) queue(c *conn) {
+	if !c.queued {
+		c.queued = true
+		p.ready = append(p.ready, c)
+	}
+}
+
+func (p *workerPoller) fire() {
+	if len(p.ready) == 0 {
+		return
+	}
+	center := p.w.Center()
+	for i, c := range p.ready {
+		p.ready[i] = nil
+		c.queued = false
+		if !c.closed.Load() {
+			// A Close racing from another goroutine can at worst make
+			// this a spurious wake-up, which readiness allows.
+			center.FireReadable(c.efd)
+			p.fires.Add(1)
+		}
+		c.lock()
+		c.syncReadyLocked()
+		c.unlock()
+	}
+	p.ready = p.ready[:0]
 }
 
 // startPolling registers the worker's CQ pair on its centre (worker mode):
@@ -47,7 +103,7 @@ func (w *Worker) startPolling() {
 			// Consume the channel event; the next loop turn polls the CQs
 			// (the spin window opens once Poll finds the completion).
 			w.cq.Events()
-			w.cq.Poll()
+			w.poller.Poll()
 		}
 		for _, fd := range []int{tx, rx} {
 			if err := c.CreateFileEvent(fd, netstack.EventReadable, onEvent); err != nil {
@@ -55,7 +111,7 @@ func (w *Worker) startPolling() {
 			}
 		}
 	})
-	c.AddPoller(w.cq, spin)
+	c.AddPoller(w.poller, spin)
 }
 
 // createQP makes c's QP with mk (nil: a verbs QP on the PD, moved to INIT;

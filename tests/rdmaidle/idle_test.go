@@ -87,6 +87,9 @@ func TestIdleCPU(t *testing.T) {
 				c.RDMAReceiveBuffers = 128
 				c.RDMAReceiveQueueLen = 32
 				c.KeepaliveInterval = tc.keepalive
+				if m := os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE"); m != "" {
+					c.RDMAPollingMode = m // worker or dispatcher
+				}
 				c.ConnectionIdleTimeout = 0
 				if tc.keepalive > 0 {
 					c.ConnectionIdleTimeout = 10 * tc.keepalive

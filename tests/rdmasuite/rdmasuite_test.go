@@ -51,6 +51,9 @@ func small(cfg *config.Config, dev string, gid int) {
 	cfg.RDMAReceiveQueueLen = 256
 	cfg.RDMAReceiveBuffers = 2048
 	cfg.RDMAPollingUS = 200
+	if m := os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE"); m != "" {
+		cfg.RDMAPollingMode = m // worker or dispatcher: CI runs the suite in both
+	}
 	if v, err := strconv.Atoi(os.Getenv("ASYNCMSGR_RDMASUITE_SEND_BUFFERS")); err == nil && v > 0 {
 		cfg.RDMASendBuffers = v // experiments: a pool that never runs dry
 	}

@@ -1,0 +1,124 @@
+package rdmastack
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/netstack"
+)
+
+// onCenter runs f on w's centre and waits for it.
+func onCenter(t *testing.T, w netstack.Worker, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	require.NoError(t, w.Center().DispatchExternal(func() { f(); close(done) }))
+	<-done
+}
+
+// pinger answers every byte read on s with one byte, from s's read handler
+// on its worker's centre, until stop bytes were read (then it signals done);
+// atMark (if set) runs once mark bytes were read.
+func pinger(t *testing.T, w netstack.Worker, s netstack.ConnectedSocket, mark, stop int, atMark func(), done chan<- struct{}) {
+	t.Helper()
+	buf := make([]byte, 64)
+	one := [][]byte{[]byte("p")}
+	got := 0
+	onCenter(t, w, func() {
+		require.NoError(t, w.Center().CreateFileEvent(s.FD(), netstack.EventReadable, func(int, netstack.EventMask) {
+			for {
+				n, err := s.Read(buf)
+				for range n {
+					if got++; got == mark && atMark != nil {
+						atMark()
+					}
+					if got == stop {
+						close(done)
+					}
+					if got < stop {
+						if _, err := s.Send(one, false); err != nil {
+							t.Errorf("send: %v", err)
+						}
+					}
+				}
+				if n == 0 || err != nil {
+					if err != nil && !errors.Is(err, netstack.ErrWouldBlock) {
+						t.Errorf("read: %v", err)
+					}
+					return
+				}
+			}
+		}))
+	})
+}
+
+// TestWorkerModeRunToCompletion: in worker mode a ping-pong's receive
+// completion reaches the socket's read handler, and the reply its post, on
+// the worker's centre alone: no socket eventfd is written and the
+// dispatcher goroutine is never woken per message. In dispatcher mode the
+// same exchange writes an eventfd per message (the test's counters move).
+func TestWorkerModeRunToCompletion(t *testing.T) {
+	for _, mode := range []string{PollingWorker, PollingDispatcher} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.RDMAPollingMode = mode
+			srv, cli := startStack(t, cfg), startStack(t, cfg)
+			ws, wc := srv.PickWorker(), cli.PickWorker()
+			ss, err := ws.Listen("127.0.0.1:0", netstack.SocketOptions{})
+			require.NoError(t, err)
+			defer ss.Abort()
+			ccCh := make(chan netstack.ConnectedSocket, 1)
+			go func() {
+				c, err := wc.Connect(ss.Addr().String(), netstack.SocketOptions{})
+				if err != nil {
+					t.Error(err)
+				}
+				ccCh <- c
+			}()
+			sc := accept(t, ss, ws)
+			defer sc.Close()
+			cc := <-ccCh
+			require.NotNil(t, cc)
+			defer cc.Close()
+
+			// Warm up (the handshake's first data, connection state), then
+			// count over the measured round trips.
+			const warm, rounds = 10, 200
+			sDone, cDone := make(chan struct{}), make(chan struct{})
+			var writes0, wakes0, fires0 uint64
+			start := func() {
+				writes0 = srv.readyWrites.Load() + cli.readyWrites.Load()
+				wakes0 = srv.Stats().PollingOn + cli.Stats().PollingOn
+				if mode == PollingWorker {
+					fires0 = ws.(*Worker).poller.fires.Load() + wc.(*Worker).poller.fires.Load()
+				}
+			}
+			pinger(t, ws, sc, 0, warm+rounds, nil, sDone)
+			pinger(t, wc, cc, warm, warm+rounds, start, cDone)
+			// The client starts, by a byte sent from its centre.
+			onCenter(t, wc, func() {
+				_, err := cc.Send([][]byte{[]byte("p")}, false)
+				require.NoError(t, err)
+			})
+			select {
+			case <-cDone:
+			case <-time.After(60 * time.Second):
+				t.Fatal("ping-pong did not finish")
+			}
+			<-sDone
+			writes := srv.readyWrites.Load() + cli.readyWrites.Load() - writes0
+			wakes := srv.Stats().PollingOn + cli.Stats().PollingOn - wakes0
+			t.Logf("%s: %d eventfd writes, %d dispatcher wake-ups over ~%d messages", mode, writes, wakes, 2*rounds)
+			if mode == PollingWorker {
+				fires := ws.(*Worker).poller.fires.Load() + wc.(*Worker).poller.fires.Load() - fires0
+				require.Zero(t, writes, "eventfd writes in worker mode")
+				require.Zero(t, wakes, "dispatcher wake-ups in worker mode")
+				require.GreaterOrEqual(t, fires, uint64(rounds), "read handlers run inline")
+			} else {
+				require.Greater(t, writes, uint64(rounds), "dispatcher mode wakes the socket through its eventfd")
+			}
+		})
+	}
+}

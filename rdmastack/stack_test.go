@@ -154,19 +154,7 @@ func TestHandshakeErrorsListenerKeepsServing(t *testing.T) {
 
 	// The listener still serves a real client.
 	cli := startStack(t, cfg)
-	done := make(chan netstack.ConnectedSocket, 1)
-	go func() {
-		c, err := cli.PickWorker().Connect(ss.Addr().String(), netstack.SocketOptions{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- c
-	}()
-	sc := accept(t, ss, w)
-	defer sc.Close()
-	cc := <-done
-	require.NotNil(t, cc)
-	defer cc.Close()
+	sc, cc := connectPair(t, ss, w, cli.PickWorker())
 	msg := bytes.Repeat([]byte("0123456789abcdef"), 5000) // several chunks
 	sendAll(t, cc, msg)
 	got, err := readUntil(t, sc, len(msg), 20*time.Second)

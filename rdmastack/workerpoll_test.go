@@ -10,6 +10,26 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
+// connectPair connects a socket of wc to ss and accepts it on ws; both are
+// closed at the test's end.
+func connectPair(t *testing.T, ss netstack.ServerSocket, ws, wc netstack.Worker) (sc, cc netstack.ConnectedSocket) {
+	t.Helper()
+	ccCh := make(chan netstack.ConnectedSocket, 1)
+	go func() {
+		c, err := wc.Connect(ss.Addr().String(), netstack.SocketOptions{})
+		if err != nil {
+			t.Error(err)
+		}
+		ccCh <- c
+	}()
+	sc = accept(t, ss, ws)
+	t.Cleanup(func() { sc.Close() })
+	cc = <-ccCh
+	require.NotNil(t, cc)
+	t.Cleanup(func() { cc.Close() })
+	return sc, cc
+}
+
 // onCenter runs f on w's centre and waits for it.
 func onCenter(t *testing.T, w netstack.Worker, f func()) {
 	t.Helper()
@@ -69,19 +89,7 @@ func TestWorkerModeRunToCompletion(t *testing.T) {
 			ss, err := ws.Listen("127.0.0.1:0", netstack.SocketOptions{})
 			require.NoError(t, err)
 			defer ss.Abort()
-			ccCh := make(chan netstack.ConnectedSocket, 1)
-			go func() {
-				c, err := wc.Connect(ss.Addr().String(), netstack.SocketOptions{})
-				if err != nil {
-					t.Error(err)
-				}
-				ccCh <- c
-			}()
-			sc := accept(t, ss, ws)
-			defer sc.Close()
-			cc := <-ccCh
-			require.NotNil(t, cc)
-			defer cc.Close()
+			sc, cc := connectPair(t, ss, ws, wc)
 
 			// Warm up (the handshake's first data, connection state), then
 			// count over the measured round trips.

@@ -100,10 +100,11 @@ func (w *Worker) startPolling() {
 	_ = c.DispatchExternal(func() {
 		tx, rx := w.cq.FDs()
 		onEvent := func(int, netstack.EventMask) {
-			// Consume the channel event; the next loop turn polls the CQs
-			// (the spin window opens once Poll finds the completion).
+			// Only consume the channel event: the loop's next turn polls
+			// the CQs, and its finding the completion there is what opens
+			// the spin window (the reply, and the peer's next message,
+			// are then busy-polled rather than waited for).
 			w.cq.Events()
-			w.poller.Poll()
 		}
 		for _, fd := range []int{tx, rx} {
 			if err := c.CreateFileEvent(fd, netstack.EventReadable, onEvent); err != nil {

@@ -48,6 +48,9 @@ func testConfig(t *testing.T) *config.Config {
 	cfg.RDMAReceiveQueueLen = 64
 	cfg.RDMAReceiveBuffers = 256
 	cfg.ConnectionReadyTimeout = 2 * time.Second
+	if m := os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE"); m != "" {
+		cfg.RDMAPollingMode = m // worker or dispatcher: CI runs the tests in both
+	}
 	return cfg
 }
 

@@ -104,7 +104,7 @@ func Default() *Config {
 		RDMAReceiveQueueLen:    4096,
 		RDMASupportSRQ:         true,
 		RDMAPollingUS:          1000,
-		RDMAPollingMode:        "worker",
+		RDMAPollingMode:        "dispatcher",
 		RDMASL:                 3,
 		RDMADSCP:               96,
 		RDMAType:               "ib",

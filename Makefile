@@ -23,13 +23,13 @@ demo: deps
 	soft-roce/demo.sh
 
 test: deps test-deps
-	tests/all.sh
+	go run ./tests/run all
 
 test-host: deps test-deps
-	tests/host.sh
+	go run ./tests/run host
 
 test-rdma: deps test-deps
-	tests/rdma.sh
+	go run ./tests/run rdma
 
 test-deps:
 	@. soft-roce/deps.sh && ensure_test_deps

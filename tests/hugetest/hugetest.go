@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
 // Knob is the sysctl file that sets how many default-size huge pages the
@@ -20,12 +22,7 @@ func Reserve(t *testing.T, n int) {
 	t.Helper()
 	old, err := os.ReadFile(Knob)
 	require.NoError(t, err)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "" {
-			t.Skip("reserving huge pages (" + Knob + ") needs root: run in soft-roce/vm-run.sh")
-		}
-		t.Fatal("CI: reserving huge pages (" + Knob + ") needs root")
-	}
+	testenv.RequireRoot(t, "reserve huge pages ("+Knob+")")
 	t.Cleanup(func() { require.NoError(t, os.WriteFile(Knob, old, 0o644)) })
 	require.NoError(t, os.WriteFile(Knob, []byte(strconv.Itoa(n)), 0o644))
 }

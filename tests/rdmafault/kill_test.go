@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -32,8 +33,8 @@ func ackServer(args []string) error {
 	if err != nil {
 		return err
 	}
-	dev := rdmatest.Device{Name: os.Getenv("RXE_DEV_A"), Host: os.Getenv("RXE_HOST_A")}
-	dev.GIDIdx, err = strconv.Atoi(os.Getenv("RXE_GID_IDX"))
+	dev := rdmatest.Device{Name: os.Getenv(testenv.EnvDevA), Host: os.Getenv(testenv.EnvHostA)}
+	dev.GIDIdx, err = strconv.Atoi(os.Getenv(testenv.EnvGIDIdx))
 	if err != nil {
 		return fmt.Errorf("RXE_GID_IDX: %w", err)
 	}

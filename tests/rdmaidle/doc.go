@@ -5,5 +5,5 @@
 // CPU time (utime+stime from /proc/self/stat) over a fixed wall-clock
 // window; it asserts CPU usage, never a duration.
 //
-// It has tests only and runs in the rxe VM (tests/rdma.sh).
+// It has tests only and runs in the rxe VM (make test-rdma).
 package rdmaidle

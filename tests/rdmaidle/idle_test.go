@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
@@ -58,7 +59,7 @@ func start(t *testing.T, cfg *config.Config, name msgr.EntityName, bind string, 
 func TestIdleCPU(t *testing.T) {
 	devA := rdmatest.DeviceA(t)
 	devB := devA
-	if os.Getenv("RXE_TWO_HOST") == "1" {
+	if os.Getenv(testenv.EnvTwoHost) == "1" {
 		devB = rdmatest.DeviceB(t)
 	}
 	tests := []struct {

@@ -8,19 +8,17 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
 // requireRxeHost returns the repository root, or skips (outside CI only)
 // when this machine cannot create rxe devices.
 func requireRxeHost(t *testing.T) string {
 	t.Helper()
-	_, err := os.Stat("/sys/module/rdma_rxe")
-	if err != nil || os.Geteuid() != 0 {
-		msg := "needs root and the rdma_rxe module loaded (run in soft-roce/vm-run.sh)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	testenv.RequireRoot(t, "create rxe devices")
+	if _, err := os.Stat("/sys/module/rdma_rxe"); err != nil {
+		testenv.Missing(t, "the rdma_rxe module loaded (run in soft-roce/vm-run.sh): %v", err)
 	}
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)

@@ -1,0 +1,202 @@
+package testrun
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Binary is one run of an RDMA test binary and where it runs.
+type Binary struct {
+	Name string // the run's name, its output files' stem: "rdmastack.test.worker"
+	File string // the binary in the plan's directory, e.g. "rdmastack.test"
+	Pkg  string // import path, plus " [mode]" for a second pass, as reports name it
+	Dir  string // the package's directory, the binary's working directory
+	Args []string
+	Env  []string // added to the environment
+}
+
+// workerPass are the packages whose tests read ASYNCMSGR_RDMA_POLLING_MODE:
+// after the default polling mode (dispatcher) they run again in worker mode.
+var workerPass = regexp.MustCompile(`^(rdmastack|tests/rdmasuite|tests/rdmaidle)$`)
+
+// The plan's files: plan.json (the binaries), then per binary NAME.out (its
+// -test.v=test2json output) and NAME.rc (its exit status).
+const planFile = "plan.json"
+
+// RDMA builds the test binaries of the packages that need a device, runs
+// them all on rxe (directly when this host has an RDMA device, else inside
+// one two-host Soft-RoCE VM boot: vm-run.sh runs this program's Inner), and
+// counts their events through go tool test2json.
+func RDMA(o Options, pkgs []Package, self, vmRun string) Result {
+	var r Result
+	dir, err := filepath.Abs(filepath.Join(o.BuildDir, "rdmatests"))
+	if err == nil {
+		_ = os.RemoveAll(dir)
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		r.Failed = append(r.Failed, "rdma: "+err.Error())
+		return r
+	}
+	var plan []Binary
+	for _, p := range pkgs {
+		if !p.NeedsRDMA() {
+			continue
+		}
+		file := strings.ReplaceAll(p.Rel(), "/", "_") + ".test"
+		b := Binary{Name: file, File: file, Pkg: p.ImportPath, Dir: p.Dir,
+			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=15m"}, o.RDMAArgs...)}
+		args := []string{"test", "-c", "-o", filepath.Join(dir, file)}
+		if o.RDMARace {
+			args = append(args, "-race")
+		}
+		fmt.Fprintf(o.Out, "== go test -c %s\n", p.Rel())
+		cmd := exec.Command("go", append(args, p.ImportPath)...)
+		cmd.Stdout, cmd.Stderr = o.Out, o.Out
+		if err := cmd.Run(); err != nil {
+			r.Failed = append(r.Failed, p.Rel()+" (build)")
+			continue
+		}
+		plan = append(plan, b)
+		if workerPass.MatchString(p.Rel()) {
+			w := b
+			w.Name, w.Pkg, w.Env = file+".worker", p.ImportPath+" [worker]", []string{"ASYNCMSGR_RDMA_POLLING_MODE=worker"}
+			plan = append(plan, w)
+		}
+	}
+	if len(plan) == 0 {
+		return r
+	}
+	if err := writeJSON(filepath.Join(dir, planFile), plan); err != nil {
+		r.Failed = append(r.Failed, "rdma: "+err.Error())
+		return r
+	}
+	run := exec.Command(vmRun, "--two-host", "--", self, "rdma-inner", dir)
+	if HostHasRDMA() {
+		run = exec.Command(self, "rdma-inner", dir)
+	}
+	run.Stdout, run.Stderr = o.Out, o.Out
+	if err := run.Run(); err != nil {
+		fmt.Fprintf(o.Out, "rdma: %s: %v\n", filepath.Base(run.Path), err)
+	}
+	c := NewCollector(o.Out)
+	for _, b := range plan {
+		count(c, dir, b)
+	}
+	r.Add(c.Counts())
+	ciRule(o, "rdma", &r.Counts)
+	return r
+}
+
+// count feeds one binary's output through test2json into c; a binary that
+// left no output or exited non-zero counts as failed even without events.
+func count(c *Collector, dir string, b Binary) {
+	out, err := os.Open(filepath.Join(dir, b.Name+".out"))
+	if err != nil {
+		fmt.Fprintf(c.w, "%s: no output (%v)\n", b.Pkg, err)
+		c.PackageFailed(b.Pkg)
+		return
+	}
+	defer out.Close()
+	conv := exec.Command("go", "tool", "test2json", "-p", b.Pkg)
+	conv.Stdin = out
+	conv.Stderr = c.w
+	events, err := conv.StdoutPipe()
+	if err == nil {
+		err = conv.Start()
+	}
+	if err == nil {
+		err = errors.Join(c.Read(events), conv.Wait())
+	}
+	if err != nil {
+		fmt.Fprintf(c.w, "%s: test2json: %v\n", b.Pkg, err)
+		c.PackageFailed(b.Pkg)
+	}
+	rc, err := os.ReadFile(filepath.Join(dir, b.Name+".rc"))
+	if err != nil || strings.TrimSpace(string(rc)) != "0" {
+		fmt.Fprintf(c.w, "%s: exit status %q %v\n", b.Pkg, strings.TrimSpace(string(rc)), err)
+		c.PackageFailed(b.Pkg)
+	}
+}
+
+// Inner runs the plan in dir on this machine's RDMA devices, one binary
+// after the other, each in its package's directory with stdout and stderr
+// (as go test does) into NAME.out. It prints one line per binary; the
+// verdicts are counted by RDMA, outside the VM. It reports whether every
+// binary exited 0.
+func Inner(o Options, dir string) bool {
+	var plan []Binary
+	b, err := os.ReadFile(filepath.Join(dir, planFile))
+	if err == nil {
+		err = json.Unmarshal(b, &plan)
+	}
+	if err != nil {
+		fmt.Fprintf(o.Out, "rdma-inner: %v\n", err)
+		return false
+	}
+	devs, _ := os.ReadDir("/sys/class/infiniband")
+	var names []string
+	for _, d := range devs {
+		names = append(names, d.Name())
+	}
+	ok := true
+	for _, bin := range plan {
+		fmt.Fprintf(o.Out, "== %s %s (on %s)\n", bin.Name, strings.Join(bin.Env, " "), strings.Join(names, " "))
+		start := time.Now()
+		rc := runTo(filepath.Join(dir, bin.Name+".out"), bin, filepath.Join(dir, bin.File))
+		_ = os.WriteFile(filepath.Join(dir, bin.Name+".rc"), []byte(strconv.Itoa(rc)+"\n"), 0o644)
+		verdict := "ok"
+		if rc != 0 {
+			verdict = fmt.Sprintf("FAILED (exit %d)", rc)
+			ok = false
+		}
+		fmt.Fprintf(o.Out, "%s: %s in %.1fs\n", bin.Name, verdict, time.Since(start).Seconds())
+	}
+	return ok
+}
+
+// runTo runs b's binary at path, output to outPath, and returns its exit
+// status (-1 when it could not start).
+func runTo(outPath string, b Binary, path string) int {
+	out, err := os.Create(outPath)
+	if err != nil {
+		return -1
+	}
+	defer out.Close()
+	cmd := exec.Command(path, b.Args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = b.Dir, out, out
+	cmd.Env = append(os.Environ(), b.Env...)
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	default:
+		fmt.Fprintf(out, "rdma-inner: %v\n", err)
+		return -1
+	}
+}
+
+// HostHasRDMA reports whether this machine has an RDMA device of its own.
+func HostHasRDMA() bool {
+	ents, err := os.ReadDir("/sys/class/infiniband")
+	return err == nil && len(ents) > 0
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}

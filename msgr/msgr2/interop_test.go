@@ -53,45 +53,33 @@ func TestInteropCephMon(t *testing.T) {
 	// A throw-away ceph-mon (auth none, msgr2 only) on loopback, leader of
 	// monmap epoch 1; ASYNCMSGR_CEPH_MON=ip:port uses a running one.
 	mon := netip.MustParseAddrPort(cephmon.Start(t, cephmon.Options{Env: "ASYNCMSGR_CEPH_MON"}).Addr)
-	conn, err := net.DialTimeout("tcp", mon.String(), 5*time.Second)
-	require.NoError(t, err)
+	// A monitor that has just become leader closes connections at
+	// AUTH_REQUEST until its auth service has committed (its log: "haven't
+	// formed initial quorum, EBUSY"); Ceph's clients reconnect, and so does
+	// this test, bounded.
+	var (
+		conn    net.Conn
+		fr      *frameReader
+		hello   Hello
+		monAddr EntityAddr
+		local   netip.AddrPort
+		tag     Tag
+		segs    [MaxSegments][]byte
+	)
+	for attempt := 1; ; attempt++ {
+		var ok bool
+		conn, fr, hello, monAddr, local, ok = startSession(t, mon)
+		if ok {
+			break
+		}
+		require.Less(t, attempt, 100, "the monitor kept closing the connection at AUTH_REQUEST")
+		time.Sleep(100 * time.Millisecond)
+	}
 	defer conn.Close()
-	require.NoError(t, conn.SetDeadline(time.Now().Add(20*time.Second)))
-	fr := &frameReader{r: bufio.NewReader(conn)}
 	write := func(b []byte) {
 		_, err := conn.Write(b)
 		require.NoError(t, err)
 	}
-
-	// Banner.
-	write(AppendBanner(nil, FeatureRevision1, 0))
-	banner := make([]byte, BannerLen)
-	_, err = io.ReadFull(fr.r, banner)
-	require.NoError(t, err)
-	sup, req, err := ParseBanner(banner)
-	require.NoError(t, err)
-	require.NotZero(t, sup&FeatureRevision1, "mon supports msgr2.1")
-	require.Zero(t, req&^FeatureRevision1, "mon requires nothing we lack")
-
-	// HELLO both ways.
-	monAddr := EntityAddr{Type: AddrTypeMsgr2, Addr: mon}
-	write(AppendControlFrame(nil, &Hello{EntityType: EntityTypeClient, PeerAddr: monAddr}))
-	tag, segs := fr.next(t)
-	require.Equal(t, TagHello, tag)
-	var hello Hello
-	require.NoError(t, hello.Unmarshal(segs[0]))
-	require.Equal(t, EntityTypeMon, hello.EntityType)
-	local := netip.MustParseAddrPort(conn.LocalAddr().String())
-	require.Equal(t, local.Addr(), hello.PeerAddr.Addr.Addr(), "mon saw us at %v", hello.PeerAddr)
-	require.Equal(t, local.Port(), hello.PeerAddr.Addr.Port())
-
-	// AUTH_REQUEST with method none; payload as MonConnection sends it.
-	payload := []byte{authModeMon}
-	payload = binary.LittleEndian.AppendUint32(payload, uint32(EntityTypeClient))
-	payload = binary.LittleEndian.AppendUint32(payload, uint32(len("admin")))
-	payload = append(payload, "admin"...)
-	payload = binary.LittleEndian.AppendUint64(payload, 0)
-	write(AppendControlFrame(nil, &AuthRequest{Method: AuthMethodNone, PreferredModes: []uint32{ConModeCRC}, AuthPayload: payload}))
 	tag, segs = fr.next(t)
 	require.Equal(t, TagAuthDone, tag, "got %v", tag)
 	var done AuthDone
@@ -168,4 +156,54 @@ func TestInteropCephMon(t *testing.T) {
 	require.Equal(t, uint64(77), binary.LittleEndian.Uint64(rfront), "reply handle")
 	t.Logf("mon %v: HELLO peer %v, global_id %d, server addrs %v, osdmap version %d",
 		mon, hello.PeerAddr, done.GlobalID, sident.Addrs, binary.LittleEndian.Uint64(rfront[8:]))
+}
+
+// startSession dials the monitor and runs the exchange up to AUTH_REQUEST
+// (banner, HELLO both ways); ok is false if the monitor then closed the
+// connection instead of answering (not ready yet).
+func startSession(t *testing.T, mon netip.AddrPort) (conn net.Conn, fr *frameReader, hello Hello, monAddr EntityAddr, local netip.AddrPort, ok bool) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", mon.String(), 5*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetDeadline(time.Now().Add(20*time.Second)))
+	fr = &frameReader{r: bufio.NewReader(conn)}
+	write := func(b []byte) {
+		_, err := conn.Write(b)
+		require.NoError(t, err)
+	}
+
+	// Banner.
+	write(AppendBanner(nil, FeatureRevision1, 0))
+	banner := make([]byte, BannerLen)
+	_, err = io.ReadFull(fr.r, banner)
+	require.NoError(t, err)
+	sup, req, err := ParseBanner(banner)
+	require.NoError(t, err)
+	require.NotZero(t, sup&FeatureRevision1, "mon supports msgr2.1")
+	require.Zero(t, req&^FeatureRevision1, "mon requires nothing we lack")
+
+	// HELLO both ways.
+	monAddr = EntityAddr{Type: AddrTypeMsgr2, Addr: mon}
+	write(AppendControlFrame(nil, &Hello{EntityType: EntityTypeClient, PeerAddr: monAddr}))
+	tag, segs := fr.next(t)
+	require.Equal(t, TagHello, tag)
+	require.NoError(t, hello.Unmarshal(segs[0]))
+	require.Equal(t, EntityTypeMon, hello.EntityType)
+	local = netip.MustParseAddrPort(conn.LocalAddr().String())
+	require.Equal(t, local.Addr(), hello.PeerAddr.Addr.Addr(), "mon saw us at %v", hello.PeerAddr)
+	require.Equal(t, local.Port(), hello.PeerAddr.Addr.Port())
+
+	// AUTH_REQUEST with method none; payload as MonConnection sends it.
+	payload := []byte{authModeMon}
+	payload = binary.LittleEndian.AppendUint32(payload, uint32(EntityTypeClient))
+	payload = binary.LittleEndian.AppendUint32(payload, uint32(len("admin")))
+	payload = append(payload, "admin"...)
+	payload = binary.LittleEndian.AppendUint64(payload, 0)
+	write(AppendControlFrame(nil, &AuthRequest{Method: AuthMethodNone, PreferredModes: []uint32{ConModeCRC}, AuthPayload: payload}))
+	if _, err := fr.r.Peek(1); err == io.EOF {
+		conn.Close()
+		t.Logf("the monitor closed the connection at AUTH_REQUEST (not ready); retrying")
+		return nil, nil, hello, monAddr, local, false
+	}
+	return conn, fr, hello, monAddr, local, true
 }

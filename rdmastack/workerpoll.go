@@ -80,9 +80,11 @@ func (p *workerPoller) fire() {
 			center.FireReadable(c.efd)
 			p.fires.Add(1)
 		}
-		c.lock()
-		c.syncReadyLocked()
-		c.unlock()
+		// The handler's Read took the inbox over and synced readiness;
+		// without a handler the inbox is still pending and this takes it
+		// over (writing the eventfd). TryLock: a sender holding the
+		// socket does it on unlock, and the centre never waits for it.
+		c.kick()
 	}
 	p.ready = p.ready[:0]
 }

@@ -29,8 +29,11 @@
 // the DispatchQueue goroutine. The lock order is written once, in
 // lockorder.go, and checked by the tests.
 //
-// Known limits: auth method none and crc mode only (no cephx, no secure
-// mode, no compression); connection races (both peers dialling each other)
+// Authentication: auth none or cephx (msgr/cephx; auth.go says which side
+// offers and requires what), in crc or secure mode (AES-128-GCM records,
+// msgr2.Secure); see README "Authentication". Known limits: no service
+// tickets or cephx authorizer for non-monitor Ceph daemons, no compression;
+// connection races (both peers dialling each other)
 // are not resolved as Ceph does, an accepted session is keyed by the peer's
 // address and nonce; a lossless accepted session always waits for the peer
 // to reconnect (it never dials back). The DispatchQueue is FIFO unless

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
@@ -50,7 +52,7 @@ func TestBindIPv6(t *testing.T) {
 	require.NoError(t, err)
 	defer m.Shutdown()
 	if err := m.Bind("[::1]:0"); err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err)
+		testenv.Missing(t, "IPv6 loopback: %v", err)
 	}
 	require.NoError(t, m.Start())
 	srv := &pong{}

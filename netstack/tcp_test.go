@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -14,7 +16,7 @@ import (
 func TestSockaddrRoundTripKeepsZone(t *testing.T) {
 	lo, err := net.InterfaceByIndex(1)
 	if err != nil {
-		t.Skipf("no interface 1: %v", err)
+		testenv.Missing(t, "network interface 1 (loopback): %v", err)
 	}
 	for _, a := range []*net.TCPAddr{
 		{IP: net.IPv4(10, 1, 2, 3), Port: 6800},

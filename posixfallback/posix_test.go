@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -131,7 +133,7 @@ func TestListenConnectFamilies(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.v6 && !hasIPv6Loopback() {
-				t.Skip("no IPv6 loopback (::1) on this machine")
+				testenv.Missing(t, "IPv6 loopback (::1) on this machine")
 			}
 			cl, sv, ss := pair(t, s, tc.laddr, netstack.SocketOptions{})
 			la := ss.Addr().(*net.TCPAddr)

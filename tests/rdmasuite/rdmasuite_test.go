@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/nettest"
 
@@ -30,10 +32,7 @@ func device(t testing.TB, env string) (string, int) {
 		}
 	}
 	if dev == "" || !verbs.Supported {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no RDMA device (%s unset, cgo=%v): run in soft-roce/vm-run.sh", env, verbs.Supported)
-		}
-		t.Skipf("no RDMA device (%s unset): run in soft-roce/vm-run.sh", env)
+		testenv.Missing(t, "RDMA device (%s unset, cgo=%v): run in soft-roce/vm-run.sh", env, verbs.Supported)
 	}
 	gid := -1
 	if v := os.Getenv("RXE_GID_IDX"); v != "" {
@@ -104,11 +103,8 @@ func TestNettestConn(t *testing.T) {
 // (rxe0, RXE_HOST_A) and the clients on host B (rxe1), so every byte crosses
 // the veth wire.
 func TestMessengerSuiteTwoHost(t *testing.T) {
-	if os.Getenv("RXE_TWO_HOST") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RXE_TWO_HOST unset: run in soft-roce/vm-run.sh --two-host")
-		}
-		t.Skip("RXE_TWO_HOST unset: run in soft-roce/vm-run.sh --two-host")
+	if os.Getenv(testenv.EnvTwoHost) == "" {
+		testenv.Missing(t, "two-host mode (%s unset): run in soft-roce/vm-run.sh --two-host", testenv.EnvTwoHost)
 	}
 	devA, gid := device(t, "RXE_DEV_A")
 	devB, _ := device(t, "RXE_DEV_B")
@@ -152,10 +148,7 @@ func TestNettestConnCM(t *testing.T) {
 	devA, gid := device(t, "RXE_DEV_A")
 	host := os.Getenv("RXE_HOST_A")
 	if host == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RXE_HOST_A unset")
-		}
-		t.Skip("RXE_HOST_A unset: run in soft-roce/vm-run.sh")
+		testenv.Missing(t, "%s unset: run in soft-roce/vm-run.sh", testenv.EnvHostA)
 	}
 	devC := devA
 	if os.Getenv("RXE_TWO_HOST") != "" {

@@ -65,24 +65,8 @@ func (m *Messenger) authCfg() *authConfig {
 	return m.auth
 }
 
-func entityTypeName(t uint8) string {
-	switch t {
-	case EntityTypeMon:
-		return "mon"
-	case EntityTypeMDS:
-		return "mds"
-	case EntityTypeOSD:
-		return "osd"
-	case EntityTypeClient:
-		return "client"
-	case EntityTypeMgr:
-		return "mgr"
-	}
-	return fmt.Sprintf("type%d", t)
-}
-
 func newAuthConfig(cfg *config.Config, name EntityName, id string) *authConfig {
-	a := &authConfig{entity: entityTypeName(name.Type) + "." + id}
+	a := &authConfig{entity: cephx.Name{Type: uint32(name.Type), ID: id}.String()}
 	if k, err := cephx.LoadKey(cfg.Key, cfg.Keyfile, cfg.Keyring, cfg.Cluster, a.entity); err == nil {
 		a.key = &k
 	} else {
@@ -473,10 +457,8 @@ func (c *Connection) startSecureLocked(server bool) bool {
 	if len(c.auth.key) > 0 {
 		sig = cephx.Sign(c.auth.key, c.auth.rx)
 	}
-	tx := c.auth.tx
 	c.auth.recording = false
-	c.auth.rx = nil
-	c.auth.tx = tx
+	c.auth.rx = nil // tx stays: the peer's signature is checked against it
 	c.appendFrameLocked(msgr2.TagAuthSignature, sig[:])
 	c.setStateLocked(stAuthSign)
 	return true

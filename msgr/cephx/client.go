@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 )
 
 // Auth modes of an AUTH_REQUEST payload (AUTH_MODE_* in auth/Auth.h).
@@ -41,19 +43,10 @@ type Name struct {
 func (n Name) String() string { return typeName(n.Type) + "." + n.ID }
 
 func typeName(t uint32) string {
-	switch t {
-	case ServiceMon:
-		return "mon"
-	case ServiceMDS:
-		return "mds"
-	case ServiceOSD:
-		return "osd"
-	case 0x08:
-		return "client"
-	case ServiceMgr:
-		return "mgr"
-	case ServiceAuth:
-		return "auth"
+	if t <= 0xff {
+		if n := msgr2.EntityTypeName(uint8(t)); n != "" {
+			return n
+		}
 	}
 	return fmt.Sprintf("type%d", t)
 }

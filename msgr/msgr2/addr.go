@@ -39,22 +39,31 @@ func (n *EntityName) Unmarshal(b []byte) error {
 	return d.Err
 }
 
+// EntityTypeName is Ceph's name of an entity type ("mon", "client"), or ""
+// for a type Ceph does not define.
+func EntityTypeName(t uint8) string {
+	switch t {
+	case EntityTypeMon:
+		return "mon"
+	case EntityTypeMDS:
+		return "mds"
+	case EntityTypeOSD:
+		return "osd"
+	case EntityTypeClient:
+		return "client"
+	case EntityTypeMgr:
+		return "mgr"
+	case EntityTypeAuth:
+		return "auth"
+	}
+	return ""
+}
+
 // String formats n the way Ceph prints it, e.g. "mon.0", "client.?".
 func (n EntityName) String() string {
-	t := "unknown"
-	switch n.Type {
-	case EntityTypeMon:
-		t = "mon"
-	case EntityTypeMDS:
-		t = "mds"
-	case EntityTypeOSD:
-		t = "osd"
-	case EntityTypeClient:
-		t = "client"
-	case EntityTypeMgr:
-		t = "mgr"
-	case EntityTypeAuth:
-		t = "auth"
+	t := EntityTypeName(n.Type)
+	if t == "" {
+		t = "unknown"
 	}
 	if n.Num < 0 {
 		return t + ".?"

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/tests/monclient"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr"
@@ -134,25 +136,7 @@ func TestInteropCephMonCephX(t *testing.T) {
 			got := make(chan *msgr.Message, 4)
 			cli.AddDispatcherTail(&catcher{ch: got})
 			require.NoError(t, cli.Start())
-			front := binary.LittleEndian.AppendUint64(nil, 99)
-			front = binary.LittleEndian.AppendUint32(front, uint32(len("osdmap")))
-			front = append(front, "osdmap"...)
-			// A monitor that has just formed its quorum may still close
-			// connections at AUTH_REQUEST ("EBUSY"); Ceph's clients retry.
-			var r *msgr.Message
-			for attempt := 1; r == nil; attempt++ {
-				c, err := cli.ConnectTo(msgr.EntityTypeMon, mon.Addr)
-				require.NoError(t, err, "step: connect")
-				require.NoError(t, c.SendMessage(&msgr.Message{Type: cephMsgMonGetVersion, Version: 1, Tid: 1, Front: front}))
-				select {
-				case r = <-got:
-				case <-time.After(3 * time.Second):
-					require.Less(t, attempt, 10, "step: cephx session and MMonGetVersion (connection error: %v)", c.Err())
-					c.MarkDown()
-				}
-			}
-			require.Equal(t, uint16(cephMsgMonGetVersionReply), r.Type, "step: MMonGetVersionReply")
-			require.Equal(t, uint64(99), binary.LittleEndian.Uint64(r.Front))
+			monclient.GetVersion(t, cli, got, mon.Addr, 99, 3*time.Second)
 		})
 	}
 }

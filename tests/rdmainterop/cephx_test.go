@@ -1,9 +1,10 @@
 package rdmainterop
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/tests/monclient"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,25 +32,7 @@ func TestCephMonCephXOverRDMA(t *testing.T) {
 			got := make(chan *msgr.Message, 4)
 			cli.AddDispatcherTail(&catcher{ch: got})
 			require.NoError(t, cli.Start(), "step: start")
-			front := binary.LittleEndian.AppendUint64(nil, 7)
-			front = binary.LittleEndian.AppendUint32(front, uint32(len("osdmap")))
-			front = append(front, "osdmap"...)
-			// A monitor that has just formed its quorum may close
-			// connections at AUTH_REQUEST ("EBUSY"); Ceph's clients retry.
-			var r *msgr.Message
-			for attempt := 1; r == nil; attempt++ {
-				c, err := cli.ConnectTo(msgr.EntityTypeMon, mon.Addr)
-				require.NoError(t, err, "step: connect")
-				require.NoError(t, c.SendMessage(&msgr.Message{Type: cephMsgMonGetVersion, Version: 1, Tid: 1, Front: front}))
-				select {
-				case r = <-got:
-				case <-time.After(10 * time.Second):
-					require.Less(t, attempt, 10, "step: rdma handshake, cephx session and MMonGetVersion (connection error: %v)", c.Err())
-					c.MarkDown()
-				}
-			}
-			require.Equal(t, uint16(cephMsgMonGetVersionReply), r.Type, "step: MMonGetVersionReply")
-			require.Equal(t, uint64(7), binary.LittleEndian.Uint64(r.Front))
+			monclient.GetVersion(t, cli, got, mon.Addr, 7, 10*time.Second)
 		})
 	}
 }

@@ -115,6 +115,9 @@ type Connection struct {
 	target   string // dial address (outgoing)
 	closedCh chan struct{}
 	kickFn   func() // writeKick, made once so that a kick does not allocate
+	// peerAddrStr is what an accepted connection prints as (its peer's
+	// address), set when its socket is attached.
+	peerAddrStr atomic.Pointer[string]
 
 	stats connStats
 
@@ -225,10 +228,23 @@ func (c *Connection) initLocks() {
 	c.kickFn = c.writeKick
 }
 
+// notePeerAddr records what an accepted connection prints as.
+func (c *Connection) notePeerAddr(sock netstack.ConnectedSocket) {
+	if c.outgoing {
+		return
+	}
+	a := "unknown"
+	if ra := sock.RemoteAddr(); ra != nil {
+		a = ra.String()
+	}
+	c.peerAddrStr.Store(&a)
+}
+
 // setStateLocked moves the session to s (owner goroutine) and publishes
 // what the getters report.
 func (c *Connection) setStateLocked(s connState) {
 	c.state = s
+	c.logStateLocked(s)
 	c.sh.mu.Lock()
 	c.sh.ready = s == stReady
 	c.sh.lossy = c.policy.Lossy
@@ -388,9 +404,15 @@ func (c *Connection) FaultForTest() {
 	})
 }
 
+// String is the peer's address, which is how a connection prints in logs:
+// the dial address of an outgoing connection, the remote address of an
+// accepted one's socket.
 func (c *Connection) String() string {
 	if c.outgoing {
-		return "conn(->" + c.target + ")"
+		return c.target
 	}
-	return fmt.Sprintf("conn(<-%p)", c)
+	if a := c.peerAddrStr.Load(); a != nil {
+		return *a
+	}
+	return "unattached"
 }

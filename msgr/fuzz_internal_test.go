@@ -141,7 +141,7 @@ func feedLocked(c *Connection, data []byte, chunk int) (delivered []*Message) {
 
 func newScriptConn(t *testing.T, outgoing bool) (*Connection, *fakeSock) {
 	cfg := config.Default()
-	m := &Messenger{cfg: cfg, nonce: 77, name: EntityName{Type: EntityTypeOSD, Num: 3}, conns: map[string]*Connection{},
+	m := &Messenger{cfg: cfg, log: cfg.Log(), nonce: 77, name: EntityName{Type: EntityTypeOSD, Num: 3}, conns: map[string]*Connection{},
 		peers: map[peerID]*Connection{}, all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}}
 	m.dq = newDispatchQueue(m)
 	center, err := netstack.NewEventCenter("script")

@@ -234,6 +234,7 @@ func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover
 	c.ackArmed = false
 	g := c.gen
 	c.sock = sock
+	c.notePeerAddr(sock)
 	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
 	c.directErr = nil
 	c.fd = sock.FD()

@@ -69,6 +69,7 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	c.ackArmed = false
 	g := c.gen
 	c.sock = sock
+	c.notePeerAddr(sock)
 	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
 	c.directErr = nil
 	c.fd = sock.FD()
@@ -215,7 +216,7 @@ func (c *Connection) faultLocked(err error) {
 	}
 	c.setErrLocked(err, false)
 	c.stats.faults.Add(1)
-	c.msgr.logf("%v: fault in state %s: %v", c, c.state, err)
+	c.logFaultLocked(err)
 	wasConnecting := c.state.handshaking() || c.state == stConnecting
 	c.closeSocketLocked()
 	if c.policy.Lossy || (!c.outgoing && c.serverCookie == 0) {

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -35,15 +35,15 @@ func WithNonce(n uint32) Option { return func(m *Messenger) { m.nonce = n } }
 // request (default "admin" for clients, the entity number otherwise).
 func WithAuthID(id string) Option { return func(m *Messenger) { m.authID = id } }
 
-// WithLogf sets a logger for faults and connection events (default: none).
-func WithLogf(f func(format string, args ...any)) Option { return func(m *Messenger) { m.logFn = f } }
+// WithLogger sets the logger of the messenger and of every layer under it
+// (the network stack, its event centres and devices): New puts it on its
+// copy of the Config before it builds the stack. The default is
+// slog.Default(); levels follow Ceph's debug_ms (see DebugMsLevel).
+func WithLogger(l *slog.Logger) Option { return func(m *Messenger) { m.logger = l } }
 
 // WithPriorityDispatch makes the DispatchQueue deliver like Ceph's
 // PrioritizedQueue (see DispatchQueue) instead of in arrival order.
 func WithPriorityDispatch() Option { return func(m *Messenger) { m.prioDispatch = true } }
-
-// WithStdLog logs through the standard log package.
-func WithStdLog() Option { return WithLogf(log.Printf) }
 
 // Messenger is one messaging endpoint (Ceph's AsyncMessenger).
 type Messenger struct {
@@ -53,7 +53,8 @@ type Messenger struct {
 	authID       string
 	auth         *authConfig
 	perf         *perfState
-	logFn        func(format string, args ...any)
+	logger       *slog.Logger // from WithLogger; nil: the Config's
+	log          *slog.Logger
 	prioDispatch bool
 	stack        netstack.Stack
 	dq           *DispatchQueue
@@ -124,7 +125,7 @@ func New(cfg *config.Config, name EntityName, opts ...Option) (*Messenger, error
 	if cfg == nil {
 		cfg = config.Default()
 	}
-	m := &Messenger{cfg: cfg, name: name, conns: map[string]*Connection{}, peers: map[peerID]*Connection{},
+	m := &Messenger{name: name, conns: map[string]*Connection{}, peers: map[peerID]*Connection{},
 		all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}, done: make(chan struct{})}
 	m.mu.Init(&messengerClass)
 	m.dialing.mu.Init(&dialGroupClass)
@@ -134,6 +135,15 @@ func New(cfg *config.Config, name EntityName, opts ...Option) (*Messenger, error
 	for _, o := range opts {
 		o(m)
 	}
+	if m.logger != nil {
+		// one logger for every layer, set before the stack reads it; on a
+		// copy, so that messengers sharing a Config keep their own
+		c := *cfg
+		c.Logger = m.logger
+		cfg = &c
+	}
+	m.cfg = cfg
+	m.log = cfg.Log()
 	if m.authID == "" {
 		if name.Type == EntityTypeClient {
 			m.authID = "admin"
@@ -171,11 +181,8 @@ func (m *Messenger) Stack() netstack.Stack { return m.stack }
 // DispatchQueue is the messenger's slow-path dispatch queue.
 func (m *Messenger) DispatchQueue() *DispatchQueue { return m.dq }
 
-func (m *Messenger) logf(format string, args ...any) {
-	if m.logFn != nil {
-		m.logFn(format, args...)
-	}
-}
+// Log is the logger of the messenger and the layers under it.
+func (m *Messenger) Log() *slog.Logger { return m.log }
 
 func (m *Messenger) sockOpts() netstack.SocketOptions {
 	return netstack.SocketOptions{NoDelay: m.cfg.TCPNoDelay, RcvBuf: m.cfg.TCPRcvBuf,

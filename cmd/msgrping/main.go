@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -28,7 +29,7 @@ func main() {
 		count    = flag.Int("n", 1000, "client: number of pings")
 		size     = flag.Int("s", 2, "client: payload bytes per ping (at least 8)")
 		depth    = flag.Int("d", 1, "client: pings in flight")
-		verbose  = flag.Bool("v", false, "log connection faults")
+		verbose  = flag.Bool("v", false, "log faults and sessions (Ceph's debug_ms 1)")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [-c ceph.conf] [-server ADDR | [-n N] [-s SIZE] [-d DEPTH] ADDR]\n", os.Args[0])
@@ -43,10 +44,12 @@ func main() {
 	if err != nil {
 		fatalf("config: %v", err)
 	}
-	var opts []msgr.Option
+	level := slog.LevelError
 	if *verbose {
-		opts = append(opts, msgr.WithStdLog())
+		level = msgr.DebugMsLevel(1)
 	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := []msgr.Option{msgr.WithLogger(logger)}
 	switch {
 	case *server != "" && flag.NArg() == 0:
 		m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 0}, opts...)

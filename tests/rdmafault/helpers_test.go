@@ -3,6 +3,7 @@ package rdmafault
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -146,13 +147,6 @@ type logBuf struct {
 	t     testing.TB
 }
 
-func (l *logBuf) logf(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	l.mu.Lock()
-	l.lines = append(l.lines, s)
-	l.mu.Unlock()
-}
-
 // Write makes a logBuf an io.Writer (one line per write, as slog does).
 func (l *logBuf) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -208,7 +202,7 @@ func clientName(n int64) msgr.EntityName {
 func newEndpoint(t testing.TB, cfg *config.Config, name msgr.EntityName, bind string, d msgr.Dispatcher) *endpoint {
 	t.Helper()
 	lb := &logBuf{t: t}
-	m, err := msgr.New(cfg, name, msgr.WithLogf(lb.logf))
+	m, err := msgr.New(cfg, name, msgr.WithLogger(slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	require.NoError(t, err)
 	rs, ok := m.Stack().(*rdmastack.Stack)
 	require.True(t, ok, "messenger stack is %T, not rdma", m.Stack())

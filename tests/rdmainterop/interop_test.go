@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
@@ -72,7 +73,7 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 	cfg.TransportType = rdmatest.TracedTransport
 	cfg.KeepaliveInterval = 0 // the only KEEPALIVE2 is the test's own
 	cfg.ConnectionIdleTimeout = 60 * time.Second
-	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1}, msgr.WithLogf(t.Logf))
+	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1}, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, cli.Shutdown()) }()
 	ts := rdmatest.Traced(cli.Stack())

@@ -187,14 +187,14 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 	if err = d.makeCQPair("", &d.txCh, &d.rxCh, &d.txCQ, &d.rxCQ); err != nil {
 		return nil, err
 	}
-	if d.tx, err = mempool.NewTX(d.pd, mempool.Options{ChunkSize: opts.ChunkSize, Count: opts.SendBuffers, HugePages: opts.HugePages}); err != nil {
+	if d.tx, err = mempool.NewTX(d.pd, mempool.Options{ChunkSize: opts.ChunkSize, Count: opts.SendBuffers, HugePages: opts.HugePages, Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	blk := opts.RXBlockChunks
 	if blk <= 0 {
 		blk = opts.RecvQueueLen
 	}
-	if d.rx, err = mempool.NewRX(d.pd, mempool.Options{ChunkSize: opts.ChunkSize, Count: opts.RecvBuffers, BlockChunks: blk, HugePages: opts.HugePages}); err != nil {
+	if d.rx, err = mempool.NewRX(d.pd, mempool.Options{ChunkSize: opts.ChunkSize, Count: opts.RecvBuffers, BlockChunks: blk, HugePages: opts.HugePages, Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	if opts.SupportSRQ {

@@ -39,6 +39,14 @@
 // to reconnect (it never dials back). The DispatchQueue is FIFO unless
 // WithPriorityDispatch asks for Ceph's PrioritizedQueue order.
 //
+// Logging: one log/slog logger per messenger, WithLogger (default
+// slog.Default()), put on the messenger's copy of the Config so that the
+// stack, dispatcher and devices under it log through it too. Levels follow
+// Ceph's debug_ms (log.go, DebugMsLevel): faults at Warn (0), sessions ready
+// and closed by the peer at Info (1), handshake steps at Debug (5); nothing
+// is logged per message. A peer's orderly close (EOF) is not a fault. A
+// Connection prints as its peer's address.
+//
 // msgr owns the session layer only. It must not parse frames itself (that
 // is msgr/msgr2), must not touch sockets except through netstack interfaces,
 // must not import any transport (posix, rdma) and must not block an event

@@ -85,7 +85,7 @@ func FuzzConnectionInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, outgoing bool, chunk int) {
 		cfg := config.Default()
 		cfg.MaxFrameSegment = 1 << 20
-		m := &Messenger{cfg: cfg, name: EntityName{Type: EntityTypeOSD}, conns: map[string]*Connection{},
+		m := &Messenger{cfg: cfg, log: cfg.Log(), name: EntityName{Type: EntityTypeOSD}, conns: map[string]*Connection{},
 			peers: map[peerID]*Connection{}, all: map[*Connection]struct{}{}, policies: map[uint8]Policy{}}
 		m.dq = newDispatchQueue(m)
 		center, err := netstack.NewEventCenter("fuzz")

@@ -12,9 +12,10 @@ import (
 //
 //	debug_ms 0  slog.LevelWarn     errors and faults (a session lost for a
 //	                               cause other than the peer closing it)
-//	debug_ms 1  slog.LevelInfo     sessions ready, closed by the peer, reset
-//	debug_ms 5  slog.LevelDebug    handshake steps (every session state),
-//	                               dials and reconnects scheduled
+//	debug_ms 1  slog.LevelInfo     sessions ready, closed by the peer
+//	debug_ms 5  slog.LevelDebug    every session state change (connecting,
+//	                               each handshake step, backoff, standby,
+//	                               closed)
 //	debug_ms 10 slog.LevelDebug-4  per-frame detail (reserved: msgr logs
 //	debug_ms 20 slog.LevelDebug-8  nothing per message, to keep the hot
 //	                               path free of logging)

@@ -74,7 +74,7 @@ func TestWithLogger(t *testing.T) {
 	require.NoError(t, cli.Shutdown())
 	testenv.WaitFor(t, 10*time.Second, "the server to see the close", func() bool {
 		return strings.Contains(lines.String(), "peer closed the connection")
-	})
+	}, lines.String)
 	out := lines.String()
 	require.Contains(t, out, "msg=\"msgr: session ready\" conn="+conns[0].String(), "sessions at debug_ms 1")
 	require.Contains(t, out, "msg=\"msgr: session state\"", "handshake steps at debug_ms 5")

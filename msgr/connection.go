@@ -267,21 +267,20 @@ func (c *Connection) setErrLocked(err error, keep bool) {
 
 // SendMessage queues m on this connection (highest priority first, FIFO
 // within a priority). It never blocks. On a closed connection the message is
-// dropped and the connection's error returned.
+// dropped and the connection's error returned; a nil message is refused
+// with ErrNilMessage and one whose frame would exceed ms_max_frame_segment
+// with an error matching ErrMessageTooLarge.
 func (c *Connection) SendMessage(m *Message) error {
+	if c == nil {
+		return ErrNilConnection
+	}
+	if err := c.msgr.checkMessage(m); err != nil {
+		return err
+	}
 	if c.mu.TryLock() {
 		// Nobody drives the connection at this moment: the message may go
 		// out from this goroutine at once.
-		err := c.queueLocked(m)
-		if err == nil {
-			if c.canWriteDirectLocked() {
-				c.writeDirectLocked()
-			} else {
-				c.kickLocked()
-			}
-		}
-		c.mu.Unlock()
-		return err
+		return c.sendOwnedLocked(m)
 	}
 	// The centre (or another sender) holds the connection: queue and make
 	// sure the centre looks at the queue afterwards.
@@ -296,6 +295,21 @@ func (c *Connection) SendMessage(m *Message) error {
 	c.sh.mu.Unlock()
 	c.dispatchKick(center)
 	return nil
+}
+
+// sendOwnedLocked queues m and writes it from this goroutine when it can;
+// it releases c.mu, even if writing panics.
+func (c *Connection) sendOwnedLocked(m *Message) error {
+	defer c.mu.Unlock()
+	err := c.queueLocked(m)
+	if err == nil {
+		if c.canWriteDirectLocked() {
+			c.writeDirectLocked()
+		} else {
+			c.kickLocked()
+		}
+	}
+	return err
 }
 
 // queueLocked puts m on the out queue unless the connection is closed.

@@ -25,6 +25,31 @@ var ErrNotStarted = errors.New("msgr: messenger not started")
 // ErrShutdown is returned after Shutdown; it matches net.ErrClosed.
 var ErrShutdown = fmt.Errorf("msgr: messenger shut down: %w", net.ErrClosed)
 
+// ErrNilMessage is returned by SendMessage for a nil *Message.
+var ErrNilMessage = errors.New("msgr: nil message")
+
+// ErrNilConnection is returned by the methods of a nil *Connection that
+// report errors.
+var ErrNilConnection = errors.New("msgr: nil connection")
+
+// ErrMessageTooLarge is matched by the error of SendMessage for a message
+// whose MESSAGE frame (header, front, middle and data segments) would be
+// larger than ms_max_frame_segment: a peer with the same limit would refuse
+// it.
+var ErrMessageTooLarge = errors.New("msgr: message too large")
+
+// checkMessage refuses what SendMessage must not queue.
+func (m *Messenger) checkMessage(msg *Message) error {
+	if msg == nil {
+		return ErrNilMessage
+	}
+	if n, limit := msgr2.MsgHeader2Len+msg.payloadLen(), m.cfg.MaxFrameSegment; limit > 0 && n > limit {
+		return fmt.Errorf("%w: %d bytes of frame segments (front %d, middle %d, data %d), over ms_max_frame_segment %d",
+			ErrMessageTooLarge, n, len(msg.Front), len(msg.Middle), len(msg.Data), limit)
+	}
+	return nil
+}
+
 // Option configures a Messenger.
 type Option func(*Messenger)
 
@@ -499,8 +524,13 @@ func (m *Messenger) ConnectTo(peerType uint8, addr string) (*Connection, error) 
 	return c, nil
 }
 
-// SendMessage sends msg to addr, connecting first if needed.
+// SendMessage sends msg to addr, connecting first if needed. A message the
+// connection would refuse (Connection.SendMessage) is refused before any
+// connection is made.
 func (m *Messenger) SendMessage(msg *Message, addr string) error {
+	if err := m.checkMessage(msg); err != nil {
+		return err
+	}
 	c, err := m.Connect(addr)
 	if err != nil {
 		return err

@@ -1,0 +1,93 @@
+package msgr_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+)
+
+// newPair starts a server (bound on loopback) and a client messenger with
+// cfg (testConfig when nil), both shut down at the end of the test.
+func newPair(t *testing.T, cfg *config.Config) (srv, cli *msgr.Messenger) {
+	t.Helper()
+	if cfg == nil {
+		cfg = testConfig()
+	}
+	srv, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
+	require.NoError(t, srv.Bind("127.0.0.1:0"))
+	require.NoError(t, srv.Start())
+	cli, err = msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
+	require.NoError(t, cli.Start())
+	return srv, cli
+}
+
+// shutdownWithin fails the test when Shutdown does not return in time
+// (a lock left held, a goroutine never ending).
+func shutdownWithin(t *testing.T, m *msgr.Messenger, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- m.Shutdown() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(d):
+		t.Fatalf("Shutdown did not return within %v", d)
+	}
+}
+
+// TestSendNilMessage: a nil message is an error, not a nil dereference that
+// (recovered) left a connection lock held and Shutdown hanging.
+func TestSendNilMessage(t *testing.T) {
+	srv, cli := newPair(t, nil)
+	addr := srv.Addr().String()
+	try := func(f func() error) (err error, panicked any) {
+		defer func() { panicked = recover() }()
+		return f(), nil
+	}
+	err, p := try(func() error { return cli.SendMessage(nil, addr) })
+	require.Nil(t, p, "SendMessage(nil, addr) panicked")
+	require.ErrorIs(t, err, msgr.ErrNilMessage)
+	require.Empty(t, cli.Connections(), "a refused message must not open a connection")
+
+	c, err := cli.Connect(addr)
+	require.NoError(t, err)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("x")}))
+	err, p = try(func() error { return c.SendMessage(nil) })
+	require.Nil(t, p, "Connection.SendMessage(nil) panicked")
+	require.ErrorIs(t, err, msgr.ErrNilMessage)
+	var nc *msgr.Connection
+	err, p = try(func() error { return nc.SendMessage(&msgr.Message{}) })
+	require.Nil(t, p, "SendMessage on a nil *Connection panicked")
+	require.ErrorIs(t, err, msgr.ErrNilConnection)
+	// The connection still works, and shuts down.
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("y")}))
+	shutdownWithin(t, cli, 10*time.Second)
+}
+
+// TestSendTooLarge: the sender checks its own ms_max_frame_segment.
+func TestSendTooLarge(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxFrameSegment = 1 << 20
+	srv, cli := newPair(t, cfg)
+	limit := cfg.MaxFrameSegment
+	addr := srv.Addr().String()
+	big := &msgr.Message{Type: 1, Data: make([]byte, limit)} // + the header: over
+	err := cli.SendMessage(big, addr)
+	require.ErrorIs(t, err, msgr.ErrMessageTooLarge)
+	require.Contains(t, err.Error(), "ms_max_frame_segment")
+	require.NotContains(t, err.Error(), "\n")
+	require.Empty(t, cli.Connections())
+	c, err := cli.Connect(addr)
+	require.NoError(t, err)
+	require.ErrorIs(t, c.SendMessage(big), msgr.ErrMessageTooLarge)
+	ok := &msgr.Message{Type: 1, Front: make([]byte, 1<<10)}
+	require.NoError(t, c.SendMessage(ok))
+}

@@ -119,7 +119,8 @@ log file = %s/client.log
 
 // TestInteropCephMonCephX authenticates the messenger as client.admin with a
 // real Ceph 16.2 monitor that requires cephx, in crc and in secure mode, and
-// has MMonGetVersion answered. The step that failed is named.
+// has MMonGetVersion answered and an MMonCommand ("status") answered with
+// rc 0. The step that failed is named.
 func TestInteropCephMonCephX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ceph-mon")
@@ -137,6 +138,7 @@ func TestInteropCephMonCephX(t *testing.T) {
 			cli.AddDispatcherTail(&catcher{ch: got})
 			require.NoError(t, cli.Start())
 			monclient.GetVersion(t, cli, got, mon.Addr, 99, 3*time.Second)
+			monclient.Status(t, cli, got, mon, 100, 3*time.Second)
 		})
 	}
 }

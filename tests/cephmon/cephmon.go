@@ -69,6 +69,9 @@ type Mon struct {
 	Addr string // ip:port of its v2 address
 	Dir  string // data, log and admin-socket directory ("" if not ours)
 	Conf string // its ceph.conf (the ceph CLI reads the same)
+	// Fsid is the cluster's fsid, which an MMonCommand must carry ("" if
+	// not ours).
+	Fsid string
 	// Keyring is the keyring made with ceph-authtool (mon. and, with
 	// Options.CephX, client.admin); "" if not ours.
 	Keyring string
@@ -162,6 +165,7 @@ func Start(t testing.TB, o Options) *Mon {
 		_ = os.RemoveAll(dir)
 	})
 	fsid := fmt.Sprintf("6d1c2a40-1b7e-4c55-8f0a-%012x", time.Now().UnixNano()&0xffffffffffff)
+	m.Fsid = fsid
 	auth := "none"
 	if o.CephX {
 		auth = "cephx"

@@ -16,7 +16,8 @@ import (
 // TestCephMonCephXOverRDMA authenticates the messenger over the rdma stack
 // as client.admin with a real ceph-mon 16.2 that runs async+rdma and
 // requires cephx, in crc mode and in secure mode (AES-GCM records over RDMA
-// SENDs), and has MMonGetVersion answered; the step that failed is named.
+// SENDs), and has MMonGetVersion answered and an MMonCommand ("status")
+// answered with rc 0; the step that failed is named.
 func TestCephMonCephXOverRDMA(t *testing.T) {
 	dev := rdmatest.DeviceA(t)
 	mon := cephmon.Start(t, cephmon.Options{Host: dev.Host, CephX: true, Limit: 120 * time.Second,
@@ -33,6 +34,7 @@ func TestCephMonCephXOverRDMA(t *testing.T) {
 			cli.AddDispatcherTail(&catcher{ch: got})
 			require.NoError(t, cli.Start(), "step: start")
 			monclient.GetVersion(t, cli, got, mon.Addr, 7, 10*time.Second)
+			monclient.Status(t, cli, got, mon, 8, 10*time.Second)
 		})
 	}
 }

@@ -186,6 +186,7 @@ type Connection struct {
 	quietFor       time.Duration
 
 	tick    time.Duration
+	timers  [nTimers]timerRef // conntimers.go
 	handler netstack.FileHandler
 	cbuf    []byte   // control frame payload scratch
 	post    []dqItem // deliveries to run after unlocking

@@ -252,7 +252,7 @@ func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover
 		return false
 	}
 	if c.tick > 0 {
-		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
+		c.armTickLocked(g)
 	}
 	return true
 }

@@ -29,7 +29,7 @@ func (c *Connection) startConnectLocked() {
 		return
 	}
 	if t := m.cfg.ConnectionReadyTimeout; t > 0 {
-		center.CreateTimeEvent(t, func() {
+		c.armTimerLocked(tmReady, t, func() {
 			c.mu.Lock()
 			if c.gen == g && c.state == stConnecting {
 				c.faultLocked(&timeoutError{fmt.Sprintf("msgr: connect %s did not complete within %v", target, t)})
@@ -87,10 +87,10 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 		return
 	}
 	if t := c.msgr.cfg.ConnectionReadyTimeout; t > 0 {
-		c.center.CreateTimeEvent(t, func() { c.onReadyTimeout(g, t) })
+		c.armTimerLocked(tmReady, t, func() { c.onReadyTimeout(g, t) })
 	}
 	if c.tick > 0 {
-		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
+		c.armTickLocked(g)
 	}
 	c.setStateLocked(stBanner)
 	if c.outgoing {
@@ -130,6 +130,7 @@ func (c *Connection) handlerFor(g uint64) netstack.FileHandler {
 func (c *Connection) closeSocketLocked() {
 	c.gen++
 	c.ackArmed = false
+	c.cancelTimersLocked()
 	if c.sock != nil {
 		_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable|netstack.EventWritable)
 		_ = c.sock.Close()
@@ -139,9 +140,7 @@ func (c *Connection) closeSocketLocked() {
 	c.wantWrite = false
 	c.sockDirect, c.directErr = false, nil
 	c.resetReadLocked()
-	if cap(c.rbuf) > maxKeepRBuf {
-		c.rbuf = nil
-	}
+	c.rbuf = nil // a connection between sockets holds no read buffer
 	c.resetWriteLocked()
 }
 
@@ -202,7 +201,7 @@ func (c *Connection) onTick(g uint64) {
 		}
 	}
 	if c.gen == g {
-		c.center.CreateTimeEvent(c.tick, func() { c.onTick(g) })
+		c.armTickLocked(g)
 	}
 	c.unlockAndDeliver()
 }
@@ -260,7 +259,7 @@ func (c *Connection) scheduleReconnectLocked(after time.Duration) {
 		c.startConnectLocked()
 		return
 	}
-	c.center.CreateTimeEvent(after, func() {
+	c.armTimerLocked(tmBackoff, after, func() {
 		c.mu.Lock()
 		if c.gen == g && c.state == stBackoff {
 			c.startConnectLocked()
@@ -288,6 +287,11 @@ func (c *Connection) closeLocked(err error, report bool) {
 	c.sh.mu.Unlock()
 	c.setStateLocked(stClosed)
 	c.discardQueuesLocked()
+	// Nothing may keep a closed connection alive: no timer (the dial or
+	// back-off one when there was no socket to close), no read buffer for
+	// whoever still holds the *Connection.
+	c.dropTimersLocked()
+	c.rbuf, c.normRBuf = nil, nil
 	close(c.closedCh)
 	c.msgr.unregister(c)
 	if report {

@@ -1,12 +1,15 @@
 package msgr_test
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
 
@@ -17,12 +20,12 @@ func newPair(t *testing.T, cfg *config.Config) (srv, cli *msgr.Messenger) {
 	if cfg == nil {
 		cfg = testConfig()
 	}
-	srv, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1})
+	srv, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
 	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
 	require.NoError(t, srv.Bind("127.0.0.1:0"))
 	require.NoError(t, srv.Start())
-	cli, err = msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2})
+	cli, err = msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2}, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
 	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
 	require.NoError(t, cli.Start())
@@ -90,4 +93,55 @@ func TestSendTooLarge(t *testing.T) {
 	require.ErrorIs(t, c.SendMessage(big), msgr.ErrMessageTooLarge)
 	ok := &msgr.Message{Type: 1, Front: make([]byte, 1<<10)}
 	require.NoError(t, c.SendMessage(ok))
+}
+
+// TestChurnReleasesMemory: connections that close give everything back at
+// once; their timers (the handshake deadline, the tick) used to keep each
+// closed connection and its read buffers until ms_connection_ready_timeout.
+func TestChurnReleasesMemory(t *testing.T) {
+	srv, cli := newPair(t, nil)
+	srv.SetPolicy(msgr.EntityTypeClient, msgr.StatelessServer())
+	srv.AddDispatcherTail(&pong{})
+	got := make(chan *msgr.Message, 1)
+	cli.AddDispatcherTail(&catcher{ch: got})
+	addr := srv.Addr().String()
+	cycle := func(i int) {
+		c, err := cli.Connect(addr)
+		require.NoError(t, err)
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("churn")}))
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("cycle %d: no reply", i)
+		}
+		c.MarkDown()
+		<-c.Closed()
+	}
+	settled := func() uint64 {
+		// the server notices each close on its own; wait until it has
+		testenv.WaitFor(t, 10*time.Second, "the server to drop closed sessions",
+			func() bool { return len(srv.Connections()) == 0 && len(cli.Connections()) == 0 },
+			func() string {
+				return fmt.Sprintf("%d server, %d client connections", len(srv.Connections()), len(cli.Connections()))
+			})
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for i := 0; i < 50; i++ { // warm up pools and maps
+		cycle(i)
+	}
+	before := settled()
+	const n = 1000
+	for i := 0; i < n; i++ {
+		cycle(i)
+	}
+	after := settled()
+	t.Logf("heap %.1f MiB before %d cycles, %.1f MiB right after", float64(before)/(1<<20), n, float64(after)/(1<<20))
+	// Each cycle held two 64 KiB read buffers (client and server) and two
+	// connections until their handshake timers fired: over 128 MiB here.
+	// What remains must not grow with the number of cycles.
+	require.Less(t, int64(after)-int64(before), int64(4<<20), "closed connections are still held")
 }

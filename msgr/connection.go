@@ -153,6 +153,8 @@ type Connection struct {
 	peerFeatures               uint64
 	globalID                   uint64
 	backoff                    time.Duration
+	stuckSeq                   uint64 // oldest unacked seq at the last fault of a ready session
+	stalls                     int    // faults in a row with stuckSeq unacked
 	resend                     []*Message // requeued sent messages, before sh.outQ
 	sent                       []*Message // written, not yet acked (lossless)
 	lastKeepaliveAck           time.Time

@@ -142,6 +142,8 @@ func (d *DispatchQueue) deliver(it *dqItem) {
 		for _, x := range ds {
 			x.MsHandleRemoteReset(it.c)
 		}
+	default:
+		d.deliverOptional(it, ds) // events.go
 	}
 }
 

@@ -208,40 +208,50 @@ func (c *Connection) onTick(g uint64) {
 
 // faultLocked handles a connection error (owner goroutine): lossy sessions
 // and half-open accepted ones close and report; lossless ones keep their
-// queue and reconnect (client) or wait for the peer (server).
+// queue and reconnect (client) or wait for the peer (server), and report
+// the fault (FaultHandler, RefusedHandler).
 func (c *Connection) faultLocked(err error) {
 	if c.state == stClosed {
 		return
 	}
+	wasConnecting := c.state.handshaking() || c.state == stConnecting
+	refused := c.state == stConnecting && isRefused(err)
+	retries := c.outgoing && !c.policy.Lossy && !c.policy.Server
+	stalled := retries && !wasConnecting && c.stalledLocked()
+	switch {
+	case stalled:
+		// (a ready session resets c.backoff, so it counts from the stalls)
+		c.backoff = c.stallBackoffLocked()
+		err = c.stallErrLocked(err)
+	case wasConnecting:
+		c.backoff = c.nextBackoffLocked()
+	}
 	c.setErrLocked(err, false)
 	c.stats.faults.Add(1)
 	c.logFaultLocked(err)
-	wasConnecting := c.state.handshaking() || c.state == stConnecting
+	if refused {
+		c.post = append(c.post, dqItem{kind: dqRefused, c: c})
+	}
 	c.closeSocketLocked()
 	if c.policy.Lossy || (!c.outgoing && c.serverCookie == 0) {
 		c.closeLocked(err, true)
 		return
 	}
+	if !refused {
+		c.post = append(c.post, dqItem{kind: dqFault, c: c, err: err})
+	}
 	c.requeueSentLocked()
-	if !c.outgoing || c.policy.Server {
+	if !retries {
 		c.setStateLocked(stStandby)
 		return
 	}
-	if wasConnecting {
-		switch {
-		case c.backoff == 0:
-			c.backoff = c.msgr.cfg.InitialBackoff
-		default:
-			c.backoff *= 2
+	switch {
+	case !wasConnecting:
+		c.connectSeq++
+		if !stalled {
+			c.backoff = 0 // a session that got somewhere retries at once
 		}
-		if mb := c.msgr.cfg.MaxBackoff; mb > 0 && c.backoff > mb {
-			c.backoff = mb
-		}
-		if c.serverCookie != 0 {
-			c.connectSeq++
-		}
-	} else {
-		c.backoff = 0
+	case c.serverCookie != 0:
 		c.connectSeq++
 	}
 	if c.policy.Standby && len(c.resend) == 0 && !c.workQueuedLocked() {
@@ -249,6 +259,67 @@ func (c *Connection) faultLocked(err error) {
 		return
 	}
 	c.scheduleReconnectLocked(c.backoff)
+}
+
+// nextBackoffLocked is the delay before the next connect attempt after a
+// failed one: ms_initial_backoff, doubling up to ms_max_backoff.
+func (c *Connection) nextBackoffLocked() time.Duration {
+	b := c.backoff * 2
+	if b == 0 {
+		b = c.msgr.cfg.InitialBackoff
+	}
+	if mb := c.msgr.cfg.MaxBackoff; mb > 0 && b > mb {
+		b = mb
+	}
+	return b
+}
+
+// stallBackoffLocked is the back-off after the c.stalls-th stall in a row:
+// ms_initial_backoff doubled per earlier stall, up to ms_max_backoff.
+func (c *Connection) stallBackoffLocked() time.Duration {
+	b, mb := c.msgr.cfg.InitialBackoff, c.msgr.cfg.MaxBackoff
+	for i := 1; i < c.stalls && (mb <= 0 || b < mb); i++ {
+		b *= 2
+	}
+	if mb > 0 && b > mb {
+		b = mb
+	}
+	return b
+}
+
+// unackedLocked is the oldest message sent and not acknowledged, if any.
+func (c *Connection) unackedLocked() *Message {
+	switch {
+	case len(c.sent) > 0:
+		return c.sent[0]
+	case len(c.resend) > 0 && c.resend[0].Seq != 0:
+		return c.resend[0]
+	}
+	return nil
+}
+
+// stalledLocked reports (at a fault of a ready session) whether the peer
+// dropped the session again before acknowledging the message it was stuck
+// on at the previous fault: reconnecting at once would resend it in a loop
+// (a peer refusing a frame over its ms_max_frame_segment did so hundreds
+// of times a second).
+func (c *Connection) stalledLocked() bool {
+	var seq uint64
+	if m := c.unackedLocked(); m != nil {
+		seq = m.Seq
+	}
+	if seq != 0 && seq == c.stuckSeq {
+		c.stalls++
+		return true
+	}
+	c.stuckSeq, c.stalls = seq, 0
+	return false
+}
+
+func (c *Connection) stallErrLocked(err error) error {
+	m := c.unackedLocked()
+	return fmt.Errorf("%w: the peer dropped the session %d times in a row before acknowledging message seq %d (type %d, %d bytes; more than it accepts?), next attempt in %v: %w",
+		ErrSessionStalled, c.stalls+1, m.Seq, m.Type, m.payloadLen(), c.backoff, err)
 }
 
 func (c *Connection) scheduleReconnectLocked(after time.Duration) {

@@ -1,8 +1,12 @@
 package msgr_test
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"runtime"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,4 +148,169 @@ func TestChurnReleasesMemory(t *testing.T) {
 	// connections until their handshake timers fired: over 128 MiB here.
 	// What remains must not grow with the number of cycles.
 	require.Less(t, int64(after)-int64(before), int64(4<<20), "closed connections are still held")
+}
+
+// events records the optional dispatcher events.
+type events struct {
+	msgr.BaseDispatcher
+	mu       sync.Mutex
+	refusals []time.Time
+	faults   []error
+}
+
+func (e *events) MsHandleRefused(*msgr.Connection) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refusals = append(e.refusals, time.Now())
+	return true
+}
+
+func (e *events) MsHandleFault(_ *msgr.Connection, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = append(e.faults, err)
+}
+
+func (e *events) counts() (refusals, faults int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.refusals), len(e.faults)
+}
+
+func (e *events) lastFault() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.faults) == 0 {
+		return nil
+	}
+	return e.faults[len(e.faults)-1]
+}
+
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// TestRefusedReported: a lossless client to a closed port retried forever
+// with no callback; now each refusal reaches MsHandleRefused, retries back
+// off, and MarkDown stops them.
+func TestRefusedReported(t *testing.T) {
+	cfg := testConfig()
+	cfg.InitialBackoff = 50 * time.Millisecond
+	cfg.MaxBackoff = 200 * time.Millisecond
+	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
+	ev := &events{}
+	cli.AddDispatcherTail(ev)
+	require.NoError(t, cli.Start())
+	cli.SetDefaultPolicy(msgr.LosslessClient())
+	start := time.Now()
+	c, err := cli.Connect(closedPort(t))
+	require.NoError(t, err)
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("anyone?")}))
+	testenv.WaitFor(t, 20*time.Second, "three refusals reported", func() bool { r, _ := ev.counts(); return r >= 3 },
+		func() string { r, f := ev.counts(); return fmt.Sprintf("%d refusals, %d faults", r, f) })
+	r, f := ev.counts()
+	elapsed := time.Since(start)
+	require.Zero(t, f, "a refusal is reported as such, not as a fault")
+	// Attempts are at least ms_initial_backoff apart, whatever the speed.
+	require.LessOrEqual(t, r, 1+int(elapsed/cfg.InitialBackoff), "refused connects retried without backing off")
+	require.ErrorIs(t, c.Err(), syscall.ECONNREFUSED)
+	select {
+	case <-c.Closed():
+		t.Fatal("a lossless connection gave up by itself")
+	default:
+	}
+	c.MarkDown()
+	<-c.Closed()
+	r1, _ := ev.counts()
+	time.Sleep(3 * cfg.MaxBackoff)
+	r2, _ := ev.counts()
+	require.LessOrEqual(t, r2, r1+1, "retries went on after MarkDown") // one may have been queued
+}
+
+// TestRefusedLossy: a lossy connection reports the refusal, then the reset.
+func TestRefusedLossy(t *testing.T) {
+	cli, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
+	ev := &events{}
+	cli.AddDispatcherTail(ev)
+	resets := make(chan error, 4)
+	cli.AddDispatcherTail(&resetter{ch: resets})
+	require.NoError(t, cli.Start())
+	cli.SetDefaultPolicy(msgr.LossyClient())
+	c, err := cli.Connect(closedPort(t))
+	require.NoError(t, err)
+	select {
+	case err := <-resets:
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reset")
+	}
+	<-c.Closed()
+	r, _ := ev.counts()
+	require.Equal(t, 1, r)
+}
+
+type resetter struct {
+	msgr.BaseDispatcher
+	ch chan error
+}
+
+func (r *resetter) MsHandleReset(_ *msgr.Connection, err error) bool { r.ch <- err; return true }
+
+// TestOversizedFrameBacksOff: a peer refusing a frame over its
+// ms_max_frame_segment made a lossless client reconnect and resend it
+// hundreds of times a second, telling nobody. Now the reconnects back off,
+// the client's FaultHandler hears ErrSessionStalled, and the server's hears
+// why it dropped the session.
+func TestOversizedFrameBacksOff(t *testing.T) {
+	scfg := testConfig()
+	scfg.MaxFrameSegment = 64 << 10
+	srv, err := msgr.New(scfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
+	sev := &events{}
+	srv.AddDispatcherTail(sev)
+	require.NoError(t, srv.Bind("127.0.0.1:0"))
+	require.NoError(t, srv.Start())
+
+	ccfg := testConfig()
+	ccfg.InitialBackoff = 100 * time.Millisecond
+	ccfg.MaxBackoff = 400 * time.Millisecond
+	cli, err := msgr.New(ccfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2}, msgr.WithLogger(testenv.Logger(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
+	cev := &events{}
+	cli.AddDispatcherTail(cev)
+	require.NoError(t, cli.Start())
+	c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, c.SendMessage(&msgr.Message{Type: 7, Data: make([]byte, 1<<20)}))
+	testenv.WaitFor(t, 20*time.Second, "the client to hear its session stalled",
+		func() bool { return errors.Is(cev.lastFault(), msgr.ErrSessionStalled) },
+		func() string { return fmt.Sprint(cev.lastFault()) })
+	time.Sleep(time.Second)
+	elapsed := time.Since(start)
+	st := c.Stats()
+	t.Logf("after %v: %d reconnects, %d bytes sent; client fault: %v", elapsed, st.Reconnects, st.BytesSent, cev.lastFault())
+	// Reconnects after the first (at once) are ms_initial_backoff apart at
+	// least, whatever the speed.
+	require.LessOrEqual(t, st.Reconnects, uint64(2+elapsed/ccfg.InitialBackoff), "reconnect storm")
+	require.Contains(t, cev.lastFault().Error(), "1048576 bytes")
+	require.NotContains(t, cev.lastFault().Error(), "\n")
+	_, sf := sev.counts()
+	require.NotZero(t, sf, "the server's dispatcher was not told")
+	require.Contains(t, sev.lastFault().Error(), "exceeds limit")
+	select {
+	case <-c.Closed():
+		t.Fatal("the lossless session gave up by itself")
+	default:
+	}
 }

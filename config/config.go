@@ -67,6 +67,8 @@ type Config struct {
 	Auth
 	// Admin is the admin socket's options (admin_socket, run_dir).
 	Admin
+	// Throttles is the receive-side throttle options (ms_dispatch_throttle_bytes).
+	Throttles
 
 	// Logger is where every layer built from this Config logs (the
 	// messenger, its stack, the dispatcher, verbs warnings). It is not an
@@ -120,5 +122,6 @@ func Default() *Config {
 		MaxFrameSegment:        512 << 20,
 		Auth:                   defaultAuth(),
 		Admin:                  defaultAdmin(),
+		Throttles:              defaultThrottles(),
 	}
 }

@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		"ms_initial_backoff":                "0.2",
 		"ms_max_backoff":                    "15",
 		"ms_max_frame_segment":              "536870912",
+		"ms_dispatch_throttle_bytes":        "104857600", // Ceph's 100_M
 		// auth: Ceph's keyring list and mode orders; required methods are
 		// asyncmsgr's (config/auth.go says why)
 		"auth_cluster_required": "cephx, none",

@@ -76,6 +76,7 @@ var options = []option{
 func init() {
 	options = append(options, authOptions...)
 	options = append(options, adminOptions...)
+	options = append(options, throttleOptions...)
 	optionIndex = make(map[string]*option, len(options))
 	for i := range options {
 		optionIndex[options[i].name] = &options[i]
@@ -101,7 +102,7 @@ var cephOnlyOptions = map[string]bool{
 	"ms_learn_addr_from_peer": true, "ms_tcp_prefetch_max_size": true,
 	"ms_initial_backoff_jitter": true, "ms_crc_data": true, "ms_crc_header": true,
 	"ms_die_on_bad_msg": true, "ms_die_on_unhandled_msg": true, "ms_die_on_old_message": true,
-	"ms_die_on_skipped_message": true, "ms_die_on_bug": true, "ms_dispatch_throttle_bytes": true,
+	"ms_die_on_skipped_message": true, "ms_die_on_bug": true,
 	"ms_bind_ipv4": true, "ms_bind_ipv6": true, "ms_bind_prefer_ipv4": true, "ms_bind_msgr1": true,
 	"ms_bind_msgr2": true, "ms_bind_port_min": true, "ms_bind_port_max": true,
 	"ms_bind_retry_count": true, "ms_bind_retry_delay": true, "ms_bind_before_connect": true,

@@ -93,5 +93,6 @@ func (c *Config) Validate() error {
 	// A msgr2 segment length is a le32.
 	intRange("ms_max_frame_segment", c.MaxFrameSegment, 1, 1<<32-1)
 	c.validateAuth(bad)
+	c.validateThrottles(bad)
 	return errors.Join(errs...)
 }

@@ -174,6 +174,7 @@ type Connection struct {
 	secInlineN    int
 	readSinceTick bool
 	idleFor       time.Duration
+	rx            rxThrottle // receive throttling (throttle.go)
 
 	// write side. The pending output is wbuf, then wext (a big message's
 	// data segment, sent by reference), then wtail[:wtailN] (that frame's

@@ -17,6 +17,7 @@ type dqItem struct {
 	m    *Message
 	c    *Connection
 	err  error
+	rx   rxGrant // the throttles a message holds until dispatched (throttle.go)
 }
 
 // DispatchQueue hands received messages and connection events to the
@@ -24,9 +25,13 @@ type dqItem struct {
 // order, so per connection order is kept); with WithPriorityDispatch it is
 // Ceph's PrioritizedQueue: highest priority first (connection events count
 // as PrioHighest), connections served round-robin within a priority, FIFO
-// per connection and priority. It never blocks the enqueuer.
+// per connection and priority. It never blocks the enqueuer: what bounds it
+// is ms_dispatch_throttle_bytes (DispatchThrottle), which a message's bytes
+// take before they are read off the socket and which they give back once
+// its dispatcher returns.
 type DispatchQueue struct {
 	msgr    *Messenger
+	thr     *Throttle // ms_dispatch_throttle_bytes; nil when unlimited
 	mu      lockorder.Mutex
 	q       []dqItem
 	spare   []dqItem
@@ -40,6 +45,9 @@ type DispatchQueue struct {
 func newDispatchQueue(m *Messenger) *DispatchQueue {
 	d := &DispatchQueue{msgr: m, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	d.mu.Init(&dqClass)
+	if n := m.cfg.DispatchThrottleBytes; n > 0 {
+		d.thr = NewThrottle("msgr_dispatch_throttler-"+m.name.String(), int64(n))
+	}
 	return d
 }
 
@@ -59,6 +67,7 @@ func (d *DispatchQueue) enqueue(it dqItem) {
 	d.mu.Lock()
 	if d.stop {
 		d.mu.Unlock()
+		it.rx.put()
 		return
 	}
 	if d.pq != nil {
@@ -97,6 +106,9 @@ func (d *DispatchQueue) run() {
 			d.mu.Lock()
 		}
 		if d.stop {
+			for i := range d.q {
+				d.q[i].rx.put()
+			}
 			d.q = nil
 			d.mu.Unlock()
 			return
@@ -119,6 +131,7 @@ func (d *DispatchQueue) deliver(it *dqItem) {
 	ds := d.msgr.dispatchers()
 	switch it.kind {
 	case dqMessage:
+		defer it.rx.put()
 		for _, x := range ds {
 			if x.MsDispatch(it.m) {
 				return
@@ -171,7 +184,10 @@ func (d *DispatchQueue) runPrio() {
 			d.mu.Lock()
 		}
 		if d.stop {
-			d.pq = &prioDispatch{}
+			for d.pq.n > 0 {
+				it := d.pq.pop()
+				it.rx.put()
+			}
 			d.mu.Unlock()
 			return
 		}

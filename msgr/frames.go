@@ -16,8 +16,17 @@ import (
 // readLocked reads what the socket has and handles every complete frame.
 func (c *Connection) readLocked() {
 	g := c.gen
+	if c.rx.blocked {
+		// Held back by a throttle (throttle.go): the bytes wait in the
+		// socket, which is what pushes back on the peer. Not idle, though.
+		c.readSinceTick = true
+		return
+	}
+	if c.state == stReady && len(c.rbuf) < defaultRBuf && c.rstart == c.rend && !c.ownFrame {
+		c.rbuf = make([]byte, defaultRBuf) // the handshake's small buffer is outgrown
+	}
 	budget := maxReadBytes
-	for i := 0; i < maxReadLoops && budget > 0; i++ {
+	for i := 0; i < maxReadLoops && budget > 0 && !c.rx.blocked; i++ {
 		if c.rend == len(c.rbuf) {
 			c.makeRoomLocked(0)
 		}
@@ -83,6 +92,11 @@ func (c *Connection) makeRoomLocked(need int) {
 	}
 	if c.rend+need > len(c.rbuf) {
 		size := len(c.rbuf) * 2
+		if c.havePre {
+			// no further than the end of the pending frame: doubling is
+			// for what has arrived, not for what is only announced
+			size = min(size, max(c.frameLenLocked(), defaultRBuf))
+		}
 		if size < pending+need {
 			size = pending + need
 		}
@@ -94,12 +108,102 @@ func (c *Connection) makeRoomLocked(need int) {
 }
 
 // resetReadLocked forgets buffered input (new or dropped socket).
+// Without a socket the buffer goes at once (a closed connection may stay
+// reachable for a while, through its timers); a new socket starts with a
+// small one, since until the session is ready only small frames are valid.
 func (c *Connection) resetReadLocked() {
 	if c.ownFrame {
 		c.rbuf, c.normRBuf, c.ownFrame = c.normRBuf, nil, false
 	}
 	c.rstart, c.rend, c.havePre = 0, 0, false
 	c.donateRBuf, c.rbufDonated = false, false
+	c.releaseRxLocked()
+	c.rx.blocked = false
+	switch {
+	case c.sock == nil:
+		c.rbuf = nil
+	case c.rbuf == nil || cap(c.rbuf) > defaultRBuf:
+		c.rbuf = make([]byte, handshakeRBuf)
+	}
+}
+
+// Frame size limits (the memory a peer can make us hold is bounded by who
+// it is and by what it has sent):
+//   - Until the session is ready the peer has not proven who it is, and
+//     every valid frame is a small control frame: banner-sized HELLO,
+//     AUTH_REQUEST / AUTH_REPLY_MORE / AUTH_DONE carrying cephx tickets (a
+//     monitor's AUTH_DONE with several service tickets is a few KiB),
+//     AUTH_SIGNATURE (32 bytes), CLIENT_IDENT / SERVER_IDENT and the
+//     reconnect frames (address vectors, tens to hundreds of bytes). So a
+//     whole frame, all segments, is at most handshakeFrameMax: 64 KiB,
+//     ten times the largest a Ceph cluster sends, and small enough that
+//     thousands of unauthenticated peers cannot hold much.
+//   - In a ready session, control frames (ACK, KEEPALIVE2) stay under the
+//     same bound, and a MESSAGE frame, all segments summed, under
+//     ms_max_frame_segment; its body is read only once the throttles
+//     (throttle.go) have granted its size.
+//   - Either way the read buffer grows with the bytes that arrive (at most
+//     about twice them, or ownFrameStep at once for an admitted message),
+//     never to what a preamble announces.
+const (
+	handshakeFrameMax = 64 << 10
+	handshakeRBuf     = 4 << 10 // a fresh socket's read buffer
+	ownFrameStep      = 1 << 20 // an admitted message's own buffer starts at most this big
+)
+
+// segmentLimitLocked is the largest segment a preamble may announce now.
+func (c *Connection) segmentLimitLocked() int {
+	if c.state != stReady {
+		return handshakeFrameMax
+	}
+	return c.msgr.cfg.MaxFrameSegment
+}
+
+// checkFrameSizeLocked bounds a parsed preamble's whole frame (see above).
+func (c *Connection) checkFrameSizeLocked(p *msgr2.Preamble) error {
+	n := 0
+	for i := 0; i < p.NumSegments; i++ {
+		n += int(p.Segments[i].Length)
+	}
+	switch {
+	case c.state != stReady && n > handshakeFrameMax:
+		return fmt.Errorf("%s frame of %d bytes exceeds the handshake frame limit", p.Tag, n)
+	case c.state == stReady && p.Tag != msgr2.TagMessage && n > handshakeFrameMax:
+		return fmt.Errorf("%s control frame of %d bytes exceeds the %d-byte limit", p.Tag, n, handshakeFrameMax)
+	case n > c.msgr.cfg.MaxFrameSegment:
+		return fmt.Errorf("%s frame of %d bytes (all segments) exceeds ms_max_frame_segment %d", p.Tag, n, c.msgr.cfg.MaxFrameSegment)
+	}
+	return nil
+}
+
+// preambleErrLocked is the fault for a preamble refused: it says whether
+// the peer had authenticated (and so which limit applied).
+func (c *Connection) preambleErrLocked(err error) error {
+	if c.state != stReady {
+		return fmt.Errorf("msgr: bad frame preamble from a peer not yet authenticated (state %s; handshake frames are at most %d bytes): %w",
+			c.state, handshakeFrameMax, err)
+	}
+	return fmt.Errorf("msgr: bad frame preamble in state %s: %w", c.state, err)
+}
+
+// frameLenLocked is the length of the pending frame (havePre) from its
+// first byte at rstart: preamble included in crc mode, not in secure mode
+// (whose preamble record is consumed when it is opened).
+func (c *Connection) frameLenLocked() int {
+	if c.auth.sec != nil {
+		return c.pre.SecureRestLen()
+	}
+	return msgr2.PreambleLen + c.pre.RestLen()
+}
+
+// frameRoomLocked makes room for more of the pending frame (total bytes,
+// avail of them buffered): the buffer grows to about twice what has
+// arrived, up to the frame's end, never straight to the announced length.
+func (c *Connection) frameRoomLocked(total, avail int) {
+	if c.rstart+total <= len(c.rbuf) {
+		return
+	}
+	c.makeRoomLocked(min(total-avail, max(avail, defaultRBuf)))
 }
 
 // parseLocked handles every complete banner/frame in the read buffer.
@@ -127,31 +231,35 @@ func (c *Connection) parseLocked() {
 			if avail < msgr2.PreambleLen {
 				break
 			}
-			p, err := msgr2.ParsePreamble(c.rbuf[c.rstart:c.rstart+msgr2.PreambleLen], c.msgr.cfg.MaxFrameSegment)
+			p, err := msgr2.ParsePreamble(c.rbuf[c.rstart:c.rstart+msgr2.PreambleLen], c.segmentLimitLocked())
+			if err == nil {
+				err = c.checkFrameSizeLocked(&p)
+			}
 			if err != nil {
-				c.faultLocked(fmt.Errorf("msgr: bad frame preamble in state %s: %w", c.state, err))
+				c.faultLocked(c.preambleErrLocked(err))
 				return
 			}
 			c.pre = p
 			c.havePre = true
-			if total := msgr2.PreambleLen + p.RestLen(); p.Tag == msgr2.TagMessage &&
-				total >= ownFrameMin && avail < total && !c.ownFrame {
-				// A big message is read straight into a buffer of its own,
-				// which then becomes the message's storage: no compaction
-				// of the shared buffer, no copy out.
-				nb := make([]byte, total)
-				n := copy(nb, c.rbuf[c.rstart:c.rend])
-				c.normRBuf = c.rbuf
-				c.rbuf, c.rstart, c.rend = nb, 0, n
-				c.ownFrame = true
-				avail = n
-			}
+		}
+		if !c.admitFrameLocked() {
+			break // held back by a throttle; resumed when it has room
 		}
 		total := msgr2.PreambleLen + c.pre.RestLen()
+		if c.pre.Tag == msgr2.TagMessage && total >= ownFrameMin && avail < total && !c.ownFrame {
+			// A big message is read straight into a buffer of its own,
+			// which then becomes the message's storage: no compaction of
+			// the shared buffer, no copy out. It starts at ownFrameStep at
+			// most and grows as the bytes arrive.
+			nb := make([]byte, min(total, max(ownFrameStep, 2*avail)))
+			n := copy(nb, c.rbuf[c.rstart:c.rend])
+			c.normRBuf = c.rbuf
+			c.rbuf, c.rstart, c.rend = nb, 0, n
+			c.ownFrame = true
+			avail = n
+		}
 		if avail < total {
-			if c.rstart+total > len(c.rbuf) {
-				c.makeRoomLocked(total - avail)
-			}
+			c.frameRoomLocked(total, avail)
 			break
 		}
 		c.auth.recordRx(c.rbuf[c.rstart : c.rstart+total])
@@ -169,6 +277,7 @@ func (c *Connection) parseLocked() {
 		c.donateRBuf = c.ownFrame || (len(c.rbuf) > maxKeepRBuf && c.pre.Tag == msgr2.TagMessage)
 		c.bigFrames = total >= ownFrameMin
 		c.handleFrameLocked(c.pre.Tag, segs)
+		c.releaseRxLocked() // a grant no message took (a duplicate, a fault)
 		switch {
 		case c.ownFrame:
 			// the own buffer held exactly this frame
@@ -220,9 +329,12 @@ func (c *Connection) parseSecureLocked() bool {
 		if avail < msgr2.SecurePreambleLen {
 			return false
 		}
-		p, inline, err := c.auth.sec.OpenPreamble(c.rbuf[c.rstart:c.rstart+msgr2.SecurePreambleLen], c.msgr.cfg.MaxFrameSegment)
+		p, inline, err := c.auth.sec.OpenPreamble(c.rbuf[c.rstart:c.rstart+msgr2.SecurePreambleLen], c.segmentLimitLocked())
+		if err == nil {
+			err = c.checkFrameSizeLocked(&p)
+		}
 		if err != nil {
-			c.faultLocked(fmt.Errorf("msgr: bad secure preamble in state %s: %w", c.state, err))
+			c.faultLocked(fmt.Errorf("msgr: secure: %w", c.preambleErrLocked(err)))
 			return false
 		}
 		c.pre, c.havePre = p, true
@@ -230,11 +342,12 @@ func (c *Connection) parseSecureLocked() bool {
 		c.rstart += msgr2.SecurePreambleLen
 		avail -= msgr2.SecurePreambleLen
 	}
+	if !c.admitFrameLocked() {
+		return false
+	}
 	n := c.pre.SecureRestLen()
 	if avail < n {
-		if c.rstart+n > len(c.rbuf) {
-			c.makeRoomLocked(n - avail)
-		}
+		c.frameRoomLocked(n, avail)
 		return false
 	}
 	segs, err := c.auth.sec.OpenRest(&c.pre, c.secInline[:c.secInlineN:c.secInlineN], c.rbuf[c.rstart:c.rstart+n])
@@ -247,6 +360,7 @@ func (c *Connection) parseSecureLocked() bool {
 	// Segments alias the read buffer (or, for segment 0, secInline): the
 	// message takes copies (donateRBuf stays false).
 	c.handleFrameLocked(c.pre.Tag, segs)
+	c.releaseRxLocked()
 	return true
 }
 

@@ -444,7 +444,7 @@ func (c *Connection) unlockAndDeliver() {
 		for i := range items {
 			it := &items[i]
 			if it.kind == dqMessage && m.fastDispatch(it.m) {
-				// handled on this goroutine
+				it.rx.put() // handled on this goroutine
 			} else {
 				m.dq.enqueue(*it)
 			}

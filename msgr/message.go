@@ -57,6 +57,13 @@ type Policy struct {
 	// advertised in CLIENT_IDENT/SERVER_IDENT; zero means DefaultFeatures/0.
 	FeaturesSupported uint64
 	FeaturesRequired  uint64
+	// ThrottlerBytes / ThrottlerMessages are Ceph's throttler_bytes and
+	// throttler_messages: budgets shared by every connection with this
+	// policy for the bytes and the number of received messages not yet
+	// dispatched (a message gives them back when its dispatcher returns).
+	// A message that does not fit is left in the socket until it does.
+	// nil: no limit. See Messenger.SetPolicyThrottlers.
+	ThrottlerBytes, ThrottlerMessages *Throttle
 }
 
 // LossyClient is Ceph's Policy::lossy_client.

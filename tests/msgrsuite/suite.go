@@ -106,6 +106,7 @@ func run(t *testing.T, stack string, except map[string]bool) {
 		{"KeepaliveKeepsIdleConnAlive", testKeepalive},
 		{"LosslessBackoffAndPeerRestart", testBackoffAndRestart},
 		{"ShutdownInFlight", testShutdownInFlight},
+		{"SlowConsumer", testSlowConsumer},
 	}
 	for _, tc := range tests {
 		if except[tc.name] {

@@ -1,0 +1,115 @@
+package msgrsuite
+
+// This file is the throttle group: a slow dispatcher holds a fast sender
+// back through ms_dispatch_throttle_bytes, with memory bounded and nothing
+// lost.
+
+import (
+	"bytes"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+)
+
+// SlowConsumerMiB is how much the SlowConsumer test's sender pushes, in
+// 64 KiB messages dispatched at 10 ms each (128 MiB: about 20 s).
+var SlowConsumerMiB = 128
+
+// testSlowConsumer: a sender queues SlowConsumerMiB at once to a
+// dispatcher that takes 10 ms per message behind an 8 MiB
+// ms_dispatch_throttle_bytes. The receiver must stop reading rather than
+// queue: the throttle is never overdrawn, the live heap stays under the
+// throttle plus a fixed margin, what the sender has written runs ahead of
+// what was dispatched by no more than the throttle plus the transport's
+// buffers (the sender is held back), and every message arrives, in order
+// and intact.
+func testSlowConsumer(t *testing.T, stack string) {
+	const (
+		msgSize  = 64 << 10
+		throttle = 8 << 20
+		delay    = 10 * time.Millisecond
+		// the live heap beyond the baseline may exceed the throttle by
+		// this: read buffers, one message being read, the sender's Message
+		// structs and sent list, the runtime's own
+		heapMargin = 16 << 20
+	)
+	n := SlowConsumerMiB << 20 / msgSize
+	cfg := Config(stack)
+	srvCfg := *cfg
+	srvCfg.DispatchThrottleBytes = throttle
+	// What the transport may buffer between the sender's write and the
+	// receiver's read: the kernel's socket buffers (loopback TCP autotunes
+	// to a few MiB each way), or the rdma stack's receive pool.
+	transport := int64(16 << 20)
+	if stack == "rdma" {
+		srvCfg.RDMAReceiveBuffers = srvCfg.RDMAReceiveQueueLen
+		transport += int64(srvCfg.RDMAReceiveBuffers) * int64(srvCfg.RDMABufferSize)
+	}
+	data := payload(7, 7, msgSize) // shared by every message: the sender's side costs no heap per message
+
+	var oc orderChecker
+	var bad atomic.Int64
+	srvRec := newRecorder(false) // the DispatchQueue path, where the throttle sits
+	var busy atomic.Int64
+	srvRec.onMsg = func(m *msgr.Message) {
+		t0 := time.Now()
+		time.Sleep(delay)
+		busy.Add(int64(time.Since(t0)))
+		if !bytes.Equal(m.Data, data) {
+			bad.Add(1)
+		}
+		oc.take(m)
+	}
+	srv := newEndpoint(t, &srvCfg, osdName(1), "127.0.0.1:0", false, srvRec)
+	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	require.NoError(t, srv.m.Start())
+	cli := newEndpoint(t, cfg, clientName(1), "", true, nil)
+	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessClient())
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	waitFor(t, 20*time.Second, "session ready", c.IsConnected)
+
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 16), Data: data}))
+	}
+	thr := srv.m.DispatchQueue().DispatchThrottle()
+	require.NotNil(t, thr)
+	var peakHeap, peakAhead, peakThr int64
+	idle := 0
+	for oc.count() < uint64(n) {
+		require.Less(t, time.Since(start), time.Duration(n)*delay*3+60*time.Second, "all %d messages dispatched", n)
+		time.Sleep(100 * time.Millisecond)
+		peakThr = max(peakThr, thr.Current())
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		peakHeap = max(peakHeap, int64(ms.HeapAlloc)-int64(base))
+		ahead := (int64(c.Stats().MsgsSent) - int64(oc.count())) * msgSize
+		peakAhead = max(peakAhead, ahead)
+		if srv.m.DispatchQueue().Len() == 0 {
+			idle++
+		}
+	}
+	took := time.Since(start)
+	t.Logf("dispatcher busy %v, queue found empty at %d samples", time.Duration(busy.Load()), idle)
+	t.Logf("%s: %d x %d KiB through a %d MiB dispatch throttle in %v: peak live heap +%.1f MiB, throttle peak %.1f MiB, sender ahead of the dispatcher by at most %.1f MiB",
+		stack, n, msgSize>>10, throttle>>20, took.Round(time.Millisecond), mib(peakHeap), mib(peakThr), mib(peakAhead))
+	require.Empty(t, oc.errs, "in order, exactly once")
+	require.Zero(t, bad.Load(), "data intact")
+	require.LessOrEqual(t, peakThr, int64(throttle), "the throttle is never overdrawn")
+	require.LessOrEqual(t, peakHeap, int64(throttle+heapMargin), "receiver memory bounded by the throttle")
+	require.LessOrEqual(t, peakAhead, int64(throttle)+transport, "the sender is held back")
+	require.GreaterOrEqual(t, took, time.Duration(n)*delay, "(the dispatcher's pace)")
+	require.Zero(t, c.Stats().Faults)
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }

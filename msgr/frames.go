@@ -52,7 +52,7 @@ func (c *Connection) readLocked() {
 				return
 			}
 			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("msgr: peer closed the connection in state %s: %w", c.state, io.EOF)
+				err = c.peerClosedErrLocked()
 			} else {
 				err = fmt.Errorf("msgr: read in state %s: %w", c.state, err)
 			}
@@ -77,6 +77,17 @@ func (c *Connection) readLocked() {
 		}
 		c.unlockAndDeliver()
 	})
+}
+
+// peerClosedErrLocked is the error of a socket the peer closed: between
+// frames an orderly close (io.EOF); in the middle of one a truncated frame
+// (io.ErrUnexpectedEOF), which is a fault.
+func (c *Connection) peerClosedErrLocked() error {
+	if n := c.rend - c.rstart; n > 0 || c.havePre {
+		return fmt.Errorf("msgr: peer closed the connection in state %s in the middle of a frame (truncated; %d bytes of it buffered): %w",
+			c.state, n, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("msgr: peer closed the connection in state %s: %w", c.state, io.EOF)
 }
 
 // makeRoomLocked ensures the read buffer can hold need more bytes beyond

@@ -32,7 +32,7 @@ const (
 // ErrSecureAuth is matched by every record that fails AES-GCM
 // authentication: tampered, truncated, replayed or reordered bytes, or the
 // wrong key. Nothing of such a record may be used.
-var ErrSecureAuth = errors.New("msgr2: secure record failed authentication (tampered, replayed or reordered)")
+var ErrSecureAuth = errors.New("msgr2: secure record failed authentication (tampered, truncated, replayed or reordered)")
 
 // ErrNonceExhausted is returned when a direction has used every nonce of its
 // key: msgr2.1 never reuses one, so the connection must be re-established.

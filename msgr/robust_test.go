@@ -17,23 +17,36 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
 
-// newPair starts a server (bound on loopback) and a client messenger with
-// cfg (testConfig when nil), both shut down at the end of the test.
-func newPair(t *testing.T, cfg *config.Config) (srv, cli *msgr.Messenger) {
+// startMessenger starts a messenger with cfg (testConfig when nil) and
+// dispatchers ds, bound on loopback when bind; it is shut down at the end
+// of the test.
+func startMessenger(t *testing.T, cfg *config.Config, name msgr.EntityName, bind bool, ds ...msgr.Dispatcher) *msgr.Messenger {
 	t.Helper()
 	if cfg == nil {
 		cfg = testConfig()
 	}
-	srv, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
+	m, err := msgr.New(cfg, name, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
-	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
-	require.NoError(t, srv.Bind("127.0.0.1:0"))
-	require.NoError(t, srv.Start())
-	cli, err = msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2}, msgr.WithLogger(testenv.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
-	require.NoError(t, cli.Start())
-	return srv, cli
+	t.Cleanup(func() { shutdownWithin(t, m, 10*time.Second) })
+	for _, d := range ds {
+		m.AddDispatcherTail(d)
+	}
+	if bind {
+		require.NoError(t, m.Bind("127.0.0.1:0"))
+	}
+	require.NoError(t, m.Start())
+	return m
+}
+
+var (
+	osd1    = msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}
+	client2 = msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2}
+)
+
+// newPair starts a server (bound on loopback) and a client messenger with
+// cfg (testConfig when nil).
+func newPair(t *testing.T, cfg *config.Config) (srv, cli *msgr.Messenger) {
+	return startMessenger(t, cfg, osd1, true), startMessenger(t, cfg, client2, false)
 }
 
 // shutdownWithin fails the test when Shutdown does not return in time
@@ -201,12 +214,8 @@ func TestRefusedReported(t *testing.T) {
 	cfg := testConfig()
 	cfg.InitialBackoff = 50 * time.Millisecond
 	cfg.MaxBackoff = 200 * time.Millisecond
-	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
 	ev := &events{}
-	cli.AddDispatcherTail(ev)
-	require.NoError(t, cli.Start())
+	cli := startMessenger(t, cfg, client2, false, ev)
 	cli.SetDefaultPolicy(msgr.LosslessClient())
 	start := time.Now()
 	c, err := cli.Connect(closedPort(t))
@@ -235,14 +244,9 @@ func TestRefusedReported(t *testing.T) {
 
 // TestRefusedLossy: a lossy connection reports the refusal, then the reset.
 func TestRefusedLossy(t *testing.T) {
-	cli, err := msgr.New(testConfig(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
 	ev := &events{}
-	cli.AddDispatcherTail(ev)
 	resets := make(chan error, 4)
-	cli.AddDispatcherTail(&resetter{ch: resets})
-	require.NoError(t, cli.Start())
+	cli := startMessenger(t, nil, client2, false, ev, &resetter{ch: resets})
 	cli.SetDefaultPolicy(msgr.LossyClient())
 	c, err := cli.Connect(closedPort(t))
 	require.NoError(t, err)
@@ -272,23 +276,14 @@ func (r *resetter) MsHandleReset(_ *msgr.Connection, err error) bool { r.ch <- e
 func TestOversizedFrameBacksOff(t *testing.T) {
 	scfg := testConfig()
 	scfg.MaxFrameSegment = 64 << 10
-	srv, err := msgr.New(scfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithLogger(testenv.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
 	sev := &events{}
-	srv.AddDispatcherTail(sev)
-	require.NoError(t, srv.Bind("127.0.0.1:0"))
-	require.NoError(t, srv.Start())
+	srv := startMessenger(t, scfg, osd1, true, sev)
 
 	ccfg := testConfig()
 	ccfg.InitialBackoff = 100 * time.Millisecond
 	ccfg.MaxBackoff = 400 * time.Millisecond
-	cli, err := msgr.New(ccfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 2}, msgr.WithLogger(testenv.Logger(t)))
-	require.NoError(t, err)
-	t.Cleanup(func() { shutdownWithin(t, cli, 10*time.Second) })
 	cev := &events{}
-	cli.AddDispatcherTail(cev)
-	require.NoError(t, cli.Start())
+	cli := startMessenger(t, ccfg, client2, false, cev)
 	c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
 	require.NoError(t, err)
 	start := time.Now()

@@ -153,8 +153,8 @@ type Connection struct {
 	peerFeatures               uint64
 	globalID                   uint64
 	backoff                    time.Duration
-	stuckSeq                   uint64 // oldest unacked seq at the last fault of a ready session
-	stalls                     int    // faults in a row with stuckSeq unacked
+	stuckSeq                   uint64     // oldest unacked seq at the last fault of a ready session
+	stalls                     int        // faults in a row with stuckSeq unacked
 	resend                     []*Message // requeued sent messages, before sh.outQ
 	sent                       []*Message // written, not yet acked (lossless)
 	lastKeepaliveAck           time.Time
@@ -209,6 +209,7 @@ type connShared struct {
 	kickedOn *netstack.EventCenter
 	center   *netstack.EventCenter // the centre driving the connection now
 	// What the getters report, published by the centre at each state change.
+	readyWait chan struct{} // closed when ready turns true (WaitReady)
 	ready     bool
 	lossy     bool
 	peerName  EntityName
@@ -251,6 +252,7 @@ func (c *Connection) setStateLocked(s connState) {
 	c.logStateLocked(s)
 	c.sh.mu.Lock()
 	c.sh.ready = s == stReady
+	c.publishReadyShLocked()
 	c.sh.lossy = c.policy.Lossy
 	c.sh.peerName = c.peerName
 	c.sh.peerAddrs = c.peerAddrs

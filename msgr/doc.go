@@ -1,13 +1,44 @@
-// Package msgr is asyncmsgr's messenger, after Ceph's AsyncMessenger,
-// AsyncConnection and ProtocolV2: a Messenger owns one network stack (chosen
-// by cfg.TransportType through netstack.New), listens, and keeps Connections
-// to peers; each Connection runs the msgr2.1 session state machine (banner,
-// HELLO, AUTH_REQUEST/AUTH_DONE with auth method none, AUTH_SIGNATURE,
-// CLIENT_IDENT/SERVER_IDENT or SESSION_RECONNECT/RECONNECT_OK, then MESSAGE,
-// ACK, KEEPALIVE2) on its worker's event centre, with per-priority out queues,
-// lossy and lossless policies, reconnect with backoff, acks, keepalives and
-// idle/handshake timeouts. Received messages go to Dispatchers, either fast
-// (on the worker goroutine) or through the messenger's DispatchQueue.
+// Package msgr is a messenger after Ceph's AsyncMessenger: endpoints that
+// exchange typed messages over msgr2.1 sessions, on the TCP (posix) or the
+// RDMA stack.
+//
+// Usage: import the stack (for its registration), build a Messenger, add a
+// Dispatcher, Bind (servers) and Start:
+//
+//	import _ "github.com/asyncmsgr/asyncmsgr/posixfallback" // "posix"
+//
+//	m, err := msgr.New(config.Default(), msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1})
+//	m.AddDispatcherTail(d) // MsDispatch(*Message) and connection events
+//	err = m.Start()
+//	defer m.Shutdown()
+//	conn, err := m.ConnectContext(ctx, "10.0.0.1:6800") // returns once ready
+//	err = conn.SendMessage(&msgr.Message{Type: 42, Front: payload})
+//
+// SendMessage never blocks; SendMessageContext waits while the send queue
+// holds WithSendQueueBytes or more. A Message belongs to the messenger once
+// sent: do not modify it until it is acknowledged (lossless) or written
+// (lossy). Replies arrive on the Dispatcher, m.Conn names their connection.
+// Policies (SetPolicy, SetDefaultPolicy: LossyClient, LosslessClient,
+// LosslessPeer, StatelessServer, StatefulServer) say whether a session
+// drops its queue on a fault (MsHandleReset) or keeps it and reconnects with
+// back-off (ms_initial_backoff to ms_max_backoff). The accepting side's
+// policy decides lossiness: the client learns it from the server's
+// SERVER_IDENT, as in Ceph. Optional Dispatcher interfaces hear more:
+// FastDispatcher (handle on the worker goroutine), RefusedHandler (Ceph's
+// ms_handle_refused), FaultHandler (faults of lossless sessions, including
+// ErrSessionStalled). Connection.WaitReady waits for a session;
+// ShutdownContext bounds the shutdown. Errors of closed connections match
+// net.ErrClosed, timeouts have Timeout(). The Examples show each of these.
+//
+// Inside: a Messenger owns one network stack (chosen by cfg.TransportType
+// through netstack.New), listens, and keeps Connections to peers; each
+// Connection runs the msgr2.1 session state machine (banner, HELLO,
+// AUTH_REQUEST/AUTH_DONE, AUTH_SIGNATURE, CLIENT_IDENT/SERVER_IDENT or
+// SESSION_RECONNECT/RECONNECT_OK, then MESSAGE, ACK, KEEPALIVE2) on its
+// worker's event centre, with per-priority out queues, acks, keepalives and
+// idle/handshake timeouts whose timers a closing connection cancels at
+// once. Received messages go to Dispatchers, either fast (on the worker
+// goroutine) or through the messenger's DispatchQueue.
 //
 // Threading: every Connection is driven by exactly one EventCenter goroutine
 // at a time (its worker's; a lossless server session adopting a reconnected

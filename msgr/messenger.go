@@ -79,6 +79,7 @@ type Messenger struct {
 	auth         *authConfig
 	perf         *perfState
 	logger       *slog.Logger // from WithLogger; nil: the Config's
+	sendQBytes   int          // WithSendQueueBytes
 	log          *slog.Logger
 	prioDispatch bool
 	stack        netstack.Stack

@@ -11,14 +11,39 @@ type prioQueue struct {
 // Buckets are kept sorted by descending priority; there are few distinct
 // priorities in practice, so a slice beats a map. Empty buckets are kept
 // (and reused) so steady-state queueing does not allocate.
+//
+// It also counts the payload bytes queued, for SendMessageContext: a
+// sender waiting for room gets a channel (spaceWait) that the first pop or
+// clear bringing the queue under its bound closes.
 type outQueue struct {
 	buckets []*prioQueue
 	n       int
+	bytes   int
+	bound   int           // bytes a waiter waits to fall under
+	space   chan struct{} // closed when bytes < bound; nil: nobody waits
 }
 
 func (q *outQueue) len() int { return q.n }
 
+// spaceWait returns a channel closed once fewer than bound bytes are
+// queued.
+func (q *outQueue) spaceWait(bound int) <-chan struct{} {
+	if q.space == nil || bound < q.bound {
+		q.wakeSpace()
+		q.space, q.bound = make(chan struct{}), bound
+	}
+	return q.space
+}
+
+func (q *outQueue) wakeSpace() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}
+
 func (q *outQueue) push(m *Message) {
+	q.bytes += m.payloadLen()
 	p := m.prio()
 	i := 0
 	for ; i < len(q.buckets); i++ {
@@ -59,6 +84,10 @@ func (q *outQueue) pop() *Message {
 				b.head = 0
 			}
 			q.n--
+			q.bytes -= m.payloadLen()
+			if q.space != nil && q.bytes < q.bound {
+				q.wakeSpace()
+			}
 			return m
 		}
 	}
@@ -73,6 +102,7 @@ func (q *outQueue) clear() int {
 		b.msgs = b.msgs[:0]
 		b.head = 0
 	}
-	q.n = 0
+	q.n, q.bytes = 0, 0
+	q.wakeSpace()
 	return n
 }

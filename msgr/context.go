@@ -32,6 +32,21 @@ func (c *Connection) WaitReady(ctx context.Context) error {
 	if c == nil {
 		return ErrNilConnection
 	}
+	return c.waitShared(ctx, func() (bool, <-chan struct{}) {
+		if c.sh.ready {
+			return true, nil
+		}
+		if c.sh.readyWait == nil {
+			c.sh.readyWait = make(chan struct{})
+		}
+		return false, c.sh.readyWait
+	})
+}
+
+// waitShared calls cond with c.sh.mu held until it holds, waiting between
+// calls on the channel it returns, and gives up when the connection closes
+// (its error) or ctx is done.
+func (c *Connection) waitShared(ctx context.Context, cond func() (bool, <-chan struct{})) error {
 	for {
 		c.sh.mu.Lock()
 		if c.sh.closed {
@@ -39,17 +54,13 @@ func (c *Connection) WaitReady(ctx context.Context) error {
 			c.sh.mu.Unlock()
 			return err
 		}
-		if c.sh.ready {
-			c.sh.mu.Unlock()
+		ok, wake := cond()
+		c.sh.mu.Unlock()
+		if ok {
 			return nil
 		}
-		if c.sh.readyWait == nil {
-			c.sh.readyWait = make(chan struct{})
-		}
-		ch := c.sh.readyWait
-		c.sh.mu.Unlock()
 		select {
-		case <-ch:
+		case <-wake:
 		case <-c.closedCh:
 		case <-ctx.Done():
 			return ctx.Err()
@@ -79,26 +90,16 @@ func (c *Connection) SendMessageContext(ctx context.Context, m *Message) error {
 		return err
 	}
 	bound := c.msgr.sendQueueBound()
-	for {
-		c.sh.mu.Lock()
-		if c.sh.closed {
-			err := c.closedErrShLocked()
-			c.sh.mu.Unlock()
-			return err
-		}
+	err := c.waitShared(ctx, func() (bool, <-chan struct{}) {
 		if c.sh.outQ.bytes < bound {
-			c.sh.mu.Unlock()
-			return c.SendMessage(m)
+			return true, nil
 		}
-		ch := c.sh.outQ.spaceWait(bound)
-		c.sh.mu.Unlock()
-		select {
-		case <-ch:
-		case <-c.closedCh:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return false, c.sh.outQ.spaceWait(bound)
+	})
+	if err != nil {
+		return err
 	}
+	return c.SendMessage(m)
 }
 
 // ConnectContext is Connect, returning once the session is ready

@@ -1,6 +1,7 @@
 package lockorder
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,6 +13,7 @@ var (
 )
 
 func TestOrder(t *testing.T) {
+	requireSupported(t)
 	Enable()
 	var a, a2, a3, b, b2 Mutex
 	a.Init(outer)
@@ -47,4 +49,58 @@ func TestOrder(t *testing.T) {
 	a.Unlock()
 	b.Unlock()
 	AssertNone("a call-out")
+}
+
+func requireSupported(t *testing.T) {
+	t.Helper()
+	if !supported {
+		t.Skip("lockorder: no getg on this architecture; checking stays off")
+	}
+}
+
+// Held locks are the calling goroutine's: a lock another goroutine holds is
+// no order violation, and checking follows the goroutine, not the stack it
+// happens to run on now (the stack moves when it grows).
+func TestHeldPerGoroutine(t *testing.T) {
+	requireSupported(t)
+	Enable()
+	var a, b Mutex
+	a.Init(outer)
+	b.Init(inner)
+
+	b.Lock() // held here, not by the goroutine below
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		require.NotEqual(t, getg(), uintptr(0))
+		a.Lock()
+		a.Unlock()
+		AssertNone("the other goroutine's call-out")
+	}()
+	require.Nil(t, <-done, "a lock another goroutine holds is not in the order")
+
+	g := getg()
+	require.Equal(t, g, deep(10000), "getg is the goroutine, wherever its stack is")
+	require.PanicsWithValue(t, "lockorder: taking outer (level 1) while holding inner (level 2)", func() { a.Lock() },
+		"after its stack grew, the goroutine still holds b")
+	b.Unlock()
+
+	// a sync.Mutex may be unlocked by another goroutine: the lock is
+	// forgotten wherever it was recorded
+	a.Lock()
+	var wg sync.WaitGroup
+	wg.Go(a.Unlock)
+	wg.Wait()
+	AssertNone("a call-out after a hand-over")
+	b.Lock()
+	b.Unlock()
+}
+
+// deep recurses n frames (growing the stack) and returns getg there.
+func deep(n int) uintptr {
+	var pad [64]byte
+	if n == 0 {
+		return getg() + uintptr(pad[0])
+	}
+	return deep(n-1) + uintptr(pad[n%64])
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -199,16 +198,14 @@ type authCase struct {
 type authRig struct {
 	srv, cli       *msgr.Messenger
 	sw, cw         *witness
-	srvLog, cliLog *logLines
+	srvLog, cliLog *testenv.LogBuffer
 }
 
 func authPair(t *testing.T, ac authCase) *authRig {
 	t.Helper()
 	r := &authRig{sw: &witness{got: make(chan *msgr.Message, 16)}, cw: &witness{got: make(chan *msgr.Message, 16)},
-		srvLog: &logLines{}, cliLog: &logLines{}}
-	logger := func(l *logLines) msgr.Option {
-		return msgr.WithLogger(slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: msgr.DebugMsLevel(1)})))
-	}
+		srvLog: &testenv.LogBuffer{}, cliLog: &testenv.LogBuffer{}}
+	logger := func(l *testenv.LogBuffer) msgr.Option { return msgr.WithLogger(l.Logger(msgr.DebugMsLevel(1))) }
 	scfg := testConfig()
 	scfg.Keyring = keyringFile(t, ac.serverKeys)
 	scfg.AuthServiceRequired = ac.serviceReq

@@ -120,7 +120,9 @@ log file = %s/client.log
 // TestInteropCephMonCephX authenticates the messenger as client.admin with a
 // real Ceph 16.2 monitor that requires cephx, in crc and in secure mode, and
 // has MMonGetVersion answered and an MMonCommand ("status") answered with
-// rc 0. The step that failed is named.
+// rc 0. The step that failed is named. Then the monitor refuses a wrong
+// key, an unknown entity and auth none, and our client says why and keeps
+// nothing.
 func TestInteropCephMonCephX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ceph-mon")
@@ -141,4 +143,5 @@ func TestInteropCephMonCephX(t *testing.T) {
 			monclient.Status(t, cli, got, mon, 100, 3*time.Second)
 		})
 	}
+	monclient.MonRefusals(t, mon, testConfig)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/tests/cephmon"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
@@ -17,7 +18,8 @@ import (
 // as client.admin with a real ceph-mon 16.2 that runs async+rdma and
 // requires cephx, in crc mode and in secure mode (AES-GCM records over RDMA
 // SENDs), and has MMonGetVersion answered and an MMonCommand ("status")
-// answered with rc 0; the step that failed is named.
+// answered with rc 0; the step that failed is named. Then it refuses a
+// wrong key, an unknown entity and auth none.
 func TestCephMonCephXOverRDMA(t *testing.T) {
 	dev := rdmatest.DeviceA(t)
 	mon := cephmon.Start(t, cephmon.Options{Host: dev.Host, CephX: true, Limit: 120 * time.Second,
@@ -37,4 +39,7 @@ func TestCephMonCephXOverRDMA(t *testing.T) {
 			monclient.Status(t, cli, got, mon, 8, 10*time.Second)
 		})
 	}
+	// The monitor refuses peers that fail cephx; our client says why and
+	// keeps no connection, queue pair or goroutine.
+	monclient.MonRefusals(t, mon, func() *config.Config { return rdmatest.Config(dev) })
 }

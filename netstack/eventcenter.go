@@ -146,6 +146,12 @@ func (c *EventCenter) Started() bool { return c.started.Load() }
 // Stopped reports whether Stop has been called.
 func (c *EventCenter) Stopped() bool { return c.stopReq.Load() }
 
+// Done is closed once the centre has stopped: its loop goroutine exited, or
+// Stop was called on a centre that never started. Goroutines waiting for
+// the centre to run something (netconn's Read, Write, Accept) also wait on
+// it, so that they learn nothing ever will.
+func (c *EventCenter) Done() <-chan struct{} { return c.done }
+
 // Start launches the loop goroutine. Later calls, and calls after Stop, do
 // nothing.
 func (c *EventCenter) Start() {

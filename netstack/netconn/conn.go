@@ -142,6 +142,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		case <-c.readReady:
 		case <-c.closing:
 		case <-c.rd.wait():
+		case <-c.center.Done():
 		}
 	}
 }
@@ -192,6 +193,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		case <-c.writeReady:
 		case <-c.closing:
 		case <-c.wd.wait():
+		case <-c.center.Done():
 		}
 	}
 }

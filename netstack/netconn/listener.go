@@ -106,6 +106,7 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 		select {
 		case <-l.ready:
 		case <-l.closing:
+		case <-l.center.Done():
 		}
 	}
 }

@@ -1,12 +1,10 @@
 package msgr_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,24 +15,6 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
-
-// syncBuf is a bytes.Buffer safe for a logger and the test at once.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
 
 func cpuTime(t *testing.T) time.Duration {
 	var ru syscall.Rusage
@@ -47,7 +27,7 @@ func cpuTime(t *testing.T) time.Duration {
 // Now accepting backs off, the episode is logged once, and a legitimate
 // client gets in as soon as descriptors are free again.
 func TestAcceptEMFILE(t *testing.T) {
-	logs := &syncBuf{}
+	logs := &logLines{}
 	srv, err := msgr.New(testConfig(), osd1, msgr.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	require.NoError(t, err)
 	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
@@ -98,8 +78,8 @@ func TestAcceptEMFILE(t *testing.T) {
 	for _, fd := range peerFDs {
 		require.NoError(t, unix.Connect(fd, sa)) // queued in the backlog
 	}
-	testenv.WaitFor(t, 10*time.Second, "the listener to hit EMFILE", func() bool { return logs.count("accept failing") > 0 },
-		func() string { return logs.b.String() })
+	testenv.WaitFor(t, 10*time.Second, "the listener to hit EMFILE", func() bool { return strings.Count(logs.String(), "accept failing") > 0 },
+		func() string { return logs.String() })
 
 	const window = 2 * time.Second
 	cpu0, t0 := cpuTime(t), time.Now()
@@ -109,7 +89,7 @@ func TestAcceptEMFILE(t *testing.T) {
 	// Half a core is the requirement; an idle process needs far less, and
 	// the old spin, starved on a shared machine, was seen at a quarter.
 	require.Less(t, cpu, wall/10, "the process spun while out of descriptors")
-	require.Equal(t, 1, logs.count("accept failing"), "the episode is logged once")
+	require.Equal(t, 1, strings.Count(logs.String(), "accept failing"), "the episode is logged once")
 
 	freeHogs()
 	start := time.Now()
@@ -121,7 +101,7 @@ func TestAcceptEMFILE(t *testing.T) {
 	t.Logf("a client got in %v after descriptors were freed", in)
 	// The listener retries at most 1 s apart (its back-off's ceiling).
 	require.Less(t, in, 5*time.Second)
-	testenv.WaitFor(t, 10*time.Second, "the recovery to be logged", func() bool { return logs.count("accepting again") == 1 },
-		func() string { return logs.b.String() })
-	require.Equal(t, 1, logs.count("accept failing"))
+	testenv.WaitFor(t, 10*time.Second, "the recovery to be logged", func() bool { return strings.Count(logs.String(), "accepting again") == 1 },
+		func() string { return logs.String() })
+	require.Equal(t, 1, strings.Count(logs.String(), "accept failing"))
 }

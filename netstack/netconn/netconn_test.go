@@ -211,14 +211,10 @@ func TestConcurrentAccept(t *testing.T) {
 }
 
 func TestStackStopped(t *testing.T) {
-	cfg := config.Default()
-	cfg.OpThreads = 1
-	s, err := netstack.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
+	s := startedStack(t)
 	c1, c2 := pipe(t, s, "127.0.0.1:0")
 	require.NoError(t, s.Stop())
-	_, err = c1.Read(make([]byte, 1))
+	_, err := c1.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed)
 	// The kernel socket would still take these bytes; nobody serves it.
 	_, err = c1.Write([]byte("after stop"))

@@ -11,6 +11,17 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
 
+// startedStack is a started one-worker stack the test stops itself.
+func startedStack(t *testing.T) netstack.Stack {
+	t.Helper()
+	cfg := config.Default()
+	cfg.OpThreads = 1
+	s, err := netstack.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Start())
+	return s
+}
+
 // returnsWithin runs f and fails the test if it has not returned after d.
 func returnsWithin(t *testing.T, d time.Duration, what string, f func() error) error {
 	t.Helper()
@@ -29,11 +40,7 @@ func returnsWithin(t *testing.T, d time.Duration, what string, f func() error) e
 // returns an error matching net.ErrClosed (nothing would ever wake it), and
 // Close after Stop does not block.
 func TestStopUnblocks(t *testing.T) {
-	cfg := config.Default()
-	cfg.OpThreads = 1
-	s, err := netstack.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
+	s := startedStack(t)
 	c1, c2 := pipe(t, s, "127.0.0.1:0") // c1 reads, c2 sends nothing
 	c3, c4 := pipe(t, s, "127.0.0.1:0") // c3 writes, c4 reads nothing
 	l, err := Listen(s, "127.0.0.1:0")

@@ -405,25 +405,6 @@ func (c *Connection) Stats() ConnStats {
 	}
 }
 
-// FaultForTest cuts the connection's socket underneath it (a shutdown of the
-// sending side, so the peer sees EOF and closes too) and lets both sides
-// discover the fault through their normal paths. For tests only.
-func (c *Connection) FaultForTest() {
-	c.mu.Lock()
-	sock, g, center := c.sock, c.gen, c.center
-	c.mu.Unlock()
-	if sock == nil {
-		return
-	}
-	_ = center.DispatchExternal(func() {
-		c.mu.Lock()
-		if c.gen == g && c.sock != nil {
-			_ = c.sock.Shutdown()
-		}
-		c.mu.Unlock()
-	})
-}
-
 // String is the peer's address, which is how a connection prints in logs:
 // the dial address of an outgoing connection, the remote address of an
 // accepted one's socket.

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/msgrhook"
+	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
 
 // orderChecker verifies that a stream of payload() messages arrives complete,
@@ -99,7 +101,7 @@ func testLosslessReconnect(t *testing.T, stack string) {
 					side = atSrv.serverConn()
 					require.NotNil(t, side)
 				}
-				side.FaultForTest()
+				msgrhook.FaultConn(side)
 				for i := 0; i < 100 && c.Stats().Faults < uint64(cuts); i++ {
 					time.Sleep(10 * time.Millisecond)
 				}
@@ -153,9 +155,9 @@ func testLosslessRandomCuts(t *testing.T, stack string) {
 		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 64+i%2048)}))
 		if i%150 == 7 {
 			if (i/150)%2 == 0 {
-				c.FaultForTest()
+				msgrhook.FaultConn(c)
 			} else if sc := atSrv.serverConn(); sc != nil {
-				sc.FaultForTest()
+				msgrhook.FaultConn(sc)
 			}
 			time.Sleep(time.Duration(i%3) * time.Millisecond)
 		}
@@ -185,7 +187,7 @@ func testLossyFault(t *testing.T, stack string) {
 	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: []byte("x")}))
 	waitFor(t, 10*time.Second, "message", func() bool { return srv.rec.count() == 1 })
 	require.True(t, c.IsLossy())
-	c.FaultForTest()
+	msgrhook.FaultConn(c)
 	waitFor(t, 10*time.Second, "reset reported", func() bool { return len(cliRec.resetList()) == 1 })
 	ev := cliRec.resetList()[0]
 	require.Same(t, c, ev.c)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package msgrsuite
+
+const raceEnabled = false

@@ -1,7 +1,6 @@
 package msgr
 
 import (
-	"encoding/binary"
 	"runtime"
 	"testing"
 
@@ -9,19 +8,6 @@ import (
 
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 )
-
-// rawPreamble is a crc-valid preamble announcing segments of the given
-// lengths, whatever they are.
-func rawPreamble(tag msgr2.Tag, lens ...uint32) []byte {
-	b := make([]byte, msgr2.PreambleLen)
-	b[0], b[1] = byte(tag), byte(len(lens))
-	for i, l := range lens {
-		binary.LittleEndian.PutUint32(b[2+6*i:], l)
-		binary.LittleEndian.PutUint16(b[2+6*i+4:], 8)
-	}
-	binary.LittleEndian.PutUint32(b[28:], msgr2.CRC32C(0, b[:28]))
-	return b
-}
 
 // allocatedBy is how many bytes f allocated (runtime.MemStats.TotalAlloc
 // counts an allocation whether or not its pages are ever touched).
@@ -48,17 +34,17 @@ func TestPreambleClaimsAreBounded(t *testing.T) {
 		body    int    // bytes of body sent after the preamble
 		wantErr string // "" stays open, waiting for the rest
 	}{
-		{"unauthenticated 4 x 511 MiB", false, rawPreamble(msgr2.TagHello, 511*mib, 511*mib, 511*mib, 511*mib), 0,
+		{"unauthenticated 4 x 511 MiB", false, msgr2.AppendPreamble(nil, msgr2.TagHello, 511*mib, 511*mib, 511*mib, 511*mib), 0,
 			"from a peer not yet authenticated (state hello; handshake frames are at most 65536 bytes): msgr2: segment 0 length 535822336 exceeds limit 65536"},
-		{"unauthenticated 2 GiB segment", false, rawPreamble(msgr2.TagHello, 1<<31), 0, "not yet authenticated (state hello; handshake frames are at most 65536 bytes): msgr2: segment 0 length 2147483648 exceeds limit 65536"},
-		{"unauthenticated 65 KiB in small segments", false, rawPreamble(msgr2.TagAuthRequest, 20000, 20000, 20000, 20000), 100,
+		{"unauthenticated 2 GiB segment", false, msgr2.AppendPreamble(nil, msgr2.TagHello, 1<<31), 0, "not yet authenticated (state hello; handshake frames are at most 65536 bytes): msgr2: segment 0 length 2147483648 exceeds limit 65536"},
+		{"unauthenticated 65 KiB in small segments", false, msgr2.AppendPreamble(nil, msgr2.TagAuthRequest, 20000, 20000, 20000, 20000), 100,
 			"not yet authenticated (state hello; handshake frames are at most 65536 bytes): AUTH_REQUEST frame of 80000 bytes exceeds the handshake frame limit"},
-		{"ready 4 x 511 MiB message", true, rawPreamble(msgr2.TagMessage, 511*mib, 511*mib, 511*mib, 511*mib), 0,
+		{"ready 4 x 511 MiB message", true, msgr2.AppendPreamble(nil, msgr2.TagMessage, 511*mib, 511*mib, 511*mib, 511*mib), 0,
 			"frame of 2143289344 bytes (all segments) exceeds ms_max_frame_segment 536870912"},
-		{"ready 2 GiB segment", true, rawPreamble(msgr2.TagMessage, 41, 1<<31), 0, "segment 1 length 2147483648 exceeds limit 536870912"},
-		{"ready big control frame", true, rawPreamble(msgr2.TagKeepalive2, 1<<20), 0, "KEEPALIVE2 control frame of 1048576 bytes exceeds"},
-		{"ready 500 MiB message, 100 KiB sent", true, rawPreamble(msgr2.TagMessage, 41, 0, 0, 500*mib), 100 << 10, ""},
-		{"ready 500 MiB message, nothing sent", true, rawPreamble(msgr2.TagMessage, 41, 0, 0, 500*mib), 0, ""},
+		{"ready 2 GiB segment", true, msgr2.AppendPreamble(nil, msgr2.TagMessage, 41, 1<<31), 0, "segment 1 length 2147483648 exceeds limit 536870912"},
+		{"ready big control frame", true, msgr2.AppendPreamble(nil, msgr2.TagKeepalive2, 1<<20), 0, "KEEPALIVE2 control frame of 1048576 bytes exceeds"},
+		{"ready 500 MiB message, 100 KiB sent", true, msgr2.AppendPreamble(nil, msgr2.TagMessage, 41, 0, 0, 500*mib), 100 << 10, ""},
+		{"ready 500 MiB message, nothing sent", true, msgr2.AppendPreamble(nil, msgr2.TagMessage, 41, 0, 0, 500*mib), 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -392,3 +392,15 @@ func FuzzAppendMessageFrameParts(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendPreambleClaims(t *testing.T) {
+	b := AppendPreamble([]byte("x"), TagMessage, 41, 0, 0, 1<<31)
+	require.Len(t, b, 1+PreambleLen)
+	p, err := ParsePreamble(b[1:], 0)
+	require.NoError(t, err)
+	require.Equal(t, TagMessage, p.Tag)
+	require.Equal(t, 4, p.NumSegments)
+	require.Equal(t, uint32(1<<31), p.Segments[3].Length)
+	_, err = ParsePreamble(b[1:], 1<<30)
+	require.ErrorContains(t, err, "segment 3 length 2147483648 exceeds limit 1073741824")
+}

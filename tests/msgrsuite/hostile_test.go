@@ -3,7 +3,6 @@ package msgrsuite
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,7 +49,7 @@ func TestPosixHostilePeers(t *testing.T) {
 		announcers  = 40 // each kind of unauthenticated announcement
 		truncated   = 40 // each kind of truncated frame
 		tricklers   = 10
-		authedStall = 8 // authenticated, announcing 8 MiB messages
+		authedStall = 8               // authenticated, announcing 8 MiB messages
 		idleTimeout = 6 * time.Second // (the patterns below say 6s and 8s)
 		readyTO     = 8 * time.Second
 	)
@@ -160,9 +159,9 @@ func TestPosixHostilePeers(t *testing.T) {
 		close bool   // the peer goes away after sending
 		want  string // what the server's error for it says (a regexp)
 	}{
-		{"announces 4 x 511 MiB", announcers, cat(banner, rawPreamble(msgr2.TagHello, 511*mib, 511*mib, 511*mib, 511*mib)), false,
+		{"announces 4 x 511 MiB", announcers, cat(banner, msgr2.AppendPreamble(nil, msgr2.TagHello, 511*mib, 511*mib, 511*mib, 511*mib)), false,
 			`not yet authenticated \(state hello; handshake frames are at most 65536 bytes\): msgr2: segment 0 length 535822336 exceeds limit 65536`},
-		{"announces a 2 GiB segment", announcers, cat(banner, rawPreamble(msgr2.TagAuthRequest, 1<<31)), false,
+		{"announces a 2 GiB segment", announcers, cat(banner, msgr2.AppendPreamble(nil, msgr2.TagAuthRequest, 1<<31)), false,
 			`msgr2: segment 0 length 2147483648 exceeds limit 65536`},
 		{"truncated frame, then silent", truncated, cat(banner, hello[:len(hello)-5]), false,
 			`\(idle timeout 6s\) in state hello: half a frame pending \(HELLO frame`},
@@ -172,7 +171,7 @@ func TestPosixHostilePeers(t *testing.T) {
 		{"truncated preamble, then silent", truncated, cat(banner, hello[:20]), false,
 			`\(idle timeout 6s\) in state hello: incomplete preamble pending \(20 of 32 bytes\)`},
 		{"authenticated, announces an 8 MiB message and stalls", authedStall,
-			cat(clientHandshake(msgr.EntityTypeMDS, 41, 0), rawPreamble(msgr2.TagMessage, 41, 0, 0, 8*mib)), false,
+			cat(clientHandshake(msgr.EntityTypeMDS, 41, 0), msgr2.AppendPreamble(nil, msgr2.TagMessage, 41, 0, 0, 8*mib)), false,
 			`\(idle timeout 6s\) in state ready: half a frame pending \(MESSAGE frame`},
 	}
 	start := time.Now()
@@ -331,19 +330,6 @@ func TestPosixHostilePeers(t *testing.T) {
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func mb(n uint64) float64 { return float64(n) / (1 << 20) }
-
-// rawPreamble is a crc-valid preamble announcing segments of the given
-// lengths, whatever they are.
-func rawPreamble(tag msgr2.Tag, lens ...uint32) []byte {
-	b := make([]byte, msgr2.PreambleLen)
-	b[0], b[1] = byte(tag), byte(len(lens))
-	for i, l := range lens {
-		binary.LittleEndian.PutUint32(b[2+6*i:], l)
-		binary.LittleEndian.PutUint16(b[2+6*i+4:], 8)
-	}
-	binary.LittleEndian.PutUint32(b[28:], msgr2.CRC32C(0, b[:28]))
-	return b
-}
 
 // rss is the process's resident set size (VmRSS; 0 if unreadable).
 func rss() uint64 {

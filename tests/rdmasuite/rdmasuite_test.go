@@ -65,7 +65,9 @@ func TestMessengerSuite(t *testing.T) {
 	// it twice (sha256) is most of the test's CPU time.
 	msgrsuite.LargeMessageMiB = largeMiB()
 	msgrsuite.SlowConsumerMiB = 64 // 1024 messages at 10 ms (TestMain's 16 for the suite's other runs)
-	t.Cleanup(func() { msgrsuite.Tweak, msgrsuite.LargeMessageMiB, msgrsuite.SlowConsumerMiB = nil, 64, slowConsumerMiB })
+	t.Cleanup(func() {
+		msgrsuite.Tweak, msgrsuite.LargeMessageMiB, msgrsuite.SlowConsumerMiB = nil, 64, slowConsumerMiB
+	})
 	start := time.Now()
 	msgrsuite.Run(t, "rdma")
 	t.Logf("messenger suite over rdma (%s) took %v", dev, time.Since(start))

@@ -190,6 +190,7 @@ type Connection struct {
 
 	tick    time.Duration
 	timers  [nTimers]timerRef // conntimers.go
+	dial    *dialRef          // the pending dial's hold on c (lifecycle.go)
 	handler netstack.FileHandler
 	cbuf    []byte   // control frame payload scratch
 	post    []dqItem // deliveries to run after unlocking

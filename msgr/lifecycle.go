@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
@@ -37,13 +38,42 @@ func (c *Connection) startConnectLocked() {
 			c.unlockAndDeliver()
 		})
 	}
+	ref := c.newDialRefLocked()
 	go func() {
 		defer m.dialing.done()
 		sock, err := w.Connect(target, opts)
+		c := ref.c.Load()
+		if c == nil {
+			if sock != nil {
+				_ = sock.Close()
+			}
+			return
+		}
 		if err := center.DispatchExternal(func() { c.onDialed(g, sock, err) }); err != nil && sock != nil {
 			_ = sock.Close()
 		}
 	}()
+}
+
+// dialRef is all a dial goroutine holds of its connection: closing the
+// connection clears it, so that a dial stuck in the kernel (a peer that
+// does not answer, until ms_connection_ready_timeout) does not keep a
+// closed connection alive.
+type dialRef struct{ c atomic.Pointer[Connection] }
+
+// newDialRefLocked gives a new dial its reference, dropping the last one's.
+func (c *Connection) newDialRefLocked() *dialRef {
+	c.dropDialRefLocked()
+	c.dial = &dialRef{}
+	c.dial.c.Store(c)
+	return c.dial
+}
+
+func (c *Connection) dropDialRefLocked() {
+	if c.dial != nil {
+		c.dial.c.Store(nil)
+		c.dial = nil
+	}
 }
 
 func (c *Connection) onDialed(g uint64, sock netstack.ConnectedSocket, err error) {
@@ -362,6 +392,7 @@ func (c *Connection) closeLocked(err error, report bool) {
 	// back-off one when there was no socket to close), no read buffer for
 	// whoever still holds the *Connection.
 	c.dropTimersLocked()
+	c.dropDialRefLocked()
 	c.rbuf, c.normRBuf = nil, nil
 	close(c.closedCh)
 	c.msgr.unregister(c)

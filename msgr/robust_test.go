@@ -1,6 +1,7 @@
 package msgr_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"weak"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stretchr/testify/require"
 
@@ -308,4 +312,57 @@ func TestOversizedFrameBacksOff(t *testing.T) {
 		t.Fatal("the lossless session gave up by itself")
 	default:
 	}
+}
+
+// unanswered returns the address of a listener whose accept queue is full,
+// so that the kernel drops further SYNs: a dial there hangs until its
+// timeout.
+func unanswered(t *testing.T) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	require.NoError(t, unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, unix.Listen(fd, 0))
+	sa, err := unix.Getsockname(fd)
+	require.NoError(t, err)
+	for i := 0; i < 2; i++ { // fill the queue (backlog 0 holds one)
+		cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(cfd) })
+		_ = unix.Connect(cfd, sa)
+	}
+	time.Sleep(50 * time.Millisecond)
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+}
+
+// TestClosedConnectionUnreachable: once closed, a connection is garbage,
+// whatever was pending: the dial goroutine and the handshake timer of one
+// closed while dialling a peer that does not answer, the timers of one
+// closed when ready.
+func TestClosedConnectionUnreachable(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConnectionReadyTimeout = 3 * time.Second // how long the dial hangs
+	srv, cli := newPair(t, cfg)
+	collected := func(c *msgr.Connection) func() bool {
+		wp := weak.Make(c)
+		return func() bool { runtime.GC(); return wp.Value() == nil }
+	}
+	c, err := cli.Connect(unanswered(t))
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond) // the dial is under way
+	c.MarkDown()
+	<-c.Closed()
+	gone := collected(c)
+	c = nil
+	testenv.WaitFor(t, 5*time.Second, "the connection closed while dialling to be collected", gone, func() string { return "" })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err = cli.ConnectContext(ctx, srv.Addr().String())
+	require.NoError(t, err)
+	c.MarkDown()
+	<-c.Closed()
+	gone = collected(c)
+	c = nil
+	testenv.WaitFor(t, 5*time.Second, "the connection closed when ready to be collected", gone, func() string { return "" })
 }

@@ -7,7 +7,14 @@ package msgr
 // connection stops reading, so the bytes wait in the peer's socket (TCP
 // flow control, or the rdma stack's receive buffers and RNR) and the peer's
 // sends wait too. The grant travels with the message and is put back when
-// its dispatcher returns.
+// its dispatcher returns (Ceph keeps the policy throttlers' share until the
+// Message is freed; Go has no such moment).
+//
+// Known limit, as in Ceph: the grant is the whole frame's, taken when its
+// preamble arrives, so an authenticated peer that announces a message as
+// big as a throttle and then stalls holds that throttle, and every other
+// connection behind it waits, until its own ms_connection_idle_timeout
+// closes it. A connection waiting for a throttle is not idle.
 
 import (
 	"fmt"

@@ -107,6 +107,7 @@ func run(t *testing.T, stack string, except map[string]bool) {
 		{"LosslessBackoffAndPeerRestart", testBackoffAndRestart},
 		{"ShutdownInFlight", testShutdownInFlight},
 		{"SlowConsumer", testSlowConsumer},
+		{"SlowConsumerPolicyThrottlers", testSlowConsumerPolicy},
 	}
 	for _, tc := range tests {
 		if except[tc.name] {

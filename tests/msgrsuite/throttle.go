@@ -28,20 +28,30 @@ var SlowConsumerMiB = 128
 // what was dispatched by no more than the throttle plus the transport's
 // buffers (the sender is held back), and every message arrives, in order
 // and intact.
-func testSlowConsumer(t *testing.T, stack string) {
+func testSlowConsumer(t *testing.T, stack string) { slowConsumer(t, stack, SlowConsumerMiB, false) }
+
+// testSlowConsumerPolicy is testSlowConsumer with the policy throttlers
+// instead (Policy.ThrottlerBytes 4 MiB, ThrottlerMessages 48, that is 3
+// MiB of these messages; no dispatch throttle), over 16 MiB.
+func testSlowConsumerPolicy(t *testing.T, stack string) { slowConsumer(t, stack, 16, true) }
+
+func slowConsumer(t *testing.T, stack string, totalMiB int, policy bool) {
 	const (
-		msgSize  = 64 << 10
-		throttle = 8 << 20
-		delay    = 10 * time.Millisecond
+		msgSize = 64 << 10
+		delay   = 10 * time.Millisecond
 		// the live heap beyond the baseline may exceed the throttle by
 		// this: read buffers, one message being read, the sender's Message
 		// structs and sent list, the runtime's own
 		heapMargin = 16 << 20
 	)
-	n := SlowConsumerMiB << 20 / msgSize
+	n := totalMiB << 20 / msgSize
 	cfg := Config(stack)
 	srvCfg := *cfg
-	srvCfg.DispatchThrottleBytes = throttle
+	throttle := int64(8 << 20)
+	srvCfg.DispatchThrottleBytes = int(throttle)
+	if policy {
+		throttle, srvCfg.DispatchThrottleBytes = 4<<20, 0
+	}
 	// What the transport may buffer between the sender's write and the
 	// receiver's read: the kernel's socket buffers (loopback TCP autotunes
 	// to a few MiB each way) and the sender's write batch, plus over rdma
@@ -69,6 +79,14 @@ func testSlowConsumer(t *testing.T, stack string) {
 	}
 	srv := newEndpoint(t, &srvCfg, osdName(1), "127.0.0.1:0", false, srvRec)
 	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	var throttles []*msgr.Throttle
+	if policy {
+		throttles = []*msgr.Throttle{msgr.NewThrottle("client-bytes", throttle), msgr.NewThrottle("client-messages", 48)}
+		srv.m.SetPolicyThrottlers(msgr.EntityTypeClient, throttles[0], throttles[1])
+	} else {
+		throttles = []*msgr.Throttle{srv.m.DispatchQueue().DispatchThrottle()}
+		require.NotNil(t, throttles[0])
+	}
 	require.NoError(t, srv.m.Start())
 	cli := newEndpoint(t, cfg, clientName(1), "", true, nil)
 	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessClient())
@@ -84,9 +102,11 @@ func testSlowConsumer(t *testing.T, stack string) {
 	for i := 0; i < n; i++ {
 		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 16), Data: data}))
 	}
-	thr := srv.m.DispatchQueue().DispatchThrottle()
-	require.NotNil(t, thr)
-	var peakHeap, peakAhead, peakThr int64
+	if policy {
+		require.Nil(t, srv.m.DispatchQueue().DispatchThrottle(), "ms_dispatch_throttle_bytes 0: none")
+	}
+	peakThr := make([]int64, len(throttles))
+	var peakHeap, peakAhead int64
 	idle := 0
 	lastCount, lastProgress := uint64(0), time.Now()
 	for oc.count() < uint64(n) {
@@ -96,7 +116,9 @@ func testSlowConsumer(t *testing.T, stack string) {
 		}
 		require.Less(t, time.Since(lastProgress), time.Minute, "dispatching stalled at %d of %d messages", lastCount, n)
 		time.Sleep(100 * time.Millisecond)
-		peakThr = max(peakThr, thr.Current())
+		for i, th := range throttles {
+			peakThr[i] = max(peakThr[i], th.Current())
+		}
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		peakHeap = max(peakHeap, int64(ms.HeapAlloc)-int64(base))
@@ -108,13 +130,18 @@ func testSlowConsumer(t *testing.T, stack string) {
 	}
 	took := time.Since(start)
 	t.Logf("dispatcher busy %v, queue found empty at %d samples", time.Duration(busy.Load()), idle)
-	t.Logf("%s: %d x %d KiB through a %d MiB dispatch throttle in %v: peak live heap +%.1f MiB, throttle peak %.1f MiB, sender ahead of the dispatcher by at most %.1f MiB",
-		stack, n, msgSize>>10, throttle>>20, took.Round(time.Millisecond), mib(peakHeap), mib(peakThr), mib(peakAhead))
+	t.Logf("%s: %d x %d KiB through a %d MiB throttle in %v: peak live heap +%.1f MiB, sender ahead of the dispatcher by at most %.1f MiB",
+		stack, n, msgSize>>10, throttle>>20, took.Round(time.Millisecond), mib(peakHeap), mib(peakAhead))
+	for i, th := range throttles {
+		t.Logf("throttle %s: peak %d of %d", th.Name(), peakThr[i], th.Max())
+		require.LessOrEqual(t, peakThr[i], th.Max(), "throttle %s never overdrawn", th.Name())
+		// (the last message's share goes back once its dispatcher returns)
+		waitFor(t, 10*time.Second, "throttle "+th.Name()+" all given back", func() bool { return th.Current() == 0 })
+	}
 	require.Empty(t, oc.errs, "in order, exactly once")
 	require.Zero(t, bad.Load(), "data intact")
-	require.LessOrEqual(t, peakThr, int64(throttle), "the throttle is never overdrawn")
-	require.LessOrEqual(t, peakHeap, int64(throttle+heapMargin), "receiver memory bounded by the throttle")
-	require.LessOrEqual(t, peakAhead, int64(throttle)+transport, "the sender is held back")
+	require.LessOrEqual(t, peakHeap, throttle+heapMargin, "receiver memory bounded by the throttle")
+	require.LessOrEqual(t, peakAhead, throttle+transport, "the sender is held back")
 	require.GreaterOrEqual(t, took, time.Duration(n)*delay, "(the dispatcher's pace)")
 	require.Zero(t, c.Stats().Faults)
 }

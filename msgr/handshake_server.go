@@ -230,25 +230,8 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 // attachAdoptedLocked installs a socket whose handshake another connection
 // did (owner goroutine of the new centre); false if it faulted at once.
 func (c *Connection) attachAdoptedLocked(sock netstack.ConnectedSocket, leftover []byte) bool {
-	c.gen++
-	c.ackArmed = false
-	g := c.gen
-	c.sock = sock
-	c.notePeerAddr(sock)
-	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
-	c.directErr = nil
-	c.fd = sock.FD()
-	c.wantWrite = false
-	c.resetReadLocked()
-	if c.rbuf == nil {
-		c.rbuf = make([]byte, defaultRBuf)
-	}
-	c.resetWriteLocked()
-	c.wbuf = append(c.wbuf, leftover...)
-	c.idleFor, c.quietFor = 0, 0
-	c.handler = c.handlerFor(g)
-	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: register socket: %w", err))
+	g, ok := c.installSocketLocked(sock, leftover)
+	if !ok {
 		return false
 	}
 	if c.tick > 0 {

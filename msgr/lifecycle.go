@@ -93,11 +93,14 @@ func (c *Connection) onDialed(g uint64, sock netstack.ConnectedSocket, err error
 	c.unlockAndDeliver()
 }
 
-// attachLocked starts the msgr2 handshake on a fresh socket (owner goroutine).
-func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
+// installSocketLocked makes sock the connection's socket under a new
+// generation, with fresh read and write state (leftover: bytes to write
+// first), and watches it for reads (owner goroutine). False if that failed
+// and the connection faulted.
+func (c *Connection) installSocketLocked(sock netstack.ConnectedSocket, leftover []byte) (g uint64, ok bool) {
 	c.gen++
 	c.ackArmed = false
-	g := c.gen
+	g = c.gen
 	c.sock = sock
 	c.notePeerAddr(sock)
 	c.sockDirect = netstack.SendsFromAnyGoroutine(sock)
@@ -105,15 +108,25 @@ func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
 	c.fd = sock.FD()
 	c.wantWrite = false
 	c.resetReadLocked()
-	c.resetWriteLocked()
-	c.idleFor, c.quietFor = 0, 0
-	c.readSinceTick, c.wroteSinceTick = false, false
 	if c.rbuf == nil {
 		c.rbuf = make([]byte, defaultRBuf)
 	}
+	c.resetWriteLocked()
+	c.wbuf = append(c.wbuf, leftover...)
+	c.idleFor, c.quietFor = 0, 0
 	c.handler = c.handlerFor(g)
 	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
 		c.faultLocked(fmt.Errorf("msgr: register socket: %w", err))
+		return g, false
+	}
+	return g, true
+}
+
+// attachLocked starts the msgr2 handshake on a fresh socket (owner goroutine).
+func (c *Connection) attachLocked(sock netstack.ConnectedSocket) {
+	c.readSinceTick, c.wroteSinceTick = false, false
+	g, ok := c.installSocketLocked(sock, nil)
+	if !ok {
 		return
 	}
 	if t := c.msgr.cfg.ConnectionReadyTimeout; t > 0 {

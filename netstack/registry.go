@@ -38,6 +38,18 @@ func Register(name string, f Factory) {
 	registry[name] = f
 }
 
+// RegisterNew is Register for a transport's constructor, which returns its
+// own stack type (a failed one returns a nil Stack, not a typed nil).
+func RegisterNew[S Stack](name string, newStack func(*config.Config) (S, error)) {
+	Register(name, func(cfg *config.Config) (Stack, error) {
+		s, err := newStack(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
 // Names returns the registered transport names, sorted.
 func Names() []string {
 	registryMu.RLock()

@@ -74,6 +74,29 @@ func NewWorkerSet(workers []Worker) *WorkerSet {
 	return &WorkerSet{workers: workers}
 }
 
+// NewWorkers builds a stack's n workers and their set: each a BaseWorker
+// (its own event centre, named after stack) that wrap makes the stack's
+// worker. On an error every centre made so far is stopped.
+func NewWorkers(stack string, n int, wrap func(*BaseWorker) (Worker, error)) (*WorkerSet, error) {
+	workers := make([]Worker, 0, n)
+	for i := 0; i < n; i++ {
+		bw, err := NewBaseWorker(stack, i)
+		if err == nil {
+			var w Worker
+			if w, err = wrap(bw); err == nil {
+				workers = append(workers, w)
+				continue
+			}
+			_ = bw.Center().Stop()
+		}
+		for _, w := range workers {
+			_ = w.Center().Stop()
+		}
+		return nil, err
+	}
+	return NewWorkerSet(workers), nil
+}
+
 // OnStop registers f to run during Stop, after every event centre stopped,
 // in registration order (a stack releases its shared resources there).
 func (s *WorkerSet) OnStop(f func() error) {

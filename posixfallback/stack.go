@@ -15,11 +15,7 @@ import (
 // Name is the registry name of this stack.
 const Name = "posix"
 
-func init() {
-	netstack.Register(Name, func(cfg *config.Config) (netstack.Stack, error) {
-		return NewStack(cfg)
-	})
-}
+func init() { netstack.RegisterNew(Name, NewStack) }
 
 // Stack is the posix network stack: cfg.OpThreads workers, each with its own
 // event centre.
@@ -41,18 +37,13 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		return nil, fmt.Errorf("posixfallback: ms_async_op_threads = %d, want 1..%d", n, config.MaxOpThreads)
 	}
 	s := &Stack{cfg: *cfg}
-	workers := make([]netstack.Worker, 0, n)
-	for i := 0; i < n; i++ {
-		bw, err := netstack.NewBaseWorker(Name, i)
-		if err != nil {
-			for _, w := range workers {
-				_ = w.Center().Stop()
-			}
-			return nil, fmt.Errorf("posixfallback: %w", err)
-		}
-		workers = append(workers, &Worker{BaseWorker: bw, stack: s})
+	ws, err := netstack.NewWorkers(Name, n, func(bw *netstack.BaseWorker) (netstack.Worker, error) {
+		return &Worker{BaseWorker: bw, stack: s}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("posixfallback: %w", err)
 	}
-	s.WorkerSet = netstack.NewWorkerSet(workers)
+	s.WorkerSet = ws
 	return s, nil
 }
 

@@ -18,11 +18,7 @@ import (
 // Name is the registry name of this stack.
 const Name = "rdma"
 
-func init() {
-	netstack.Register(Name, func(cfg *config.Config) (netstack.Stack, error) {
-		return NewStack(cfg)
-	})
-}
+func init() { netstack.RegisterNew(Name, NewStack) }
 
 // Stack is the rdma network stack: cfg.OpThreads workers sharing one
 // dispatcher.
@@ -96,30 +92,16 @@ func NewStack(cfg *config.Config) (*Stack, error) {
 		return nil, fmt.Errorf("rdmastack: %w", err)
 	}
 	s := &Stack{cfg: *cfg, d: d, cm: useCM}
-	workers := make([]netstack.Worker, 0, n)
-	for i := 0; i < n; i++ {
-		bw, err := netstack.NewBaseWorker(Name, i)
-		if err != nil {
-			for _, w := range workers {
-				_ = w.Center().Stop()
-			}
-			_ = d.Close()
-			_ = cd.close()
-			return nil, fmt.Errorf("rdmastack: %w", err)
-		}
+	ws, err := netstack.NewWorkers(Name, n, func(bw *netstack.BaseWorker) (netstack.Worker, error) {
 		rw := &Worker{BaseWorker: bw, stack: s}
-		if err := s.newWorkerCQ(rw); err != nil {
-			_ = bw.Center().Stop()
-			for _, w := range workers {
-				_ = w.Center().Stop()
-			}
-			_ = d.Close()
-			_ = cd.close()
-			return nil, fmt.Errorf("rdmastack: %w", err)
-		}
-		workers = append(workers, rw)
+		return rw, s.newWorkerCQ(rw)
+	})
+	if err != nil {
+		_ = d.Close()
+		_ = cd.close()
+		return nil, fmt.Errorf("rdmastack: %w", err)
 	}
-	s.WorkerSet = netstack.NewWorkerSet(workers)
+	s.WorkerSet = ws
 	s.OnStop(d.Close)
 	if cd != nil {
 		s.OnStop(cd.close)

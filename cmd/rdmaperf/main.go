@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -170,14 +169,7 @@ func run(ctx context.Context, p *perf.Params, stdout, stderr io.Writer, ln net.L
 	if p.Verb == "msgr" {
 		err = runMsgr(ctx, p, oob, h, stderr)
 	} else {
-		if n := runtime.GOMAXPROCS(0); n < 2 {
-			// Keep an idle P: with none, sysmon retakes the P of a
-			// goroutine whose cgo call outlasts one sysmon tick (20 µs;
-			// an rxe doorbell write() does, on an emulated VM) and hands
-			// it to a freshly woken spinning M, and the poller then takes
-			// the slow path back from every such crossing.
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-		}
+		// raw.Run sets GOMAXPROCS for the run (one P; RDMAPERF_PROCS)
 		err = raw.Run(p, oob, h)
 	}
 	prog.stop()

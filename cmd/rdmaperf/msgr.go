@@ -398,13 +398,8 @@ func pingPong(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *re
 func msgrBW(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *replies, size int, ackEvery uint64, h raw.Hooks) (perf.BWResult, int, error) {
 	duration := p.Duration > 0
 	iters := p.Iters
-	noPeak := p.NoPeak || duration
-	var posted, completed []int64
-	if noPeak {
-		posted, completed = make([]int64, 1), make([]int64, 1)
-	} else {
-		posted, completed = make([]int64, iters), make([]int64, iters)
-	}
+	noPeak := p.NoPeakBW()
+	posted, completed := p.BWStamps()
 	// A ring of messages: slot i%depth is reused once the server has
 	// acknowledged message i (so the messenger is done with it).
 	depth := p.TxDepth

@@ -83,6 +83,20 @@ func (p *Params) IsServer() bool { return p.Server == "" }
 // IsBW reports whether the test is a bandwidth test.
 func (p *Params) IsBW() bool { return !p.Lat }
 
+// NoPeakBW reports whether a bandwidth run skips the peak: with -N, and
+// with -D (a timed run keeps no per-iteration times).
+func (p *Params) NoPeakBW() bool { return p.NoPeak || p.Duration > 0 }
+
+// BWStamps are a bandwidth run's post and completion times: one of each
+// without a peak, else one per iteration.
+func (p *Params) BWStamps() (posted, completed []int64) {
+	n := p.Iters
+	if p.NoPeakBW() {
+		n = 1
+	}
+	return make([]int64, n), make([]int64, n)
+}
+
 // Sizes returns the message sizes to run: Size, or 2, 4, ... 2^23 with -a.
 func (p *Params) Sizes() []int {
 	if !p.All {
@@ -439,8 +453,9 @@ Options (rdmaperf's):
                            msgr_bg_bytes_moved and msgr_bg_mb_sec (--json)
       --progress=auto|on|off  progress on stderr (auto: when stderr is a terminal)
 
-The raw tests busy-poll with at least 2 Ps (an idle P keeps the runtime from
-retaking the poller's P during long crossings). GODEBUG=cgocheck=0 removes
+The raw tests run with one P and crossings into C of at most 15 µs, so that
+the runtime neither retakes the poller's P nor wakes another thread
+(RDMAPERF_PROCS, RDMAPERF_SPIN_US change that). GODEBUG=cgocheck=0 removes
 the runtime's pointer checks from every verbs crossing (the shim passes only
 C memory); RDMAPERF_CPUPROFILE=FILE writes a pprof CPU profile.
 `

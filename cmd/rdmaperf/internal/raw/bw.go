@@ -18,13 +18,8 @@ func (r *res) bwClient(size int) (perf.BWResult, int, error) {
 	p := r.p
 	duration := p.Duration > 0
 	iters := p.Iters
-	noPeak := p.NoPeak || duration
-	var posted, completed []int64
-	if noPeak {
-		posted, completed = make([]int64, 1), make([]int64, 1)
-	} else {
-		posted, completed = make([]int64, iters), make([]int64, iters)
-	}
+	noPeak := p.NoPeakBW()
+	posted, completed := p.BWStamps()
 	cqMod := max(1, min(p.CQMod, p.TxDepth))
 	op := verbs.OpSend
 	if p.Verb == "write" {

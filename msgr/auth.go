@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,11 @@ type authConfig struct {
 	keyring    cephx.Keyring
 	keyringErr error
 	refused    atomic.Uint64 // peers refused by this messenger
+	// tickets are the service tickets of our last cephx session with a
+	// monitor, by service id, for global id ticketGID (auth_authorizer.go).
+	tmu       sync.Mutex
+	tickets   map[uint32]cephx.Ticket
+	ticketGID uint64
 }
 
 // noAuth is the setup of a Messenger built without New (internal tests):
@@ -169,13 +175,16 @@ type authState struct {
 	mode      uint32
 	tried     []uint32 // methods the peer refused (client side)
 	mon       *cephx.MonClient
-	key       []byte // the session key (empty: auth none)
+	authz     *cephx.Authorizer // toward a service we hold a ticket for
+	key       []byte            // the session key (empty: auth none)
 	sec       *msgr2.Secure
 	// server side
 	challenge uint64
 	peerName  cephx.Name
 	peerKey   cephx.Key
 	secret    []byte // the connection secret we issue
+	// authzServer: the peer showed an authorizer, which we challenged
+	authzServer bool
 }
 
 func (a *authState) recordRx(b []byte) {
@@ -231,6 +240,10 @@ func (c *Connection) sendAuthRequestLocked() {
 			req.PreferredModes = []uint32{config.ModeCRC}
 			req.AuthPayload = c.authPayloadLocked()
 		case config.AuthCephX:
+			if p, ok := c.authorizerRequestLocked(); ok {
+				req.AuthPayload = p
+				break
+			}
 			a := c.msgr.authCfg()
 			if a.key == nil {
 				why = append(why, fmt.Sprintf("cephx: %v", a.keyErr))
@@ -282,11 +295,17 @@ func (c *Connection) handleAuthReplyMoreLocked(b []byte) {
 		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REPLY_MORE: %w", err))
 		return
 	}
-	if c.auth.mon == nil {
+	var more []byte
+	var err error
+	switch {
+	case c.auth.authz != nil:
+		more, err = c.auth.authz.HandleChallenge(r.AuthPayload)
+	case c.auth.mon != nil:
+		more, err = c.auth.mon.HandleReplyMore(r.AuthPayload)
+	default:
 		c.protoErr("AUTH_REPLY_MORE for auth method %d", c.auth.method)
 		return
 	}
-	more, err := c.auth.mon.HandleReplyMore(r.AuthPayload)
 	if err != nil {
 		c.faultLocked(fmt.Errorf("msgr: cephx with %s: %w", c.peerAddrString(), err))
 		return
@@ -305,7 +324,16 @@ func (c *Connection) clientAuthDoneLocked(d *msgr2.AuthDone) bool {
 		return false
 	}
 	c.auth.mode = d.ConMode
-	if c.auth.method == config.AuthCephX {
+	switch {
+	case c.auth.method != config.AuthCephX:
+	case c.auth.authz != nil:
+		secret, err := c.auth.authz.HandleReply(d.AuthPayload)
+		if err != nil {
+			c.faultLocked(fmt.Errorf("%w: cephx authorizer reply from %s: %v", ErrAuthRefused, c.peerAddrString(), err))
+			return false
+		}
+		c.auth.key, c.auth.secret = c.auth.authz.SessionKey(), secret
+	default:
 		s, err := c.auth.mon.HandleDone(d.GlobalID, d.AuthPayload)
 		if err != nil {
 			c.faultLocked(fmt.Errorf("%w: cephx AUTH_DONE from %s: %v", ErrAuthRefused, c.peerAddrString(), err))
@@ -313,6 +341,7 @@ func (c *Connection) clientAuthDoneLocked(d *msgr2.AuthDone) bool {
 		}
 		c.auth.key = s.Auth.SessionKey.Secret
 		c.auth.secret = s.ConnectionSecret
+		c.msgr.authCfg().keepTickets(d.GlobalID, s.Services)
 	}
 	return c.startSecureLocked(false)
 }
@@ -347,6 +376,10 @@ func (c *Connection) handleAuthRequestLocked(b []byte) {
 		return
 	}
 	c.auth.method, c.auth.mode = r.Method, mode
+	if r.Method == config.AuthCephX && len(r.AuthPayload) > 0 && r.AuthPayload[0] == cephx.AuthModeAuthorizer {
+		c.handleAuthorizerLocked(r.AuthPayload, false)
+		return
+	}
 	_, name, gid, err := cephx.ParseInitialRequest(r.AuthPayload)
 	if err != nil {
 		c.faultLocked(fmt.Errorf("msgr: bad auth payload (%d bytes): %w", len(r.AuthPayload), err))
@@ -390,6 +423,10 @@ func (c *Connection) handleAuthRequestMoreLocked(b []byte) {
 		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REQUEST_MORE: %w", err))
 		return
 	}
+	if c.auth.authzServer {
+		c.handleAuthorizerLocked(r.AuthPayload, true)
+		return
+	}
 	if c.auth.method != config.AuthCephX || c.auth.challenge == 0 {
 		c.protoErr("AUTH_REQUEST_MORE without a cephx challenge")
 		return
@@ -409,21 +446,36 @@ func (c *Connection) handleAuthRequestMoreLocked(b []byte) {
 		c.faultLocked(err)
 		return
 	}
-	var secret []byte
-	if c.auth.mode == config.ModeSecure {
-		secret = make([]byte, connectionSecretLen)
-		if _, err := randRead(secret); err != nil {
-			c.faultLocked(err)
-			return
-		}
+	secret, err := c.connectionSecretLocked()
+	if err != nil {
+		c.faultLocked(err)
+		return
 	}
-	payload, err := cephx.AuthDonePayload(c.auth.peerKey.Secret, session, ticketValidity, 1, nil, secret)
+	services, err := c.serviceTicketsLocked(au.WantKeys)
+	if err != nil {
+		c.faultLocked(err)
+		return
+	}
+	payload, err := cephx.AuthDonePayload(c.auth.peerKey.Secret, session, ticketValidity, 1, nil, secret, services)
 	if err != nil {
 		c.faultLocked(err)
 		return
 	}
 	c.auth.key, c.auth.secret = session.Secret, secret
 	c.sendAuthDoneLocked(payload)
+}
+
+// connectionSecretLocked is the connection secret a server issues: random
+// bytes in secure mode, none in crc mode.
+func (c *Connection) connectionSecretLocked() ([]byte, error) {
+	if c.auth.mode != config.ModeSecure {
+		return nil, nil
+	}
+	secret := make([]byte, connectionSecretLen)
+	if _, err := randRead(secret); err != nil {
+		return nil, err
+	}
+	return secret, nil
 }
 
 // sendAuthDoneLocked sends AUTH_DONE, then (secure from here on in secure

@@ -62,9 +62,9 @@
 //
 // Authentication: auth none or cephx (msgr/cephx; auth.go says which side
 // offers and requires what), in crc or secure mode (AES-128-GCM records,
-// msgr2.Secure); see README "Authentication". Known limits: no service
-// tickets or cephx authorizer for non-monitor Ceph daemons, no compression;
-// connection races (both peers dialling each other)
+// msgr2.Secure), with service tickets and the cephx authorizer toward
+// non-monitor services (auth_authorizer.go); see README "Authentication".
+// Known limits: no rotating service secrets, no compression; connection races (both peers dialling each other)
 // are not resolved as Ceph does, an accepted session is keyed by the peer's
 // address and nonce; a lossless accepted session always waits for the peer
 // to reconnect (it never dials back). The DispatchQueue is FIFO unless

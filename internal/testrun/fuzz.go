@@ -40,6 +40,7 @@ var budgets = map[string]int{
 	"msgr/cephx.FuzzMonClientPayloads":       370000, // 18484
 	"msgr/cephx.FuzzOpen":                    320000, // 15936
 	"msgr/cephx.FuzzServerPayloads":          270000, // 13736
+	"msgr/cephx.FuzzParseAuthorizer":         420000, // 20877
 	"rdmastack.FuzzParseExt":                 170000, // 8669
 	"rdmastack.FuzzParseMeta":                260000, // 13201
 }

@@ -146,7 +146,7 @@ func serverDone(t *testing.T, secret Key, session Key, connSecret []byte, status
 	t.Helper()
 	b := binary.LittleEndian.AppendUint16(nil, opGetAuthSessionKey)
 	b = binary.LittleEndian.AppendUint32(b, uint32(status))
-	b = appendTicketReply(t, b, secret.Secret, ServiceAuth, session)
+	b = testTicketReply(t, b, secret.Secret, ServiceAuth, session)
 	var cbl []byte
 	if connSecret != nil {
 		var err error
@@ -154,11 +154,11 @@ func serverDone(t *testing.T, secret Key, session Key, connSecret []byte, status
 		require.NoError(t, err)
 	}
 	b = appendBlob(b, cbl)
-	svc := appendTicketReply(t, nil, session.Secret, ServiceOSD, testKey(6))
+	svc := testTicketReply(t, nil, session.Secret, ServiceOSD, testKey(6))
 	return appendBlob(b, svc)
 }
 
-func appendTicketReply(t *testing.T, b, secret []byte, service uint32, session Key) []byte {
+func testTicketReply(t *testing.T, b, secret []byte, service uint32, session Key) []byte {
 	b = append(b, 1)
 	b = binary.LittleEndian.AppendUint32(b, 1)
 	b = binary.LittleEndian.AppendUint32(b, service)
@@ -203,7 +203,7 @@ func TestMonClientExchange(t *testing.T) {
 	require.ErrorContains(t, err, "status -13")
 	full := serverDone(t, secret, session, nil, 0)
 	// A pre-nautilus monitor ends after the AUTH ticket; any other cut fails.
-	preNautilus := len(appendTicketReply(t, make([]byte, 6), secret.Secret, ServiceAuth, session))
+	preNautilus := len(testTicketReply(t, make([]byte, 6), secret.Secret, ServiceAuth, session))
 	for i := 0; i < len(full); i++ {
 		s, err := c.HandleDone(77, full[:i])
 		if i == preNautilus {
@@ -243,7 +243,7 @@ func TestServerSide(t *testing.T) {
 	require.False(t, ok, "another challenge does not verify")
 	session, err := NewSessionKey()
 	require.NoError(t, err)
-	done, err := AuthDonePayload(secret.Secret, session, time.Hour, 1, []byte("tkt"), bytes.Repeat([]byte{9}, 64))
+	done, err := AuthDonePayload(secret.Secret, session, time.Hour, 1, []byte("tkt"), bytes.Repeat([]byte{9}, 64), nil)
 	require.NoError(t, err)
 	s, err := c.HandleDone(5, done)
 	require.NoError(t, err)

@@ -83,24 +83,17 @@ func NewSessionKey() (Key, error) {
 // AuthDonePayload is the AUTH_DONE payload a monitor sends after a good
 // CephXAuthenticate: the response header, the AUTH ticket (its "for me"
 // part sealed with the client's secret: session key and validity), the
-// connection secret sealed with the session key (empty: none), and no
-// service tickets. ticket is the opaque blob the client shows back.
-func AuthDonePayload(clientSecret []byte, session Key, validity time.Duration, secretID uint64, ticket, connSecret []byte) ([]byte, error) {
+// connection secret sealed with the session key (empty: none), and the
+// service tickets (NewServiceTicket; their "for me" parts sealed with the
+// AUTH session key). ticket is the opaque blob the client shows back.
+func AuthDonePayload(clientSecret []byte, session Key, validity time.Duration, secretID uint64, ticket, connSecret []byte, services []Ticket) ([]byte, error) {
 	b := binary.LittleEndian.AppendUint16(nil, opGetAuthSessionKey)
 	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = append(b, 1)                           // ticket reply struct_v
-	b = binary.LittleEndian.AppendUint32(b, 1) // one ticket
-	b = binary.LittleEndian.AppendUint32(b, ServiceAuth)
-	b = append(b, 1)
-	mine := session.Marshal([]byte{1})
-	mine = binary.LittleEndian.AppendUint32(mine, uint32(validity/time.Second))
-	mine = binary.LittleEndian.AppendUint32(mine, 0)
-	var err error
-	if b, err = AppendSealed(b, clientSecret, mine); err != nil {
+	auth := Ticket{Service: ServiceAuth, SessionKey: session, Validity: validity, SecretID: secretID, Blob: ticket}
+	b, err := appendTicketReply(b, clientSecret, []Ticket{auth})
+	if err != nil {
 		return nil, err
 	}
-	b = append(b, 0) // the service blob goes in the clear
-	b = appendBlob(b, appendTicketBlob(nil, secretID, ticket))
 	var cbl []byte
 	if len(connSecret) > 0 {
 		if cbl, err = AppendSealed(nil, session.Secret, appendBlob(nil, connSecret)); err != nil {
@@ -108,5 +101,33 @@ func AuthDonePayload(clientSecret []byte, session Key, validity time.Duration, s
 		}
 	}
 	b = appendBlob(b, cbl)
-	return appendBlob(b, nil), nil
+	var extra []byte
+	if len(services) > 0 {
+		if extra, err = appendTicketReply(nil, session.Secret, services); err != nil {
+			return nil, err
+		}
+	}
+	return appendBlob(b, extra), nil
+}
+
+// appendTicketReply appends CephXServiceTicketReply-s (struct_v 1, count,
+// tickets): each ticket's "for me" part (CephXServiceTicket: session key,
+// validity) sealed with key, its service blob in the clear.
+func appendTicketReply(b, key []byte, tickets []Ticket) ([]byte, error) {
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(tickets)))
+	for _, t := range tickets {
+		b = binary.LittleEndian.AppendUint32(b, t.Service)
+		b = append(b, 1)
+		mine := t.SessionKey.Marshal([]byte{1})
+		mine = binary.LittleEndian.AppendUint32(mine, uint32(t.Validity/time.Second))
+		mine = binary.LittleEndian.AppendUint32(mine, uint32(t.Validity%time.Second))
+		var err error
+		if b, err = AppendSealed(b, key, mine); err != nil {
+			return nil, err
+		}
+		b = append(b, 0) // the service blob goes in the clear
+		b = appendBlob(b, appendTicketBlob(nil, t.SecretID, t.Blob))
+	}
+	return b, nil
 }

@@ -2,7 +2,7 @@
 // left nothing behind in the messengers it talked to: no connection (their
 // Connections list and msgr_active_connections counters), no RDMA queue
 // pair (the stack's active_queue_pair counter, when the stack has one) and
-// no goroutine beyond those running before it came. It is test support: it
+// no goroutine beyond those there before it came. It is test support: it
 // must not be imported by product code.
 package leakcheck
 
@@ -21,10 +21,10 @@ import (
 // Baseline is what was running before the peer came.
 type Baseline struct {
 	goroutines int
-	qps        []uint64 // per messenger, in Take's order
+	counts     []Count // per messenger, in Take's order
 }
 
-// Take records the goroutine count and each messenger's queue pairs now.
+// Take records the goroutine count and what each messenger holds now.
 func Take(t testing.TB, ms ...*msgr.Messenger) Baseline {
 	t.Helper()
 	b := Baseline{goroutines: runtime.NumGoroutine()}
@@ -33,19 +33,19 @@ func Take(t testing.TB, ms ...*msgr.Messenger) Baseline {
 		if err != nil {
 			t.Fatalf("leakcheck: %v", err)
 		}
-		b.qps = append(b.qps, c.QPs)
+		b.counts = append(b.counts, c)
 	}
 	return b
 }
 
 // Settled waits (up to limit) until every messenger of Take, in the same
-// order, has no connection and no more queue pairs than at Take, and the
+// order, holds no more connections and queue pairs than at Take, and the
 // process runs no more goroutines than at Take; it fails the test naming
 // what is left.
 func (b Baseline) Settled(t testing.TB, limit time.Duration, ms ...*msgr.Messenger) {
 	t.Helper()
-	if len(ms) != len(b.qps) {
-		t.Fatalf("leakcheck: Settled with %d messengers, Take had %d", len(ms), len(b.qps))
+	if len(ms) != len(b.counts) {
+		t.Fatalf("leakcheck: Settled with %d messengers, Take had %d", len(ms), len(b.counts))
 	}
 	var left []string
 	testenv.WaitFor(t, limit, "no leaked connection, queue pair or goroutine", func() bool {
@@ -56,11 +56,12 @@ func (b Baseline) Settled(t testing.TB, limit time.Duration, ms ...*msgr.Messeng
 				left = append(left, err.Error())
 				continue
 			}
-			if c.Conns != 0 || c.Active != 0 {
-				left = append(left, fmt.Sprintf("%v: %d connections (%d active)", m.Name(), c.Conns, c.Active))
+			was := b.counts[i]
+			if c.Conns > was.Conns || c.Active > was.Active {
+				left = append(left, fmt.Sprintf("%v: %d connections (%d active), %d (%d) before", m.Name(), c.Conns, c.Active, was.Conns, was.Active))
 			}
-			if c.QPs > b.qps[i] {
-				left = append(left, fmt.Sprintf("%v: %d queue pairs, %d before", m.Name(), c.QPs, b.qps[i]))
+			if c.QPs > was.QPs {
+				left = append(left, fmt.Sprintf("%v: %d queue pairs, %d before", m.Name(), c.QPs, was.QPs))
 			}
 		}
 		if n := runtime.NumGoroutine(); n > b.goroutines {

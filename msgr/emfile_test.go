@@ -27,8 +27,8 @@ func cpuTime(t *testing.T) time.Duration {
 // Now accepting backs off, the episode is logged once, and a legitimate
 // client gets in as soon as descriptors are free again.
 func TestAcceptEMFILE(t *testing.T) {
-	logs := &logLines{}
-	srv, err := msgr.New(testConfig(), osd1, msgr.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	logs := &testenv.LogBuffer{}
+	srv, err := msgr.New(testConfig(), osd1, msgr.WithLogger(logs.Logger(slog.LevelInfo)))
 	require.NoError(t, err)
 	t.Cleanup(func() { shutdownWithin(t, srv, 10*time.Second) })
 	require.NoError(t, srv.Bind("127.0.0.1:0"))

@@ -1,11 +1,9 @@
 package msgr_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,30 +13,12 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
 
-// logLines is a slog handler's writer that keeps the lines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // One logger per messenger: the messenger and the stack under it log
 // through it; a peer's orderly close is an Info event, not a fault; a
 // connection prints as its peer's address.
 func TestWithLogger(t *testing.T) {
-	var lines logLines
-	logger := slog.New(slog.NewTextHandler(&lines, &slog.HandlerOptions{Level: msgr.DebugMsLevel(5)}))
+	var lines testenv.LogBuffer
+	logger := lines.Logger(msgr.DebugMsLevel(5))
 	cfg := testConfig()
 	srv, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, msgr.WithLogger(logger))
 	require.NoError(t, err)

@@ -58,27 +58,40 @@ func (o *orderChecker) serverConn() *msgr.Connection {
 	return o.conn
 }
 
-func testLosslessReconnect(t *testing.T, stack string) {
+// losslessEcho is a stateful server answering every message and a
+// lossless client connected to it, each side checking that the stream it
+// receives is complete and in order.
+type losslessEcho struct {
+	atSrv, atCli   orderChecker
+	srvRec, cliRec *recorder
+	c              *msgr.Connection
+}
+
+func newLosslessEcho(t *testing.T, stack string) *losslessEcho {
 	cfg := Config(stack)
-	var atSrv, atCli orderChecker
-	srvRec := newRecorder(true)
-	srvRec.onMsg = func(m *msgr.Message) {
-		atSrv.take(m)
+	e := &losslessEcho{srvRec: newRecorder(true), cliRec: newRecorder(true)}
+	e.srvRec.onMsg = func(m *msgr.Message) {
+		e.atSrv.take(m)
 		// answer every message: the server's queue must survive the cuts too
 		_, idx, _ := checkPayload(m.Front)
 		_ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: payload(1, idx, 32+int(idx%100))})
 	}
-	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, e.srvRec)
 	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
 	require.NoError(t, srv.m.Start())
-	cliRec := newRecorder(true)
-	cliRec.onMsg = atCli.take
-	cli := newEndpoint(t, cfg, clientName(1), "", false, cliRec)
+	e.cliRec.onMsg = e.atCli.take
+	cli := newEndpoint(t, cfg, clientName(1), "", false, e.cliRec)
 	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
 	require.NoError(t, cli.m.Start())
-
-	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	var err error
+	e.c, err = cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
 	require.NoError(t, err)
+	return e
+}
+
+func testLosslessReconnect(t *testing.T, stack string) {
+	e := newLosslessEcho(t, stack)
+	c := e.c
 	const n = 6000
 	cuts := 0
 	for i := 0; i < n; i++ {
@@ -98,7 +111,7 @@ func testLosslessReconnect(t *testing.T, stack string) {
 				require.True(t, time.Now().Before(deadline), "fault noticed after cut %d", cuts)
 				side := c
 				if serverSide {
-					side = atSrv.serverConn()
+					side = e.atSrv.serverConn()
 					require.NotNil(t, side)
 				}
 				msgrhook.FaultConn(side)
@@ -108,17 +121,17 @@ func testLosslessReconnect(t *testing.T, stack string) {
 			}
 		}
 	}
-	waitFor(t, 60*time.Second, "all messages after reconnects", func() bool { return atSrv.count() == n })
-	waitFor(t, 60*time.Second, "all replies after reconnects", func() bool { return atCli.count() == n })
-	require.Empty(t, atSrv.errs, "client -> server stream")
-	require.Empty(t, atCli.errs, "server -> client stream")
+	waitFor(t, 60*time.Second, "all messages after reconnects", func() bool { return e.atSrv.count() == n })
+	waitFor(t, 60*time.Second, "all replies after reconnects", func() bool { return e.atCli.count() == n })
+	require.Empty(t, e.atSrv.errs, "client -> server stream")
+	require.Empty(t, e.atCli.errs, "server -> client stream")
 	st := c.Stats()
 	require.GreaterOrEqual(t, st.Reconnects, uint64(cuts))
 	require.GreaterOrEqual(t, st.Faults, uint64(cuts))
-	require.Empty(t, srvRec.resetList(), "a lossless session must not be reset")
-	require.Empty(t, cliRec.resetList(), "a lossless session must not be reset")
+	require.Empty(t, e.srvRec.resetList(), "a lossless session must not be reset")
+	require.Empty(t, e.cliRec.resetList(), "a lossless session must not be reset")
 	require.False(t, c.IsLossy())
-	sst := atSrv.serverConn().Stats()
+	sst := e.atSrv.serverConn().Stats()
 	t.Logf("client: %+v", st)
 	t.Logf("server: %+v", sst)
 	require.Equal(t, uint64(n), sst.MsgsRecv, "server delivered each message once")
@@ -129,24 +142,8 @@ func testLosslessReconnect(t *testing.T, stack string) {
 // reconnects being adopted; both directions must still be exactly-once and
 // in order, and the client must never see a reset.
 func testLosslessRandomCuts(t *testing.T, stack string) {
-	cfg := Config(stack)
-	var atSrv, atCli orderChecker
-	srvRec := newRecorder(true)
-	srvRec.onMsg = func(m *msgr.Message) {
-		atSrv.take(m)
-		_, idx, _ := checkPayload(m.Front)
-		_ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: payload(1, idx, 32+int(idx%100))})
-	}
-	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
-	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
-	require.NoError(t, srv.m.Start())
-	cliRec := newRecorder(true)
-	cliRec.onMsg = atCli.take
-	cli := newEndpoint(t, cfg, clientName(1), "", false, cliRec)
-	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
-	require.NoError(t, cli.m.Start())
-	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
-	require.NoError(t, err)
+	e := newLosslessEcho(t, stack)
+	c := e.c
 	n := 9000
 	if testing.Short() {
 		n = 3000
@@ -156,17 +153,17 @@ func testLosslessRandomCuts(t *testing.T, stack string) {
 		if i%150 == 7 {
 			if (i/150)%2 == 0 {
 				msgrhook.FaultConn(c)
-			} else if sc := atSrv.serverConn(); sc != nil {
+			} else if sc := e.atSrv.serverConn(); sc != nil {
 				msgrhook.FaultConn(sc)
 			}
 			time.Sleep(time.Duration(i%3) * time.Millisecond)
 		}
 	}
-	waitFor(t, 120*time.Second, "all messages", func() bool { return atSrv.count() == uint64(n) })
-	waitFor(t, 120*time.Second, "all replies", func() bool { return atCli.count() == uint64(n) })
-	require.Empty(t, atSrv.errs, "client -> server stream")
-	require.Empty(t, atCli.errs, "server -> client stream")
-	require.Empty(t, cliRec.resetList())
+	waitFor(t, 120*time.Second, "all messages", func() bool { return e.atSrv.count() == uint64(n) })
+	waitFor(t, 120*time.Second, "all replies", func() bool { return e.atCli.count() == uint64(n) })
+	require.Empty(t, e.atSrv.errs, "client -> server stream")
+	require.Empty(t, e.atCli.errs, "server -> client stream")
+	require.Empty(t, e.cliRec.resetList())
 	require.NotZero(t, c.Stats().Reconnects)
 	// (server-side resets are reported for reconnect attempts cut during
 	// their handshake, before they joined the session: expected)

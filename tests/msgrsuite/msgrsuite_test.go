@@ -66,6 +66,16 @@ func echo(c net.Conn, size int) {
 func plainLatency(b *testing.B, size int) {
 	cli, srv := plainPair(b)
 	go echo(srv, size)
+	reply := make([]byte, size)
+	writeLoop(b, cli, size, func() error {
+		_, err := io.ReadFull(cli, reply)
+		return err
+	})
+}
+
+// writeLoop writes size bytes b.N times on cli, each write followed by
+// wait (nil: none), and fails b on an error.
+func writeLoop(b *testing.B, cli net.Conn, size int, wait func() error) {
 	buf := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ResetTimer()
@@ -73,8 +83,10 @@ func plainLatency(b *testing.B, size int) {
 		if _, err := cli.Write(buf); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := io.ReadFull(cli, buf); err != nil {
-			b.Fatal(err)
+		if wait != nil {
+			if err := wait(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }
@@ -95,15 +107,10 @@ func plainLatencyHandoff(b *testing.B, size int) {
 			got <- struct{}{}
 		}
 	}()
-	buf := make([]byte, size)
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := cli.Write(buf); err != nil {
-			b.Fatal(err)
-		}
+	writeLoop(b, cli, size, func() error {
 		<-got
-	}
+		return nil
+	})
 }
 
 // plainThroughput streams size-byte writes; the server reads them all and
@@ -116,14 +123,7 @@ func plainThroughput(b *testing.B, size int) {
 		defer close(done)
 		_, _ = io.CopyN(io.Discard, srv, total)
 	}()
-	buf := make([]byte, size)
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := cli.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
+	writeLoop(b, cli, size, nil)
 	<-done
 }
 

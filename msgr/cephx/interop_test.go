@@ -89,27 +89,50 @@ func (r *recorder) frame(t *testing.T) (msgr2.Tag, [msgr2.MaxSegments][]byte) {
 // the envelope and the key decoding), AUTH_DONE (the session key and tickets
 // open with our secret), and AUTH_SIGNATURE both ways (the HMAC over exactly
 // the bytes Ceph signs), then CLIENT_IDENT/SERVER_IDENT in crc mode.
+// The service tickets the monitor issues (mon, osd, mds, mgr) decode.
+//
+// Then it opens a session by the Phase III authorizer instead, with a
+// monitor ticket sealed, as a monitor peer's is, with the "mon." key of the
+// keyring (secret_id -1: the monitor verifies authorizers against its
+// keyring, not its rotating secrets): Ceph decodes our ticket (AuthTicket,
+// caps, session key) and CephXAuthorize, we answer its challenge and open
+// its CephXAuthorizeReply (nonce + 1, the connection secret), and
+// AUTH_SIGNATURE is keyed by the ticket's session key.
 func TestInteropCephMonCephX(t *testing.T) {
 	mon := cephmon.Start(t, cephmon.Options{CephX: true})
+	modes := map[uint32]string{msgr2.ConModeCRC: "crc", msgr2.ConModeSecure: "secure"}
+	var sess *cephx.Session
 	for _, mode := range []uint32{msgr2.ConModeCRC, msgr2.ConModeSecure} {
-		t.Run(map[uint32]string{msgr2.ConModeCRC: "crc", msgr2.ConModeSecure: "secure"}[mode], func(t *testing.T) {
-			cephxSession(t, mon, mode)
+		t.Run(modes[mode], func(t *testing.T) {
+			sess = cephxSession(t, mon, mode)
+		})
+	}
+	for _, mode := range []uint32{msgr2.ConModeCRC, msgr2.ConModeSecure} {
+		t.Run("authorizer/"+modes[mode], func(t *testing.T) {
+			require.NotNil(t, sess, "a cephx session came first")
+			for _, svc := range []uint32{cephx.ServiceMon, cephx.ServiceOSD, cephx.ServiceMDS, cephx.ServiceMgr} {
+				tk, ok := sess.Services[svc]
+				require.True(t, ok, "the monitor issued a ticket for service %d", svc)
+				require.Len(t, tk.SessionKey.Secret, cephx.KeyLen)
+				require.NotEmpty(t, tk.Blob)
+			}
+			monKey := keyringKey(t, mon, "mon.")
+			now := time.Now()
+			who := cephx.AuthTicket{Name: cephx.Name{Type: uint32(msgr2.EntityTypeClient), ID: "admin"},
+				GlobalID: sess.GlobalID, Created: now, Expires: now.Add(time.Hour), AllowAll: true}
+			tk, err := cephx.NewServiceTicket(cephx.ServiceMon, monKey.Secret, cephx.GeneralSecretID, who, time.Hour)
+			require.NoError(t, err)
+			authorizerSession(t, mon, sess.GlobalID, tk, mode)
 		})
 	}
 }
 
 // cephxSession runs one client session with the monitor in the given
 // connection mode; in secure mode everything after AUTH_DONE is AES-GCM
-// records, so the monitor's frames decrypting proves the record layout.
-func cephxSession(t *testing.T, mon *cephmon.Mon, mode uint32) {
-	f, err := os.Open(mon.Keyring)
-	require.NoError(t, err)
-	kr, err := cephx.ParseKeyring(f)
-	f.Close()
-	require.NoError(t, err, "the keyring ceph-authtool wrote parses")
-	key, err := kr.Lookup("client.admin")
-	require.NoError(t, err)
-	require.Equal(t, "allow *", kr["client.admin"].Caps["mon"])
+// records, so the monitor's frames decrypting proves the record layout. It
+// returns what the cephx exchange gave.
+func cephxSession(t *testing.T, mon *cephmon.Mon, mode uint32) *cephx.Session {
+	key := keyringKey(t, mon, "client.admin")
 
 	addr := netip.MustParseAddrPort(mon.Addr)
 	monAddr := msgr2.EntityAddr{Type: msgr2.AddrTypeMsgr2, Addr: addr}
@@ -130,7 +153,6 @@ func cephxSession(t *testing.T, mon *cephmon.Mon, mode uint32) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	defer rec.c.Close()
-	c := rec.c
 
 	step("AUTH_REQUEST_MORE (CephXAuthenticate)")
 	reqMore, err := cli.HandleReplyMore(more.AuthPayload)
@@ -150,29 +172,56 @@ func cephxSession(t *testing.T, mon *cephmon.Mon, mode uint32) {
 	t.Logf("global_id %d, AUTH ticket secret_id %d valid %v, %d service tickets, connection secret %d bytes",
 		sess.GlobalID, sess.Auth.SecretID, sess.Auth.Validity, len(sess.Services), len(sess.ConnectionSecret))
 
+	finishSession(t, rec, monAddr, step, mode, done.GlobalID, sess.Auth.SessionKey.Secret, sess.ConnectionSecret)
+	return sess
+}
+
+// keyringKey is name's key in the keyring ceph-authtool wrote for mon.
+func keyringKey(t *testing.T, mon *cephmon.Mon, name string) cephx.Key {
+	t.Helper()
+	f, err := os.Open(mon.Keyring)
+	require.NoError(t, err)
+	defer f.Close()
+	kr, err := cephx.ParseKeyring(f)
+	require.NoError(t, err, "the keyring ceph-authtool wrote parses")
+	key, err := kr.Lookup(name)
+	require.NoError(t, err)
+	if name == "client.admin" {
+		require.Equal(t, "allow *", kr[name].Caps["mon"])
+	}
+	return key
+}
+
+// finishSession ends a session whose auth exchange is through (AUTH_DONE
+// read): secure mode from the connection secret, AUTH_SIGNATURE both ways
+// keyed by key, the idents, and MMonGetVersion answered.
+func finishSession(t *testing.T, rec *recorder, monAddr msgr2.EntityAddr, step func(string), mode uint32, gid uint64, key, connSecret []byte) {
+	t.Helper()
+	c := rec.c
+	var err error
 	if mode == msgr2.ConModeSecure {
-		require.GreaterOrEqual(t, len(sess.ConnectionSecret), msgr2.ConnectionSecretLen)
-		rec.sec, err = msgr2.NewSecure(sess.ConnectionSecret, false)
+		require.GreaterOrEqual(t, len(connSecret), msgr2.ConnectionSecretLen)
+		rec.sec, err = msgr2.NewSecure(connSecret, false)
 		require.NoError(t, err)
 	}
 
 	step("AUTH_SIGNATURE both ways")
-	mine := cephx.Sign(sess.Auth.SessionKey.Secret, rec.rx.Bytes())
+	mine := cephx.Sign(key, rec.rx.Bytes())
 	txSoFar := append([]byte(nil), rec.tx.Bytes()...)
 	rec.write(t, rec.control(t, &msgr2.AuthSignature{Signature: mine}))
 	rec.on = false
-	tag, segs = rec.frame(t)
+	tag, segs := rec.frame(t)
 	require.Equal(t, msgr2.TagAuthSignature, tag, "got %v: the mon rejected our signature", tag)
 	var sig msgr2.AuthSignature
 	require.NoError(t, sig.Unmarshal(segs[0]))
-	require.True(t, cephx.VerifySignature(sess.Auth.SessionKey.Secret, txSoFar, sig.Signature[:]),
+	require.True(t, cephx.VerifySignature(key, txSoFar, sig.Signature[:]),
 		"the mon's signature is the HMAC of what we sent")
 
 	step("CLIENT_IDENT / SERVER_IDENT")
 	local := netip.MustParseAddrPort(c.LocalAddr().String())
 	rec.write(t, rec.control(t, &msgr2.ClientIdent{
 		Addrs: msgr2.AddrVec{{Type: msgr2.AddrTypeMsgr2, Nonce: 0x4321, Addr: local}}, TargetAddr: monAddr,
-		GID: int64(done.GlobalID), GlobalSeq: 1, SupportedFeatures: 0x3f01cfbffffdffff, Flags: msgr2.IdentFlagLossy, Cookie: 7,
+		GID: int64(gid), GlobalSeq: 1, SupportedFeatures: 0x3f01cfbffffdffff, Flags: msgr2.IdentFlagLossy, Cookie: 7,
 	}))
 	tag, _ = rec.frame(t)
 	require.Equal(t, msgr2.TagServerIdent, tag, "got %v", tag)
@@ -201,11 +250,45 @@ func cephxSession(t *testing.T, mon *cephmon.Mon, mode uint32) {
 	require.Equal(t, uint16(20), rh.Type, "MMonGetVersionReply")
 }
 
-// startCephX connects, exchanges banners and HELLO, and sends AUTH_REQUEST
-// (cephx); it returns false if the monitor closed the connection instead of
-// answering (not ready yet), and fails the test on anything else.
-func startCephX(t *testing.T, monHost string, monAddr msgr2.EntityAddr, cli *cephx.MonClient, mode uint32,
-	step func(string), more *msgr2.AuthReplyMore) (*recorder, bool) {
+// authorizerSession opens a session with the monitor by the authorizer of
+// ticket tk (issued to global id gid) and runs it as finishSession does.
+func authorizerSession(t *testing.T, mon *cephmon.Mon, gid uint64, tk cephx.Ticket, mode uint32) {
+	addr := netip.MustParseAddrPort(mon.Addr)
+	monAddr := msgr2.EntityAddr{Type: msgr2.AddrTypeMsgr2, Addr: addr}
+	step := func(name string) { t.Logf("step: %s", name) }
+	a, req, err := cephx.NewAuthorizer(gid, tk)
+	require.NoError(t, err)
+	rec := hello(t, mon.Addr, monAddr, step)
+	defer rec.c.Close()
+
+	step("AUTH_REQUEST cephx authorizer")
+	rec.write(t, msgr2.AppendControlFrame(nil, &msgr2.AuthRequest{Method: msgr2.AuthMethodCephX,
+		PreferredModes: []uint32{mode}, AuthPayload: req}))
+	tag, segs := rec.frame(t)
+	require.Equal(t, msgr2.TagAuthReplyMore, tag, "the monitor challenges the authorizer (got %v)", tag)
+	var more msgr2.AuthReplyMore
+	require.NoError(t, more.Unmarshal(segs[0]))
+
+	step("AUTH_REQUEST_MORE: the challenge answered")
+	answer, err := a.HandleChallenge(more.AuthPayload)
+	require.NoError(t, err, "the challenge opens with the ticket's session key")
+	rec.write(t, msgr2.AppendControlFrame(nil, &msgr2.AuthRequestMore{AuthPayload: answer}))
+	tag, segs = rec.frame(t)
+	require.Equal(t, msgr2.TagAuthDone, tag, "the monitor accepted the authorizer (got %v)", tag)
+	var done msgr2.AuthDone
+	require.NoError(t, done.Unmarshal(segs[0]))
+	require.Equal(t, mode, done.ConMode)
+	require.Equal(t, gid, done.GlobalID, "the session is the ticket's global id")
+
+	step("AUTH_DONE: CephXAuthorizeReply")
+	secret, err := a.HandleReply(done.AuthPayload)
+	require.NoError(t, err, "the reply opens and returns our nonce + 1")
+	finishSession(t, rec, monAddr, step, mode, gid, a.SessionKey(), secret)
+}
+
+// hello connects to the monitor and exchanges banners and HELLO, recording
+// for AUTH_SIGNATURE.
+func hello(t *testing.T, monHost string, monAddr msgr2.EntityAddr, step func(string)) *recorder {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", monHost, 5*time.Second)
 	require.NoError(t, err)
@@ -223,6 +306,17 @@ func startCephX(t *testing.T, monHost string, monAddr msgr2.EntityAddr, cli *cep
 	rec.write(t, msgr2.AppendControlFrame(nil, &msgr2.Hello{EntityType: msgr2.EntityTypeClient, PeerAddr: monAddr}))
 	tag, _ := rec.frame(t)
 	require.Equal(t, msgr2.TagHello, tag)
+	return rec
+}
+
+// startCephX connects, exchanges banners and HELLO, and sends AUTH_REQUEST
+// (cephx); it returns false if the monitor closed the connection instead of
+// answering (not ready yet), and fails the test on anything else.
+func startCephX(t *testing.T, monHost string, monAddr msgr2.EntityAddr, cli *cephx.MonClient, mode uint32,
+	step func(string), more *msgr2.AuthReplyMore) (*recorder, bool) {
+	t.Helper()
+	rec := hello(t, monHost, monAddr, step)
+	c := rec.c
 
 	step("AUTH_REQUEST cephx")
 	rec.write(t, msgr2.AppendControlFrame(nil, &msgr2.AuthRequest{Method: msgr2.AuthMethodCephX,

@@ -179,3 +179,25 @@ func TestDispatchThrottleHoldsBodies(t *testing.T) {
 	require.Equal(t, uint64(2), items[0].m.Tid)
 	require.Equal(t, uint64(3), items[1].m.Tid)
 }
+
+// Admitting a message through the throttles costs no allocation (the
+// wake-up a blocked connection leaves with a throttle is made once).
+func TestAdmitFrameAllocatesNothing(t *testing.T) {
+	c, _ := newScriptConn(t, false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rbuf, c.state = make([]byte, handshakeRBuf), stBanner
+	feedLocked(c, fuzzFrames()[0], 4096)
+	require.Equal(t, stReady, c.state)
+	c.policy.ThrottlerBytes, c.policy.ThrottlerMessages = NewThrottle("b", 1<<20), NewThrottle("m", 10)
+	c.pre, c.havePre = msgr2.Preamble{Tag: msgr2.TagMessage, NumSegments: 1}, true
+	c.pre.Segments[0].Length = 1000
+	allocs := testing.AllocsPerRun(100, func() {
+		if !c.admitFrameLocked() {
+			t.Fatal("blocked")
+		}
+		c.releaseRxLocked()
+	})
+	require.Zero(t, allocs)
+	c.havePre = false
+}

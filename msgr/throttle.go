@@ -19,6 +19,7 @@ package msgr
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
@@ -139,10 +140,14 @@ func (g *rxGrant) put() {
 	*g = rxGrant{}
 }
 
-// rxThrottle is a connection's receive throttling state (owner goroutine).
+// rxThrottle is a connection's receive throttling state (owner goroutine,
+// but center, which a throttle's Put reads from any goroutine).
 type rxThrottle struct {
 	grant   rxGrant // held for the pending frame (c.pre) until a message takes it
 	blocked bool    // reading stopped until a throttle has room
+	wake    func()  // c.rxWake, made once: a throttle holds it while we wait
+	// center is where the connection blocked: the wake-up goes there.
+	center atomic.Pointer[netstack.EventCenter]
 }
 
 // admitFrameLocked decides whether the pending frame's body may be read:
@@ -162,8 +167,14 @@ func (c *Connection) admitFrameLocked() bool {
 		return true
 	}
 	g := rxGrant{dispatch: c.msgr.dq.thr, bytes: c.policy.ThrottlerBytes, msg: c.policy.ThrottlerMessages}
-	center := c.center
-	wake := func() { _ = center.DispatchExternal(func() { c.resumeRx(center) }) }
+	if g.dispatch == nil && g.bytes == nil && g.msg == nil {
+		return true
+	}
+	if c.rx.wake == nil {
+		c.rx.wake = c.rxWake
+	}
+	c.rx.center.Store(c.center) // (before a throttle can call wake)
+	wake := c.rx.wake
 	switch {
 	case g.msg != nil && !g.msg.getOrWait(1, wake):
 	case g.bytes != nil && !g.bytes.getOrWait(n, wake):
@@ -183,6 +194,13 @@ func (c *Connection) admitFrameLocked() bool {
 		_ = c.center.DeleteFileEvent(c.fd, netstack.EventReadable)
 	}
 	return false
+}
+
+// rxWake is called by a throttle's Put (any goroutine, maybe under a
+// connection's or the DispatchQueue's lock: it takes none).
+func (c *Connection) rxWake() {
+	center := c.rx.center.Load()
+	_ = center.DispatchExternal(func() { c.resumeRx(center) })
 }
 
 // resumeRx runs on center after a throttle the connection waits for had

@@ -146,3 +146,24 @@ func FuzzParseAuthorizer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAuthorizerClientPayloads feeds a client's authorizer what a service
+// answers (the challenge, the reply): decoding never panics, and a reply it
+// accepts answered its nonce.
+func FuzzAuthorizerClientPayloads(f *testing.F) {
+	osdSecret := testKey(9).Secret
+	tk := osdTicket(&testing.T{}, osdSecret, time.Unix(1<<31, 0))
+	ch, _ := Seal(tk.SessionKey.Secret, []byte{1, 1, 2, 3, 4, 5, 6, 7, 8})
+	reply, _ := AuthorizerReply(tk.SessionKey.Secret, 41, bytes.Repeat([]byte{3}, 64))
+	f.Add(ch, reply)
+	f.Fuzz(func(t *testing.T, challenge, reply []byte) {
+		a, _, err := NewAuthorizer(77, tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = a.HandleChallenge(challenge)
+		if _, err := a.HandleReply(reply); err == nil {
+			t.Fatalf("a reply accepted without our nonce (it is random)")
+		}
+	})
+}

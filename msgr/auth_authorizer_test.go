@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/msgrhook"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/msgr/cephx"
@@ -77,8 +78,8 @@ func sendTo(t *testing.T, cli *msgr.Messenger, peer uint8, addr string, got <-ch
 // TestCephXAuthorizer is cephx Phase III between messengers: the client
 // authenticates with the monitor and receives an OSD ticket; with it, and
 // the service's challenge, it opens a session with an OSD that does not
-// know client.admin's key, in crc and in secure mode. A client without a
-// ticket cannot get in there.
+// know client.admin's key, in crc and in secure mode, and again when the
+// lossless session reconnects after a cut.
 func TestCephXAuthorizer(t *testing.T) {
 	for _, mode := range []string{"crc", "secure"} {
 		t.Run(mode, func(t *testing.T) {
@@ -90,6 +91,18 @@ func TestCephXAuthorizer(t *testing.T) {
 				"the monitor issues tickets for the services whose secret it has")
 			m := sendTo(t, p.cli, msgr.EntityTypeOSD, p.osd.Addr().String(), p.osdGot, "to the osd")
 			require.Equal(t, msgr.EntityTypeClient, m.Peer.Type)
+
+			// A lossless session that loses its socket reconnects and
+			// authenticates again by the ticket.
+			c, err := p.cli.ConnectTo(msgr.EntityTypeOSD, p.osd.Addr().String())
+			require.NoError(t, err)
+			testenv.WaitFor(t, 10*time.Second, "the socket cut", func() bool {
+				msgrhook.FaultConn(c)
+				time.Sleep(10 * time.Millisecond)
+				return c.Stats().Faults > 0
+			}, func() string { return fmt.Sprintf("%+v", c.Stats()) })
+			sendTo(t, p.cli, msgr.EntityTypeOSD, p.osd.Addr().String(), p.osdGot, "after the reconnect")
+			require.NotZero(t, c.Stats().Reconnects)
 			require.Zero(t, p.osd.AuthRefusals())
 		})
 	}

@@ -307,7 +307,7 @@ func (c *Connection) SendMessage(m *Message) error {
 // sendOwnedLocked queues m and writes it from this goroutine when it can;
 // it releases c.mu, even if writing panics.
 func (c *Connection) sendOwnedLocked(m *Message) error {
-	defer c.mu.Unlock()
+	defer c.unlockQueueing()
 	err := c.queueLocked(m)
 	if err == nil {
 		if c.canWriteDirectLocked() {

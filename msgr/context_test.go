@@ -2,11 +2,14 @@ package msgr_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
 
@@ -137,4 +140,72 @@ func TestSendMessageContextWaits(t *testing.T) {
 			t.Fatalf("%d of %d messages arrived", i, sent)
 		}
 	}
+}
+
+// doneLog records OnDone calls.
+type doneLog struct {
+	mu   sync.Mutex
+	tids []uint64
+	errs []error
+}
+
+func (d *doneLog) onDone(m *msgr.Message, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tids = append(d.tids, m.Tid)
+	d.errs = append(d.errs, err)
+}
+
+func (d *doneLog) n() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.tids)
+}
+
+// TestOnDone: a sent message's OnDone says when its buffers may be reused:
+// acked (lossless), written (lossy), or dropped with the connection's error.
+func TestOnDone(t *testing.T) {
+	for _, lossy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lossy=%v", lossy), func(t *testing.T) {
+			srv, cli := newPair(t, nil)
+			if lossy {
+				srv.SetPolicy(msgr.EntityTypeClient, msgr.StatelessServer())
+			}
+			got := make(chan *msgr.Message, 64)
+			srv.AddDispatcherTail(&catcher{ch: got})
+			c, err := cli.Connect(srv.Addr().String())
+			require.NoError(t, err)
+			d := &doneLog{}
+			const n = 40
+			for i := 0; i < n; i++ {
+				data := make([]byte, (i%2)*(64<<10)) // every other one big (by reference unless lossy)
+				require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Tid: uint64(i), Data: data, OnDone: d.onDone}))
+			}
+			for i := 0; i < n; i++ {
+				<-got
+			}
+			testenv.WaitFor(t, 10*time.Second, "every OnDone", func() bool { return d.n() == n }, func() string { return fmt.Sprint(d.n()) })
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			for i := 0; i < n; i++ {
+				require.Equal(t, uint64(i), d.tids[i], "in sending order")
+				require.NoError(t, d.errs[i])
+			}
+			require.Equal(t, lossy, c.IsLossy())
+		})
+	}
+	t.Run("dropped", func(t *testing.T) {
+		cli := startMessenger(t, nil, client2, false)
+		c, err := cli.Connect(unanswered(t))
+		require.NoError(t, err)
+		d := &doneLog{}
+		for i := 0; i < 3; i++ {
+			require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Tid: uint64(i), OnDone: d.onDone}))
+		}
+		c.MarkDown()
+		testenv.WaitFor(t, 10*time.Second, "every OnDone", func() bool { return d.n() == 3 }, func() string { return fmt.Sprint(d.n()) })
+		for _, err := range d.errs {
+			require.ErrorIs(t, err, msgr.ErrMarkedDown)
+		}
+	})
 }

@@ -43,6 +43,7 @@ var ErrSessionStalled = errors.New("msgr: session stalled")
 const (
 	dqRefused = dqRemoteReset + 1 + iota
 	dqFault
+	dqDone // Message.OnDone (sendnotify.go)
 )
 
 // deliverOptional hands the events of the optional interfaces to the
@@ -61,6 +62,8 @@ func (d *DispatchQueue) deliverOptional(it *dqItem, ds []Dispatcher) {
 				h.MsHandleFault(it.c, it.err)
 			}
 		}
+	case dqDone:
+		it.m.OnDone(it.m, it.err)
 	}
 }
 

@@ -150,3 +150,21 @@ func ExampleRefusedHandler() {
 	// refused: 127.0.0.1:1
 	// closed: true
 }
+
+// Knowing when a sent message's buffers may be reused: OnDone runs once the
+// peer acknowledged it (lossless), it was written (lossy), or it was
+// dropped.
+func ExampleMessage_OnDone() {
+	server := exampleServer()
+	defer server.Shutdown()
+	client := exampleClient()
+	defer client.Shutdown()
+
+	done := make(chan error, 1)
+	buf := []byte("reuse me once done")
+	m := &msgr.Message{Type: 1, Data: buf, OnDone: func(_ *msgr.Message, err error) { done <- err }}
+	_ = client.SendMessage(m, server.Addr().String())
+	fmt.Println("done:", <-done)
+	copy(buf, "free to overwrite")
+	// Output: done: <nil>
+}

@@ -416,8 +416,15 @@ func (c *Connection) closeLocked(err error, report bool) {
 
 func (c *Connection) discardQueuesLocked() {
 	c.sh.mu.Lock()
-	c.sh.outQ.clear()
+	err := c.closedErrShLocked()
+	c.sh.outQ.clear(func(m *Message) { c.doneLocked(m, err) })
 	c.sh.mu.Unlock()
+	for _, m := range c.resend {
+		c.doneLocked(m, err)
+	}
+	for _, m := range c.sent {
+		c.doneLocked(m, err)
+	}
 	clear(c.resend)
 	c.resend = c.resend[:0]
 	clear(c.sent)
@@ -434,7 +441,7 @@ func (c *Connection) markDown(err error) {
 	sock, fd, center := c.sock, c.fd, c.center
 	c.sock = nil
 	c.closeLocked(err, false)
-	c.mu.Unlock()
+	c.unlockQueueing()
 	if sock != nil {
 		m := c.msgr
 		m.cleanups.Add(1)
@@ -464,6 +471,7 @@ func (c *Connection) requeueSentLocked() {
 func (c *Connection) discardRequeuedUpToLocked(seq uint64) {
 	i := 0
 	for i < len(c.resend) && c.resend[i].Seq != 0 && c.resend[i].Seq <= seq {
+		c.doneLocked(c.resend[i], nil)
 		c.resend[i] = nil
 		i++
 		c.outSeq++

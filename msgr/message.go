@@ -27,6 +27,14 @@ type Message struct {
 	RecvStamp time.Time
 	// Peer is the sender's entity name (set on receive).
 	Peer EntityName
+
+	// OnDone, when set on a message to send, is called once the messenger
+	// is done with it and its buffers may be reused: acknowledged by the
+	// peer (lossless) or written (lossy; its data is then copied, never
+	// sent by reference), with err nil; or dropped (the connection closed,
+	// the session was reset) with the connection's error. It runs on the
+	// DispatchQueue goroutine, after the dispatch of what arrived before.
+	OnDone func(m *Message, err error)
 }
 
 func (m *Message) prio() uint16 {

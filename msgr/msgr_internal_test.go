@@ -53,7 +53,7 @@ func TestOutQueueInterleavedReuse(t *testing.T) {
 		next++
 	}
 	require.Equal(t, uint64(3000), next)
-	require.Equal(t, 0, q.clear())
+	require.Equal(t, 0, q.clear(nil))
 }
 
 func TestAuthNonePayload(t *testing.T) {

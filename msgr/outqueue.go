@@ -94,10 +94,16 @@ func (q *outQueue) pop() *Message {
 	return nil
 }
 
-// clear drops every queued message and returns how many there were.
-func (q *outQueue) clear() int {
+// clear drops every queued message, passing each to drop (when non-nil),
+// and returns how many there were.
+func (q *outQueue) clear(drop func(*Message)) int {
 	n := q.n
 	for _, b := range q.buckets {
+		if drop != nil {
+			for _, m := range b.msgs[b.head:] {
+				drop(m)
+			}
+		}
 		clear(b.msgs)
 		b.msgs = b.msgs[:0]
 		b.head = 0

@@ -197,6 +197,7 @@ func (c *Connection) handleAckLocked(seq uint64) {
 	}
 	i := 0
 	for i < len(c.sent) && c.sent[i].Seq <= seq {
+		c.doneLocked(c.sent[i], nil)
 		c.sent[i] = nil
 		i++
 	}
@@ -256,7 +257,7 @@ func (c *Connection) writeReadyLocked() {
 			m.Seq = c.outSeq
 			h := msgr2.MsgHeader2{Seq: m.Seq, Tid: m.Tid, Type: m.Type, Priority: m.prio(),
 				Version: m.Version, AckSeq: c.inSeq, CompatVersion: m.Version}
-			big := len(m.Data) >= zeroCopyMin && c.auth.sec == nil
+			big := len(m.Data) >= zeroCopyMin && c.auth.sec == nil && !c.writtenIsDoneLocked(m)
 			if c.auth.sec != nil {
 				// Secure mode seals the whole frame: no segment goes by
 				// reference.
@@ -277,6 +278,8 @@ func (c *Connection) writeReadyLocked() {
 			}
 			if !c.policy.Lossy {
 				c.sent = append(c.sent, m)
+			} else {
+				c.doneLocked(m, nil) // copied into the frame
 			}
 			c.stats.msgsSent.Add(1)
 			wrote = true

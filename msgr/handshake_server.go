@@ -117,45 +117,34 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 	}
 	e := c.msgr.lookupPeer(peerKey(r.Addrs[0]))
 	if e == nil || e == c {
-		rs := msgr2.SessionReset{Full: true}
-		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		reply(msgr2.TagSessionReset, (&msgr2.SessionReset{Full: true}).Marshal(c.cbuf[:0]))
 		return
 	}
 	e.mu.Lock()
+	// refuse answers the reconnect with tag and payload (marshalled from
+	// e's state while e.mu is held) instead of joining e
+	refuse := func(tag msgr2.Tag, payload []byte) {
+		e.mu.Unlock()
+		reply(tag, payload)
+	}
 	switch {
 	case e.state == stClosed:
-		e.mu.Unlock()
-		rs := msgr2.SessionReset{Full: true}
-		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		refuse(msgr2.TagSessionReset, (&msgr2.SessionReset{Full: true}).Marshal(c.cbuf[:0]))
 		return
 	case e.state == stReplacing:
-		gs := e.peerGlobalSeq
-		e.mu.Unlock()
-		rg := msgr2.SessionRetryGlobal{GlobalSeq: gs}
-		reply(msgr2.TagSessionRetryGlobal, rg.Marshal(c.cbuf[:0]))
+		refuse(msgr2.TagSessionRetryGlobal, (&msgr2.SessionRetryGlobal{GlobalSeq: e.peerGlobalSeq}).Marshal(c.cbuf[:0]))
 		return
 	case e.clientCookie != r.ClientCookie:
-		full := e.policy.ResetCheck
-		e.mu.Unlock()
-		rs := msgr2.SessionReset{Full: full}
-		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		refuse(msgr2.TagSessionReset, (&msgr2.SessionReset{Full: e.policy.ResetCheck}).Marshal(c.cbuf[:0]))
 		return
 	case e.serverCookie == 0:
-		e.mu.Unlock()
-		rs := msgr2.SessionReset{Full: false}
-		reply(msgr2.TagSessionReset, rs.Marshal(c.cbuf[:0]))
+		refuse(msgr2.TagSessionReset, (&msgr2.SessionReset{Full: false}).Marshal(c.cbuf[:0]))
 		return
 	case e.peerGlobalSeq > r.GlobalSeq:
-		gs := e.peerGlobalSeq
-		e.mu.Unlock()
-		rg := msgr2.SessionRetryGlobal{GlobalSeq: gs}
-		reply(msgr2.TagSessionRetryGlobal, rg.Marshal(c.cbuf[:0]))
+		refuse(msgr2.TagSessionRetryGlobal, (&msgr2.SessionRetryGlobal{GlobalSeq: e.peerGlobalSeq}).Marshal(c.cbuf[:0]))
 		return
 	case e.connectSeq > r.ConnectSeq:
-		cs := e.connectSeq
-		e.mu.Unlock()
-		rt := msgr2.SessionRetry{ConnectSeq: cs}
-		reply(msgr2.TagSessionRetry, rt.Marshal(c.cbuf[:0]))
+		refuse(msgr2.TagSessionRetry, (&msgr2.SessionRetry{ConnectSeq: e.connectSeq}).Marshal(c.cbuf[:0]))
 		return
 	}
 	e.connectSeq = r.ConnectSeq

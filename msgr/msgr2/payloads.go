@@ -337,12 +337,7 @@ func (m *AuthSignature) Unmarshal(b []byte) error {
 func (m *ClientIdent) Marshal(dst []byte) []byte {
 	dst = m.Addrs.Marshal(dst)
 	dst = m.TargetAddr.Marshal(dst)
-	dst = le64(dst, uint64(m.GID))
-	dst = le64(dst, m.GlobalSeq)
-	dst = le64(dst, m.SupportedFeatures)
-	dst = le64(dst, m.RequiredFeatures)
-	dst = le64(dst, m.Flags)
-	return le64(dst, m.Cookie)
+	return appendIdentTail(dst, m.GID, m.GlobalSeq, m.SupportedFeatures, m.RequiredFeatures, m.Flags, m.Cookie)
 }
 
 // Unmarshal decodes a CLIENT_IDENT payload.
@@ -350,12 +345,7 @@ func (m *ClientIdent) Unmarshal(b []byte) error {
 	d := newDecoder(b)
 	m.Addrs.decode(&d)
 	m.TargetAddr.decode(&d)
-	m.GID = int64(d.U64("gid"))
-	m.GlobalSeq = d.U64("global seq")
-	m.SupportedFeatures = d.U64("supported features")
-	m.RequiredFeatures = d.U64("required features")
-	m.Flags = d.U64("flags")
-	m.Cookie = d.U64("cookie")
+	d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
 	return d.Err
 }
 
@@ -363,25 +353,35 @@ func (m *ClientIdent) Unmarshal(b []byte) error {
 // required, flags, cookie.
 func (m *ServerIdent) Marshal(dst []byte) []byte {
 	dst = m.Addrs.Marshal(dst)
-	dst = le64(dst, uint64(m.GID))
-	dst = le64(dst, m.GlobalSeq)
-	dst = le64(dst, m.SupportedFeatures)
-	dst = le64(dst, m.RequiredFeatures)
-	dst = le64(dst, m.Flags)
-	return le64(dst, m.Cookie)
+	return appendIdentTail(dst, m.GID, m.GlobalSeq, m.SupportedFeatures, m.RequiredFeatures, m.Flags, m.Cookie)
 }
 
 // Unmarshal decodes a SERVER_IDENT payload.
 func (m *ServerIdent) Unmarshal(b []byte) error {
 	d := newDecoder(b)
 	m.Addrs.decode(&d)
-	m.GID = int64(d.U64("gid"))
-	m.GlobalSeq = d.U64("global seq")
-	m.SupportedFeatures = d.U64("supported features")
-	m.RequiredFeatures = d.U64("required features")
-	m.Flags = d.U64("flags")
-	m.Cookie = d.U64("cookie")
+	d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
 	return d.Err
+}
+
+// appendIdentTail appends what CLIENT_IDENT and SERVER_IDENT both carry
+// after their addresses: le64 gid, global seq, supported, required, flags,
+// cookie.
+func appendIdentTail(dst []byte, gid int64, globalSeq, supported, required, flags, cookie uint64) []byte {
+	for _, v := range [...]uint64{uint64(gid), globalSeq, supported, required, flags, cookie} {
+		dst = le64(dst, v)
+	}
+	return dst
+}
+
+// identTail decodes what appendIdentTail encodes.
+func (d *decoder) identTail(gid *int64, globalSeq, supported, required, flags, cookie *uint64) {
+	*gid = int64(d.U64("gid"))
+	*globalSeq = d.U64("global seq")
+	*supported = d.U64("supported features")
+	*required = d.U64("required features")
+	*flags = d.U64("flags")
+	*cookie = d.U64("cookie")
 }
 
 // Marshal appends the le64 missing feature mask.

@@ -136,6 +136,18 @@ func (c *conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "rdma", Source: c.laddr, Addr: c.raddr, Err: err}
 }
 
+// unusable reports a closed conn or a stopped stack (c.lock held), which
+// unusableErr then names for op; split so that the check inlines into
+// Send and Read.
+func (c *conn) unusable() bool { return c.state == stClosed || c.d.Closed() }
+
+func (c *conn) unusableErr(op string) error {
+	if c.state == stClosed {
+		return c.opErr(op, net.ErrClosed)
+	}
+	return c.opErr(op, netstack.ErrStackStopped)
+}
+
 // SetZeroCopy enables zero-copy sends on s (an rdma socket): a buffer given
 // to Send that starts a chunk of the stack's TX pool (Stack.TXPool().Get) is
 // posted without copying and its chunk goes back to the pool when the send

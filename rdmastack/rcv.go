@@ -64,11 +64,8 @@ func (c *conn) onImmLocked(it *dispatcher.RxItem) {
 func (c *conn) Read(p []byte) (int, error) {
 	c.lock()
 	defer c.unlock()
-	if c.state == stClosed {
-		return 0, c.opErr("read", net.ErrClosed)
-	}
-	if c.d.Closed() {
-		return 0, c.opErr("read", netstack.ErrStackStopped)
+	if c.unusable() {
+		return 0, c.unusableErr("read")
 	}
 	n := 0
 read:

@@ -66,11 +66,8 @@ func (c *conn) txCompletedLocked() {
 func (c *conn) Send(bufs [][]byte, more bool) (int, error) {
 	c.lock()
 	defer c.unlock()
-	if c.state == stClosed {
-		return 0, c.opErr("write", net.ErrClosed)
-	}
-	if c.d.Closed() {
-		return 0, c.opErr("write", netstack.ErrStackStopped)
+	if c.unusable() {
+		return 0, c.unusableErr("write")
 	}
 	if c.err != nil {
 		return 0, c.err

@@ -69,8 +69,11 @@ func (s *cmSide) close(t *testing.T) {
 	}
 }
 
-func TestCMConnectAcceptDisconnect(t *testing.T) {
-	name := testDevice(t)
+// testDeviceIPv4 is the test device and the IPv4 address of its RoCEv2 GID
+// (port 1), where rdma_cm binds and connects.
+func testDeviceIPv4(t *testing.T) (name string, ip netip.Addr) {
+	t.Helper()
+	name = testDevice(t)
 	ctx, err := Open(name)
 	require.NoError(t, err)
 	g, err := ctx.PickGID(1, -1)
@@ -78,6 +81,11 @@ func TestCMConnectAcceptDisconnect(t *testing.T) {
 	require.NoError(t, ctx.Close())
 	ip, ok := g.GID.IPv4()
 	require.True(t, ok, "need the rxe netdev's IPv4 address")
+	return name, ip
+}
+
+func TestCMConnectAcceptDisconnect(t *testing.T) {
+	name, ip := testDeviceIPv4(t)
 
 	sch, err := NewCMEventChannel()
 	require.NoError(t, err)
@@ -198,13 +206,7 @@ func TestCMConnectAcceptDisconnect(t *testing.T) {
 
 // Connecting to a port nobody listens on is rejected (ECONNREFUSED).
 func TestCMConnectRejected(t *testing.T) {
-	name := testDevice(t)
-	ctx, err := Open(name)
-	require.NoError(t, err)
-	g, err := ctx.PickGID(1, -1)
-	require.NoError(t, err)
-	require.NoError(t, ctx.Close())
-	ip, _ := g.GID.IPv4()
+	_, ip := testDeviceIPv4(t)
 
 	ch, err := NewCMEventChannel()
 	require.NoError(t, err)

@@ -8,9 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/tests/hugetest"
-	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
@@ -45,13 +44,7 @@ func TestHugePageStack(t *testing.T) {
 	before := hugeFree(t)
 	require.Equal(t, reserve, before)
 
-	cfg := msgrsuite.Config("rdma")
-	small(cfg, dev, gid)
-	cfg.RDMAEnableHugepage = true
-	s, err := rdmastack.NewStack(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Stop()) })
-	require.NoError(t, s.Start())
+	s := newStack(t, dev, gid, func(cfg *config.Config) { cfg.RDMAEnableHugepage = true })
 	tx := s.TXPool().Stats()
 	require.True(t, tx.HugePages, "TX cluster memory %s", tx.Memory())
 	require.Equal(t, int64(8<<20), tx.Bytes)
@@ -73,7 +66,7 @@ func TestHugePageStack(t *testing.T) {
 			errc <- err
 		}()
 		got := make([]byte, n)
-		_, err = io.ReadFull(c2, got)
+		_, err := io.ReadFull(c2, got)
 		require.NoError(t, err)
 		require.NoError(t, <-errc)
 		require.True(t, bytes.Equal(want, got), "round %d: payload differs", round)

@@ -73,10 +73,15 @@ func TestMessengerSuite(t *testing.T) {
 	t.Logf("messenger suite over rdma (%s) took %v", dev, time.Since(start))
 }
 
-func newStack(t testing.TB, dev string, gid int) *rdmastack.Stack {
+// newStack is a started rdma stack on dev with the suite's small
+// configuration, then mods, stopped when t ends.
+func newStack(t testing.TB, dev string, gid int, mods ...func(*config.Config)) *rdmastack.Stack {
 	t.Helper()
 	cfg := msgrsuite.Config("rdma")
 	small(cfg, dev, gid)
+	for _, mod := range mods {
+		mod(cfg)
+	}
 	s, err := rdmastack.NewStack(cfg)
 	require.NoError(t, err)
 	require.NoError(t, s.Start())
@@ -158,14 +163,7 @@ func TestNettestConnCM(t *testing.T) {
 		devC = os.Getenv("RXE_DEV_B")
 	}
 	mk := func(dev string) *rdmastack.Stack {
-		cfg := msgrsuite.Config("rdma")
-		small(cfg, dev, gid)
-		cfg.RDMACM = true
-		s, err := rdmastack.NewStack(cfg)
-		require.NoError(t, err)
-		require.NoError(t, s.Start())
-		t.Cleanup(func() { require.NoError(t, s.Stop()) })
-		return s
+		return newStack(t, dev, gid, func(cfg *config.Config) { cfg.RDMACM = true })
 	}
 	srv, cli := mk(devA), mk(devC)
 	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/net/nettest"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
-	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 )
 
@@ -43,13 +42,7 @@ func TestMessengerSuiteWrite(t *testing.T) {
 // again.
 func TestNettestConnWrite(t *testing.T) {
 	dev, gid := device(t, "RXE_DEV_A")
-	cfg := msgrsuite.Config("rdma")
-	small(cfg, dev, gid)
-	cfg.RDMASendMsgSize = writeMsgSize
-	s, err := rdmastack.NewStack(cfg)
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
-	t.Cleanup(func() { require.NoError(t, s.Stop()) })
+	s := newStack(t, dev, gid, func(cfg *config.Config) { cfg.RDMASendMsgSize = writeMsgSize })
 	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {
 		c1, c2 := pipe(t, s, "127.0.0.1:0")
 		return c1, c2, func() { c1.Close(); c2.Close() }, nil
@@ -75,7 +68,7 @@ func TestNettestConnWrite(t *testing.T) {
 	}()
 	got := make([]byte, len(want))
 	require.NoError(t, c2.SetReadDeadline(time.Now().Add(60*time.Second)))
-	_, err = io.ReadFull(c2, got)
+	_, err := io.ReadFull(c2, got)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(want, got), "the stream differs")
 	st := s.Stats()

@@ -65,17 +65,7 @@ func Diff(before, after Counts) Counts {
 // unsupported lists kinds the tool or kernel rejected.
 func RDMAResources(pid int) (c Counts, unsupported []string, err error) {
 	c = Counts{}
-	own := owner{tids: map[int]bool{pid: true}}
-	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
-		for _, d := range tasks {
-			if tid, err := strconv.Atoi(d.Name()); err == nil {
-				own.tids[tid] = true
-			}
-		}
-	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
-		own.comm = strings.TrimSpace(string(b))
-	}
+	own := ownerOf(pid)
 	for _, kind := range ResourceKinds {
 		out, err := exec.Command("rdma", "-j", "resource", "show", kind).CombinedOutput()
 		if err != nil {
@@ -98,6 +88,22 @@ func RDMAResources(pid int) (c Counts, unsupported []string, err error) {
 type owner struct {
 	tids map[int]bool
 	comm string
+}
+
+// ownerOf is process pid as an owner: its threads and its command name.
+func ownerOf(pid int) owner {
+	own := owner{tids: map[int]bool{pid: true}}
+	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
+		for _, d := range tasks {
+			if tid, err := strconv.Atoi(d.Name()); err == nil {
+				own.tids[tid] = true
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		own.comm = strings.TrimSpace(string(b))
+	}
+	return own
 }
 
 func (o owner) owns(obj map[string]any) bool {
@@ -272,17 +278,7 @@ type QPInfo struct {
 
 // OwnQPs lists the QPs process pid owns (see RDMAResources for ownership).
 func OwnQPs(pid int) ([]QPInfo, error) {
-	own := owner{tids: map[int]bool{pid: true}}
-	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil {
-		for _, d := range tasks {
-			if tid, err := strconv.Atoi(d.Name()); err == nil {
-				own.tids[tid] = true
-			}
-		}
-	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
-		own.comm = strings.TrimSpace(string(b))
-	}
+	own := ownerOf(pid)
 	out, err := exec.Command("rdma", "-j", "resource", "show", "qp").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("rdma resource show qp: %w: %s", err, out)

@@ -47,6 +47,9 @@ func newDispatchQueue(m *Messenger) *DispatchQueue {
 	d.mu.Init(&dqClass)
 	if n := m.cfg.DispatchThrottleBytes; n > 0 {
 		d.thr = NewThrottle("msgr_dispatch_throttler-"+m.name.String(), int64(n))
+		if m.perf != nil {
+			d.thr.RegisterPerf(m.perf.reg)
+		}
 	}
 	return d
 }

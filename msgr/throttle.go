@@ -23,6 +23,7 @@ import (
 
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
+	"github.com/asyncmsgr/asyncmsgr/perfcounters"
 )
 
 // Throttle is Ceph's Throttle: a budget of units (bytes or messages) that
@@ -37,6 +38,9 @@ type Throttle struct {
 	mu      sync.Mutex
 	cur     int64
 	waiters []func()
+	// Ceph's throttle perf counters (under mu): get_or_fail successes
+	// (also counted as get, get_sum) and failures, put, put_sum.
+	gets, getSum, fails, puts, putSum uint64
 }
 
 // NewThrottle returns a throttle of max units (0: unlimited) named name
@@ -71,6 +75,8 @@ func (t *Throttle) Put(n int64) {
 	if t.cur < 0 {
 		t.cur = 0
 	}
+	t.puts++
+	t.putSum += uint64(n)
 	ws := t.waiters
 	t.waiters = nil
 	t.mu.Unlock()
@@ -92,13 +98,39 @@ func (t *Throttle) getOrWait(n int64, wake func()) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.shouldWait(n) {
+		t.fails++
 		if wake != nil {
 			t.waiters = append(t.waiters, wake)
 		}
 		return false
 	}
 	t.cur += n
+	t.gets++
+	t.getSum += uint64(n)
 	return true
+}
+
+// RegisterPerf adds the throttle's counters to reg as Ceph names them: a
+// set "throttle-<name>" with val, max, get, get_sum, get_or_fail_fail,
+// get_or_fail_success, put and put_sum. The messenger registers its
+// dispatch throttle and the policy throttlers it is given.
+func (t *Throttle) RegisterPerf(reg *perfcounters.Registry) {
+	set := reg.Set("throttle-" + t.name)
+	read := func(f func() uint64) func() uint64 {
+		return func() uint64 {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return f()
+		}
+	}
+	set.Func("val", "Currently taken slots", perfcounters.Gauge, read(func() uint64 { return uint64(t.cur) }))
+	set.Func("max", "Max value for throttle", perfcounters.Gauge, func() uint64 { return uint64(t.max) })
+	set.Func("get", "Gets", perfcounters.Counter, read(func() uint64 { return t.gets }))
+	set.Func("get_sum", "Got data", perfcounters.Counter, read(func() uint64 { return t.getSum }))
+	set.Func("get_or_fail_fail", "Get blocked during get_or_fail", perfcounters.Counter, read(func() uint64 { return t.fails }))
+	set.Func("get_or_fail_success", "Successful get during get_or_fail", perfcounters.Counter, read(func() uint64 { return t.gets }))
+	set.Func("put", "Puts", perfcounters.Counter, read(func() uint64 { return t.puts }))
+	set.Func("put_sum", "Put data", perfcounters.Counter, read(func() uint64 { return t.putSum }))
 }
 
 // SetPolicyThrottlers sets the throttlers of the policy for peers of
@@ -116,6 +148,11 @@ func (m *Messenger) SetPolicyThrottlers(entityType uint8, bytes, msgs *Throttle)
 	}
 	p.ThrottlerBytes, p.ThrottlerMessages = bytes, msgs
 	m.policies[entityType] = p
+	for _, t := range []*Throttle{bytes, msgs} {
+		if t != nil && m.perf != nil {
+			t.RegisterPerf(m.perf.reg)
+		}
+	}
 }
 
 // DispatchThrottle is the messenger's ms_dispatch_throttle_bytes throttle

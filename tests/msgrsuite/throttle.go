@@ -6,6 +6,7 @@ package msgrsuite
 
 import (
 	"bytes"
+	"encoding/json"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -138,6 +139,21 @@ func slowConsumer(t *testing.T, stack string, totalMiB int, policy bool) {
 		// (the last message's share goes back once its dispatcher returns)
 		waitFor(t, 10*time.Second, "throttle "+th.Name()+" all given back", func() bool { return th.Current() == 0 })
 	}
+	// Ceph's throttle counters in perf dump: every message got and put
+	// its share, and the connection was held back (a get that failed).
+	var dump map[string]map[string]uint64
+	require.NoError(t, json.Unmarshal(srv.m.PerfDump(), &dump))
+	fails := uint64(0)
+	for _, th := range throttles {
+		pc := dump["throttle-"+th.Name()]
+		t.Logf("perf dump throttle-%s: %v", th.Name(), pc)
+		require.Equal(t, uint64(th.Max()), pc["max"])
+		require.GreaterOrEqual(t, pc["get"], uint64(n))
+		require.Equal(t, pc["get"], pc["put"])
+		require.Equal(t, pc["get_sum"], pc["put_sum"])
+		fails += pc["get_or_fail_fail"]
+	}
+	require.NotZero(t, fails, "the receiver stopped reading at least once")
 	require.Empty(t, oc.errs, "in order, exactly once")
 	require.Zero(t, bad.Load(), "data intact")
 	require.LessOrEqual(t, peakHeap, throttle+heapMargin, "receiver memory bounded by the throttle")

@@ -257,13 +257,18 @@ func (m *Messenger) policyFor(t uint8) Policy {
 	return m.defaultPolicy
 }
 
-// AddDispatcherHead puts d first in the dispatch chain.
+// AddDispatcherHead puts d first in the dispatch chain. A nil d panics.
 func (m *Messenger) AddDispatcherHead(d Dispatcher) { m.addDispatcher(d, true) }
 
-// AddDispatcherTail puts d last in the dispatch chain.
+// AddDispatcherTail puts d last in the dispatch chain. A nil d panics.
 func (m *Messenger) AddDispatcherTail(d Dispatcher) { m.addDispatcher(d, false) }
 
 func (m *Messenger) addDispatcher(d Dispatcher, head bool) {
+	if d == nil {
+		// here, on the caller's goroutine, not later on the dispatch
+		// queue's, as net/http's Handle does
+		panic("msgr: nil Dispatcher")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := *m.dispatchersV.Load()

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
-	"github.com/asyncmsgr/asyncmsgr/tests/hugetest"
+	"github.com/asyncmsgr/asyncmsgr/tests/hugetest/hugeinfo"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
@@ -140,23 +140,6 @@ func TestBadOptions(t *testing.T) {
 	require.Error(t, err)
 }
 
-// reserveHugePages reserves n huge pages for the test (restored after).
-func reserveHugePages(t *testing.T, n int) {
-	t.Helper()
-	hugetest.Reserve(t, n)
-	info, err := verbs.ReadHugePageInfo()
-	require.NoError(t, err)
-	require.Equal(t, n, info.Total, "kernel reserved %d huge pages, asked for %d", info.Total, n)
-	require.Equal(t, HugePageSize, info.PageSize)
-}
-
-func hugeFree(t *testing.T) int {
-	t.Helper()
-	info, err := verbs.ReadHugePageInfo()
-	require.NoError(t, err)
-	return info.Free
-}
-
 // exercise takes every chunk, writes both ends of each through Bytes and
 // checks SGE and Contains agree, then gives them back.
 func exercise(t *testing.T, p *Pool, grow bool) {
@@ -184,8 +167,8 @@ func exercise(t *testing.T, p *Pool, grow bool) {
 func TestHugePagePools(t *testing.T) {
 	pd := testPD(t)
 	const chunk = 64 << 10
-	reserveHugePages(t, 4)
-	before := hugeFree(t)
+	hugeinfo.Reserve(t, 4)
+	before := hugeinfo.Free(t)
 	require.Equal(t, 4, before)
 
 	// 40 x 64 KiB = 2.5 MiB: one region of 2 huge pages.
@@ -198,13 +181,13 @@ func TestHugePagePools(t *testing.T) {
 	require.Equal(t, int64(2*HugePageSize), st.Bytes, "rounded up to whole huge pages")
 	require.Equal(t, 40, st.Chunks, "the chunk count is the configured one")
 	require.Zero(t, tx.SGE(0, 1).Addr%HugePageSize, "the cluster starts on a huge page")
-	require.Equal(t, before-2, hugeFree(t))
+	require.Equal(t, before-2, hugeinfo.Free(t))
 	exercise(t, tx, false)
 
 	// RX blocks of 32 x 64 KiB = one huge page each, up to 3 blocks.
 	rx, err := NewRX(pd, Options{ChunkSize: chunk, Count: 96, BlockChunks: 32, HugePages: true})
 	require.NoError(t, err)
-	require.Equal(t, before-3, hugeFree(t))
+	require.Equal(t, before-3, hugeinfo.Free(t))
 	require.Equal(t, "hugetlb", rx.Stats().Memory())
 	exercise(t, rx, true) // grows to 3 blocks: the 3rd finds no page left
 	st = rx.Stats()
@@ -214,15 +197,15 @@ func TestHugePagePools(t *testing.T) {
 	require.False(t, st.HugePages)
 	require.Equal(t, "mixed", st.Memory())
 	require.Equal(t, int64(3*HugePageSize), st.Bytes)
-	during := hugeFree(t)
+	during := hugeinfo.Free(t)
 	t.Logf("HugePages_Free before %d, with both pools open %d", before, during)
 	require.Zero(t, during)
 
 	require.NoError(t, rx.Close())
-	require.Equal(t, before-2, hugeFree(t))
+	require.Equal(t, before-2, hugeinfo.Free(t))
 	require.NoError(t, tx.Close())
 	require.NoError(t, tx.Close(), "idempotent")
-	after := hugeFree(t)
+	after := hugeinfo.Free(t)
 	t.Logf("HugePages_Free after Close %d", after)
 	require.Equal(t, before, after)
 	require.Zero(t, tx.Stats().Blocks)
@@ -232,7 +215,7 @@ func TestHugePagePools(t *testing.T) {
 // and works.
 func TestHugePageFallback(t *testing.T) {
 	pd := testPD(t)
-	reserveHugePages(t, 0)
+	hugeinfo.Reserve(t, 0)
 	fb := verbs.HugeFallbacks()
 	tests := []struct {
 		name string

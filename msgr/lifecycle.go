@@ -516,15 +516,13 @@ func (c *Connection) unlockAndDeliver() {
 	c.mu.Unlock()
 }
 
+// addrPortOf is a socket's address as msgr2 carries it (IPv4 unmapped);
+// the zero AddrPort when there is none.
 func addrPortOf(a net.Addr) netip.AddrPort {
 	if a == nil {
 		return netip.AddrPort{}
 	}
-	if t, ok := a.(*net.TCPAddr); ok {
-		ap := t.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	ap, err := netip.ParseAddrPort(a.String())
+	ap, err := netstack.AddrPortOf(a)
 	if err != nil {
 		return netip.AddrPort{}
 	}

@@ -9,26 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
-	"github.com/asyncmsgr/asyncmsgr/tests/hugetest"
-	"github.com/asyncmsgr/asyncmsgr/verbs"
+	"github.com/asyncmsgr/asyncmsgr/tests/hugetest/hugeinfo"
 )
-
-// reserveHugePages reserves n huge pages for the test (restored after).
-func reserveHugePages(t *testing.T, n int) {
-	t.Helper()
-	hugetest.Reserve(t, n)
-	info, err := verbs.ReadHugePageInfo()
-	require.NoError(t, err)
-	require.Equal(t, n, info.Total, "kernel reserved %d huge pages, asked for %d", info.Total, n)
-	require.Equal(t, verbs.HugePageSize, info.PageSize)
-}
-
-func hugeFree(t *testing.T) int {
-	t.Helper()
-	info, err := verbs.ReadHugePageInfo()
-	require.NoError(t, err)
-	return info.Free
-}
 
 // TestHugePageStack runs traffic through an rdma stack built with
 // ms_async_rdma_enable_hugepage=true on reserved huge pages: its TX cluster
@@ -40,15 +22,15 @@ func TestHugePageStack(t *testing.T) {
 	// 256 x 32 KiB (4 pages each) up to 2048 chunks (8 blocks): 36 pages
 	// cover every block the stack may grow.
 	const reserve = 36
-	reserveHugePages(t, reserve)
-	before := hugeFree(t)
+	hugeinfo.Reserve(t, reserve)
+	before := hugeinfo.Free(t)
 	require.Equal(t, reserve, before)
 
 	s := newStack(t, dev, gid, func(cfg *config.Config) { cfg.RDMAEnableHugepage = true })
 	tx := s.TXPool().Stats()
 	require.True(t, tx.HugePages, "TX cluster memory %s", tx.Memory())
 	require.Equal(t, int64(8<<20), tx.Bytes)
-	opened := hugeFree(t)
+	opened := hugeinfo.Free(t)
 	t.Logf("HugePages_Free before %d, stack started %d", before, opened)
 	require.LessOrEqual(t, opened, before-4-4, "TX cluster (4 pages) and the first RX block (4 pages)")
 
@@ -81,7 +63,7 @@ func TestHugePageStack(t *testing.T) {
 		require.NoError(t, <-errc)
 		require.True(t, bytes.Equal(want[:n/3], back), "round %d: echo differs", round)
 	}
-	during := hugeFree(t)
+	during := hugeinfo.Free(t)
 	st := s.Stats()
 	t.Logf("HugePages_Free during traffic %d; stack counters %+v", during, st)
 	require.Positive(t, st.TXBytes)
@@ -90,7 +72,7 @@ func TestHugePageStack(t *testing.T) {
 	require.NoError(t, c1.Close())
 	require.NoError(t, c2.Close())
 	require.NoError(t, s.Stop())
-	after := hugeFree(t)
+	after := hugeinfo.Free(t)
 	t.Logf("HugePages_Free after Stop %d", after)
 	require.Equal(t, before, after, "every huge page returned")
 }

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all deps test-deps build demo test test-host test-rdma bench clean
+.PHONY: all deps test-deps build demo test test-host test-rdma test-container bench clean
 
 all: build
 
@@ -30,6 +30,11 @@ test-host: deps test-deps
 
 test-rdma: deps test-deps
 	go run ./tests/run rdma
+
+# test-container builds the image with podman (no registry) and runs it on
+# rxe in the Soft-RoCE VM: soft-roce/container.sh.
+test-container: deps
+	soft-roce/container.sh test
 
 test-deps:
 	@. soft-roce/deps.sh && ensure_test_deps

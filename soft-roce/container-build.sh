@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # container-build.sh [DESTDIR] — the build steps of the Dockerfile: install
 # rdma-core's libraries and tools, then build asyncmsgr's commands into
-# DESTDIR (default /usr/local/bin). CI runs it too, so the image's steps stay
-# tested without a Docker engine.
+# DESTDIR (default /usr/local/bin). CI runs it inside the image build
+# (soft-roce/container.sh) and on the host.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=soft-roce/deps.sh

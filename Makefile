@@ -31,10 +31,10 @@ test-host: deps test-deps
 test-rdma: deps test-deps
 	go run ./tests/run rdma
 
-# test-container builds the image with podman (no registry) and runs it on
-# rxe in the Soft-RoCE VM: soft-roce/container.sh.
+# test-container is make test's container part alone: the image built with
+# podman (no registry), tests/container on the host and on rxe in the VM.
 test-container: deps
-	soft-roce/container.sh test
+	TESTRUN_PKGS='^tests/container$$' go run ./tests/run rdma
 
 test-deps:
 	@. soft-roce/deps.sh && ensure_test_deps

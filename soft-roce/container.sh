@@ -1,32 +1,35 @@
 #!/usr/bin/env bash
 # container.sh — the asyncmsgr image with podman, without a container registry.
 #
-#   soft-roce/container.sh build    local bases (debootstrap, cached), then
-#                                   podman build -> localhost/asyncmsgr
-#   soft-roce/container.sh test     what CI runs (make test-container): build,
-#                                   tests/container on the host (no RDMA
-#                                   device), then in the Soft-RoCE VM (rxe)
-#   soft-roce/container.sh vm-test  (inside the VM) podman storage on tmpfs,
-#                                   cgroup2, the image loaded, the tests run
+#   soft-roce/container.sh build        the local Debian bases (debootstrap,
+#                                       cached), then podman build ->
+#                                       localhost/asyncmsgr
+#   soft-roce/container.sh podman ARGS  podman as this sandbox needs it (the
+#                                       engine tests/container runs)
 #
-# Flags this sandbox needs (not the image's): crun refuses the host's hybrid
-# cgroups, so runc with cgroupfs; podman's default rlimits exceed the host's
-# hard limits, so nofile/nproc are capped. Bases and saved images are cached
-# in $ASYNCMSGR_CONTAINER_CACHE (default /var/cache/asyncmsgr-container).
+# make test runs both (internal/testrun: the build on the host, tests/container
+# on the host and in the Soft-RoCE VM). What this sandbox adds to the README's
+# run flags, all here: crun refuses the host's hybrid cgroups, so
+# --runtime runc --cgroup-manager=cgroupfs; podman's default rlimits exceed
+# the hard limits, so run gets --ulimit nofile=1024:1024 --ulimit
+# nproc=1024:1024. In the VM, whose root is the host's over 9p under a tmpfs
+# overlay: overlayfs takes no upper dir on that overlay, so podman's own
+# storage goes on /run's tmpfs (--root, --runroot) and the host's image store
+# is read as an additional read-only one (overlay.imagestore: no save/load);
+# the VM mounts no cgroups, so cgroup2 is mounted for runc.
+#
+# The bases' tars and debootstrap's .debs are cached in
+# $ASYNCMSGR_CONTAINER_CACHE (default /var/cache/asyncmsgr-container).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 cache=${ASYNCMSGR_CONTAINER_CACHE:-/var/cache/asyncmsgr-container}
 image=${ASYNCMSGR_IMAGE:-localhost/asyncmsgr}
-export ASYNCMSGR_IMAGE=$image
-export ASYNCMSGR_CONTAINER_ENGINE=${ASYNCMSGR_CONTAINER_ENGINE:-podman --runtime runc --cgroup-manager=cgroupfs}
-export ASYNCMSGR_CONTAINER_SANDBOX=${ASYNCMSGR_CONTAINER_SANDBOX---ulimit nofile=1024:1024 --ulimit nproc=1024:1024}
-read -r -a engine <<<"$ASYNCMSGR_CONTAINER_ENGINE"
-read -r -a sandbox <<<"$ASYNCMSGR_CONTAINER_SANDBOX"
+store=/var/lib/containers/storage
+engine=(podman --runtime runc --cgroup-manager=cgroupfs)
+sandbox=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 suite=bookworm
 log() { echo "container: $*" >&2; }
-# shellcheck source=soft-roce/deps.sh
-. "$here/deps.sh"
 
 # base NAME PKG... prints the tag of a local image debootstrapped with PKG...
 # installed, made (and its tar cached) when its inputs changed.
@@ -55,16 +58,17 @@ base() {
 }
 
 build() {
+	# shellcheck source=soft-roce/deps.sh
+	. "$here/deps.sh"
 	apt_install podman runc debootstrap
 	ensure_build_deps
-	local rt bld
+	local rt bld gocache
 	# The runtime base gets exactly the Dockerfile's runtime packages.
 	# shellcheck disable=SC2046
 	rt=$(base runtime $(sed -n "s/^ *apt_install \([^'&]*\).*/\1/p" "$repo/Dockerfile"))
 	# shellcheck disable=SC2086
 	bld=$(base build $ASYNCMSGR_BUILD_PKGS)
 	(cd "$repo" && go mod download)
-	local gocache
 	gocache=$(go env GOCACHE) && mkdir -p "$gocache"
 	log "podman build $image (FROM $bld, $rt; Go from $(go env GOROOT), no network)"
 	"${engine[@]}" build "${sandbox[@]}" --pull=never --network=none -q \
@@ -72,49 +76,31 @@ build() {
 		-v "$gocache:/root/.cache/go-build" \
 		--build-arg BUILD_IMAGE="$bld" --build-arg RUNTIME_IMAGE="$rt" --build-arg GOPROXY=off \
 		-t "$image" "$repo" >/dev/null
-	log "$image: $("${engine[@]}" image inspect --format '{{.Id}}' "$image" | cut -c1-12)," \
-		"$(("$("${engine[@]}" image inspect --format '{{.Size}}' "$image")" / 1000000)) MB"
+	# The previous builds' images and build stages, now untagged.
+	"${engine[@]}" image prune -f >/dev/null
+	log "$("${engine[@]}" image ls --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' "$image")"
 }
 
-# save prints the path of a docker-archive of the image (cached by its ID).
-save() {
-	local id out
-	id=$("${engine[@]}" image inspect --format '{{.Id}}' "$image" | cut -c1-12)
-	out=$cache/image-$id.tar
-	[ -s "$out" ] || { "${engine[@]}" save -q --format docker-archive -o "$out.tmp" "$image" && mv "$out.tmp" "$out"; }
-	find "$cache" -maxdepth 1 -name 'image-*.tar' ! -name "image-$id.tar" -delete
-	echo "$out"
-}
+# in_vm reports whether this runs inside soft-roce/vm-run.sh.
+in_vm() { grep -q asyncmsgr.job= /proc/cmdline; }
 
-test_all() {
-	build
-	ASYNCMSGR_CONTAINER_ARCHIVE=$(save)
-	export ASYNCMSGR_CONTAINER_ARCHIVE
-	mkdir -p "$repo/.build"
-	(cd "$repo" && go test -c -o .build/container.test ./tests/container &&
-		go test -c -o .build/rdmasuite.test ./tests/rdmasuite)
-	export ASYNCMSGR_CONTAINER_SUITE=$repo/.build/rdmasuite.test
-	log "host (no RDMA device; its hard memlock limit refuses memlock=-1): tests/container"
-	(cd "$repo/tests/container" && ../../.build/container.test -test.v -test.run 'Help')
-	log "Soft-RoCE VM: tests/container"
-	"$here/vm-run.sh" -- "$here/container.sh" vm-test
-}
-
-# vm_test runs inside the VM, whose root is the host's over 9p under an
-# overlay: overlayfs cannot stack its upper dir on that, so podman's storage
-# goes on a tmpfs; the VM mounts no cgroups, so cgroup2 is mounted for runc.
-vm_test() {
-	grep -q asyncmsgr.job= /proc/cmdline || { log "vm-test runs inside soft-roce/vm-run.sh"; exit 2; }
-	mount -t tmpfs -o size=2g tmpfs /var/lib/containers
-	mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
-	log "loading $ASYNCMSGR_CONTAINER_ARCHIVE"
-	"${engine[@]}" load -q -i "$ASYNCMSGR_CONTAINER_ARCHIVE" >/dev/null
-	cd "$repo/tests/container" && ../../.build/container.test -test.v
+run_podman() {
+	if in_vm; then
+		mkdir -p /run/asyncmsgr-podman/root /run/asyncmsgr-podman/run
+		mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null ||
+			mountpoint -q /sys/fs/cgroup
+		engine+=(--root /run/asyncmsgr-podman/root --runroot /run/asyncmsgr-podman/run
+			--storage-opt "overlay.imagestore=$store")
+	fi
+	if [ "${1:-}" = run ]; then
+		shift
+		exec "${engine[@]}" run "${sandbox[@]}" "$@"
+	fi
+	exec "${engine[@]}" "$@"
 }
 
 case "${1:-}" in
 build) build ;;
-test) test_all ;;
-vm-test) vm_test ;;
-*) sed -n '2,11p' "$0"; exit 2 ;;
+podman) shift; run_podman "$@" ;;
+*) sed -n '2,8p' "$0"; exit 2 ;;
 esac

@@ -16,6 +16,9 @@ type Options struct {
 	FuzzTime string // FUZZTIME: one -fuzztime for every target instead of the budgets
 	RDMARace bool   // RDMA_TEST_RACE: build the RDMA test binaries with -race
 	RDMAArgs []string
+	// ContainerSuite, set from Container, is the rdmasuite test binary the
+	// VM's container tests run in the image (containerPlan).
+	ContainerSuite string
 }
 
 // Result is one half's counts plus how many fuzz targets passed (counted

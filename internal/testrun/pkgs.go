@@ -19,7 +19,7 @@ const Module = "github.com/asyncmsgr/asyncmsgr"
 // rdmaPkgs are the packages whose tests need a real RDMA device: they run
 // on rxe (in the Soft-RoCE VM when the host has none), never on the plain
 // host. A package that starts needing rxe joins here.
-var rdmaPkgs = regexp.MustCompile(`^(verbs|mempool|dispatcher|rdmastack|cmd/rdmaperf|tests/rdma[^/]*)$`)
+var rdmaPkgs = regexp.MustCompile(`^(verbs|mempool|dispatcher|rdmastack|cmd/rdmaperf|tests/rdma[^/]*|tests/container)$`)
 
 // Package is one package with tests.
 type Package struct {

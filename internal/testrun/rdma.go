@@ -65,7 +65,7 @@ func RDMA(o Options, pkgs []Package, self, vmRun string) Result {
 			r.Failed = append(r.Failed, p.Rel()+" (build)")
 			continue
 		}
-		plan = append(plan, b)
+		plan = append(plan, containerPlan(o, p.Rel(), b))
 		if workerPass.MatchString(p.Rel()) {
 			w := b
 			w.Name, w.Pkg, w.Env = file+".worker", p.ImportPath+" [worker]", []string{"ASYNCMSGR_RDMA_POLLING_MODE=worker"}

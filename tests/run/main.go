@@ -65,6 +65,13 @@ func main() {
 		lines = append(lines, h.Line("host"))
 	}
 	if mode != "host" {
+		c, suite := testrun.Container(o, pkgs)
+		o.ContainerSuite = suite
+		if c.Passed+len(c.Failed) > 0 {
+			fmt.Println(c.Line("container (host)"))
+			total.Add(c.Counts)
+			lines = append(lines, c.Line("container (host)"))
+		}
 		r := testrun.RDMA(o, pkgs, self, filepath.Join("soft-roce", "vm-run.sh"))
 		fmt.Println(r.Line("rdma"))
 		total.Add(r.Counts)

@@ -1,0 +1,81 @@
+package testrun
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/asyncmsgr/asyncmsgr/tests/container"
+)
+
+// containerPkg runs the image (issue: CI on rxe-enabled containers).
+const containerPkg = "tests/container"
+
+// Container is the host side of the container tests, run before the RDMA
+// half when tests/container is among pkgs: it builds the image
+// (soft-roce/container.sh build: podman, no registry) and the rdmasuite test
+// binary the image runs, then runs tests/container's host test (rdmaperf
+// --help in a container on a host without an RDMA device). It returns the
+// binary's path for Options.ContainerSuite ("" when nothing ran or the
+// build failed; then the VM's container tests fail by themselves).
+func Container(o Options, pkgs []Package) (Result, string) {
+	var r Result
+	var pkg *Package
+	for i := range pkgs {
+		if pkgs[i].Rel() == containerPkg {
+			pkg = &pkgs[i]
+		}
+	}
+	if pkg == nil {
+		return r, ""
+	}
+	start := time.Now()
+	fmt.Fprintln(o.Out, "== soft-roce/container.sh build")
+	suite, err := filepath.Abs(filepath.Join(o.BuildDir, "container", "rdmasuite.test"))
+	for _, cmd := range []*exec.Cmd{
+		exec.Command(filepath.Join("soft-roce", "container.sh"), "build"),
+		exec.Command("go", "test", "-c", "-o", suite, Module+"/tests/rdmasuite"),
+	} {
+		if err != nil {
+			break
+		}
+		cmd.Stdout, cmd.Stderr = o.Out, o.Out
+		if err = cmd.Run(); err != nil {
+			err = fmt.Errorf("%s: %w", filepath.Base(cmd.Path), err)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(o.Out, "container build: %v\n", err)
+		r.Failed = append(r.Failed, "container (build)")
+		return r, ""
+	}
+	fmt.Fprintf(o.Out, "== go test -run TestHelpWithoutDevice %s (image built in %.0fs)\n", containerPkg, time.Since(start).Seconds())
+	c, err := goTestJSON(o, filepath.Join(o.BuildDir, "container-test.json"),
+		[]string{"test", "-json", "-count=1", "-run", "^TestHelpWithoutDevice$", pkg.ImportPath})
+	if err != nil {
+		fmt.Fprintf(o.Out, "container host test: %v\n", err)
+		c.PackageFailed(pkg.ImportPath)
+	}
+	r.Add(c.Counts())
+	ciRule(o, "container", &r.Counts)
+	return r, suite
+}
+
+// containerPlan adapts b, the first RDMA pass of package rel, to the
+// container tests when Container built the image: tests/container gets the
+// suite binary (its host test already ran), and rdmasuite's first pass
+// leaves the tests the container runs to it.
+func containerPlan(o Options, rel string, b Binary) Binary {
+	if o.ContainerSuite == "" {
+		return b
+	}
+	switch rel {
+	case containerPkg:
+		b.Args = append(append([]string(nil), b.Args...), "-test.skip=^TestHelpWithoutDevice$")
+		b.Env = append(append([]string(nil), b.Env...), "ASYNCMSGR_CONTAINER_SUITE="+o.ContainerSuite)
+	case "tests/rdmasuite":
+		b.Args = append(append([]string(nil), b.Args...), "-test.skip="+container.SuiteTests)
+	}
+	return b
+}

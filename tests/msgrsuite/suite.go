@@ -108,6 +108,7 @@ func run(t *testing.T, stack string, except map[string]bool) {
 		{"ShutdownInFlight", testShutdownInFlight},
 		{"SlowConsumer", testSlowConsumer},
 		{"SlowConsumerPolicyThrottlers", testSlowConsumerPolicy},
+		{"SlowConsumerContextSender", testSlowConsumerContextSender},
 	}
 	for _, tc := range tests {
 		if except[tc.name] {

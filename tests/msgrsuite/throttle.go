@@ -6,6 +6,7 @@ package msgrsuite
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"runtime"
 	"sync/atomic"
@@ -29,14 +30,34 @@ var SlowConsumerMiB = 128
 // what was dispatched by no more than the throttle plus the transport's
 // buffers (the sender is held back), and every message arrives, in order
 // and intact.
-func testSlowConsumer(t *testing.T, stack string) { slowConsumer(t, stack, SlowConsumerMiB, false) }
+func testSlowConsumer(t *testing.T, stack string) {
+	slowConsumer(t, stack, slowOpts{totalMiB: SlowConsumerMiB})
+}
 
 // testSlowConsumerPolicy is testSlowConsumer with the policy throttlers
 // instead (Policy.ThrottlerBytes 4 MiB, ThrottlerMessages 48, that is 3
 // MiB of these messages; no dispatch throttle), over 16 MiB.
-func testSlowConsumerPolicy(t *testing.T, stack string) { slowConsumer(t, stack, 16, true) }
+func testSlowConsumerPolicy(t *testing.T, stack string) {
+	slowConsumer(t, stack, slowOpts{totalMiB: 16, policy: true})
+}
 
-func slowConsumer(t *testing.T, stack string, totalMiB int, policy bool) {
+// testSlowConsumerContextSender is testSlowConsumer end to end: the sender
+// sends SlowConsumerMiB/2 with SendMessageContext under a 4 MiB send-queue bound, each
+// message with its own 64 KiB, so the whole process's memory (sender's and
+// receiver's) stays under the throttle, the send queue and the transport's
+// buffers, and the sending loop itself goes at the dispatcher's pace.
+func testSlowConsumerContextSender(t *testing.T, stack string) {
+	slowConsumer(t, stack, slowOpts{totalMiB: SlowConsumerMiB / 2, ctxSender: true})
+}
+
+type slowOpts struct {
+	totalMiB  int
+	policy    bool // policy throttlers instead of ms_dispatch_throttle_bytes
+	ctxSender bool // SendMessageContext, a buffer per message
+}
+
+func slowConsumer(t *testing.T, stack string, o slowOpts) {
+	totalMiB, policy := o.totalMiB, o.policy
 	const (
 		msgSize = 64 << 10
 		delay   = 10 * time.Millisecond
@@ -89,9 +110,13 @@ func slowConsumer(t *testing.T, stack string, totalMiB int, policy bool) {
 		require.NotNil(t, throttles[0])
 	}
 	require.NoError(t, srv.m.Start())
-	cli := newEndpoint(t, cfg, clientName(1), "", true, nil)
-	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessClient())
-	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	const sendQueue = 4 << 20
+	cm, err := msgr.New(roleConfig(cfg, false), clientName(1), msgr.WithSendQueueBytes(sendQueue))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cm.Shutdown() })
+	cm.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessClient())
+	require.NoError(t, cm.Start())
+	c, err := cm.ConnectTo(msgr.EntityTypeOSD, srv.addr)
 	require.NoError(t, err)
 	waitFor(t, 20*time.Second, "session ready", c.IsConnected)
 
@@ -100,8 +125,25 @@ func slowConsumer(t *testing.T, stack string, totalMiB int, policy bool) {
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapAlloc
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 16), Data: data}))
+	sendErr := make(chan error, 1)
+	var sendTook atomic.Int64
+	if o.ctxSender {
+		go func() {
+			for i := 0; i < n; i++ {
+				own := append([]byte(nil), data...)
+				if err := c.SendMessageContext(context.Background(), &msgr.Message{Type: 1, Front: payload(0, uint64(i), 16), Data: own}); err != nil {
+					sendErr <- err
+					return
+				}
+			}
+			sendTook.Store(int64(time.Since(start)))
+			sendErr <- nil
+		}()
+	} else {
+		for i := 0; i < n; i++ {
+			require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, uint64(i), 16), Data: data}))
+		}
+		sendErr <- nil
 	}
 	if policy {
 		require.Nil(t, srv.m.DispatchQueue().DispatchThrottle(), "ms_dispatch_throttle_bytes 0: none")
@@ -154,9 +196,22 @@ func slowConsumer(t *testing.T, stack string, totalMiB int, policy bool) {
 		fails += pc["get_or_fail_fail"]
 	}
 	require.NotZero(t, fails, "the receiver stopped reading at least once")
+	require.NoError(t, <-sendErr)
+	if o.ctxSender {
+		// The sender's own messages are on the heap too: the queue it
+		// waits under, and what the transport holds unacked.
+		slack := (throttle + sendQueue + transport) / msgSize
+		t.Logf("SendMessageContext loop took %v for %d messages", time.Duration(sendTook.Load()).Round(time.Millisecond), n)
+		require.GreaterOrEqual(t, time.Duration(sendTook.Load()), time.Duration(int64(n)-slack)*delay,
+			"the sender went at the dispatcher's pace, %d messages ahead at most", slack)
+	}
 	require.Empty(t, oc.errs, "in order, exactly once")
 	require.Zero(t, bad.Load(), "data intact")
-	require.LessOrEqual(t, peakHeap, throttle+heapMargin, "receiver memory bounded by the throttle")
+	if o.ctxSender {
+		require.LessOrEqual(t, peakHeap, throttle+sendQueue+transport+heapMargin, "sender and receiver memory bounded")
+	} else {
+		require.LessOrEqual(t, peakHeap, throttle+heapMargin, "receiver memory bounded by the throttle")
+	}
 	require.LessOrEqual(t, peakAhead, throttle+transport, "the sender is held back")
 	require.GreaterOrEqual(t, took, time.Duration(n)*delay, "(the dispatcher's pace)")
 	require.Zero(t, c.Stats().Faults)

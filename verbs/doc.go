@@ -19,7 +19,11 @@
 // Go. CQ.PollSpin is the poll-only form. The budget (rounds, and with
 // SpinWait.MaxTicks time) bounds the time a goroutine spends in C, which the
 // Go runtime sees as a blocking syscall (see package cshim): the caller
-// loops in Go.
+// loops in Go. QP.NewLatLoop goes one level further: a LatLoop runs the
+// whole ib_send_lat / ib_write_lat ping-pong in C, round trip after round
+// trip, and each Run returns only at its time bound, at the end of the run
+// or on a failure, so the runtime meets the loop once per bound instead of
+// several times per round trip.
 //
 // Errors: a failed call returns an *Error naming the verb and wrapping the
 // errno captured in the same cgo call, so errors.Is(err, syscall.ENOMEM)
@@ -47,7 +51,7 @@
 //
 // Files by object: device.go (devices, contexts, ports, GIDs, async
 // events), mr.go (PD, Buffer, MR), hugepage.go (Region), cq.go (completion
-// channels, CQs), qp.go, srq.go, spin.go (PostSpin, PollSpin), cm.go
+// channels, CQs), qp.go, srq.go, spin.go (PostSpin, PollSpin), latloop.go (LatLoop), cm.go
 // (rdma_cm), errors.go; node.go is the lifetime bookkeeping all of them share.
 //
 // Without cgo, or off Linux, the package builds from the same source against

@@ -12,10 +12,13 @@
 // them. --json prints one JSON object per result row; --trace adds the
 // kernel-side counters of each run (eBPF doorbell count, rxe hw_counters).
 //
-// The raw tests run with GOMAXPROCS=1, their latency loops with crossings
-// into C of at most 15 µs and a yield every 2 ms, so that the Go runtime
-// neither takes their P nor wakes another thread; internal/raw's doc has
-// the measurements and the RDMAPERF_* variables that change these settings.
+// The -n send_lat and write_lat runs loop entirely in C, returning to Go
+// once a millisecond, with GOMAXPROCS=2 (an idle P, so that sysmon leaves
+// the goroutine in C alone); the other raw tests run with GOMAXPROCS=1,
+// crossings into C of at most 15 µs and a yield every 2 ms. Either way the
+// Go runtime neither takes their P nor wakes another thread on the critical
+// path; internal/raw's doc has the measurements and the RDMAPERF_* variables
+// that change these settings.
 //
 // Layout: internal/perf (flags, perftest's statistics and output, the
 // out-of-band exchange), internal/raw (the verbs loops), internal/trace

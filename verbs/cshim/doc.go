@@ -19,7 +19,8 @@
 //     comes back with its P 98% of the time, a 1 ms call 14-32%. Spinning
 //     callers therefore bound each crossing by time well under 20 µs and
 //     yield at safe points (cmd/rdmaperf/internal/raw's doc has the
-//     numbers);
+//     numbers); shim_lat_run (Lat.Run, latloop.c) runs a whole perftest
+//     latency loop the same way, its state kept in C between calls;
 //   - crossing counters (ReadCounters) kept by the C side;
 //   - errno capture: every failing call returns a bare syscall.Errno taken in
 //     the same cgo call.
@@ -32,7 +33,7 @@
 //
 // Files by object, as in package verbs: device.go (devices, attributes, GIDs,
 // async events), mr.go (PD, memory, MR), cq.go (completion channels, CQs,
-// WCArray and shim_spin), qp.go (WR batches, QPs), srq.go, cm.go (rdma_cm),
+// WCArray and shim_spin), latloop.go (latency runs), qp.go (WR batches, QPs), srq.go, cm.go (rdma_cm),
 // cgo.go (errno helpers, counters, names); types.go holds the plain Go
 // mirrors both variants share.
 //

@@ -141,3 +141,15 @@ func strOf(names []string, i int, unknown string) string {
 func WCStatusStr(s int) string  { return strOf(wcStatusNames[:], s, "unknown") }
 func EventTypeStr(t int) string { return strOf(eventNames[:], t, "unknown") }
 func CMEventStr(t int) string   { return strOf(cmEventNames[:], t, "UNKNOWN EVENT") }
+
+// Lat is the latency run of the cgo variant; without cgo it cannot be made.
+type Lat struct{}
+
+func NewLat(n int) (*Lat, error) { return nil, errNoCgo }
+func (l *Lat) Free()             {}
+func (l *Lat) Cap() int          { return 0 }
+func (l *Lat) Set(c *LatConfig)  {}
+func (l *Lat) Run(qp uintptr, sb *SendBatch, rb *RecvBatch, cq uintptr, maxTicks uint64) (LatState, error) {
+	return LatState{}, errNoCgo
+}
+func (l *Lat) Stamps() []uint64 { return nil }

@@ -60,8 +60,10 @@ func (r *res) bwClient(size int) (perf.BWResult, int, error) {
 					posted[idx] = now
 				}
 			}
-			if _, err := r.qp.PostSend(r.swr[:n]); err != nil {
-				return perf.BWResult{}, scnt, err
+			for k := 0; k < n; k += r.rt.postList {
+				if _, err := r.qp.PostSend(r.swr[k:min(n, k+r.rt.postList)]); err != nil {
+					return perf.BWResult{}, scnt, err
+				}
 			}
 			scnt += n
 			r.progressN(scnt)

@@ -7,7 +7,8 @@
 // must not print anything but through the Reporter it is given.
 //
 // Files: raw.go (setup, connection, one size's run), lat.go (the latency
-// loops), bw.go (the bandwidth loops), wait.go (one PostSpin step and the
+// loops step by step), loop.go (the whole latency loop in C), bw.go (the
+// bandwidth loops), wait.go (one PostSpin step and the
 // stall/peer checks), goruntime.go (how the loops live with the Go runtime).
 //
 // # The Go runtime on a polling goroutine
@@ -38,9 +39,26 @@
 //	5 ms       100%        100%         65%
 //
 // So a crossing is bounded by time, not by rounds (a round costs 0.3-2 µs
-// under TCG and far less on hardware): verbs.SpinWait.MaxTicks, on the TSC.
-// The defaults (goruntime.go) are one P for the run (no idle P, so no
-// spinning thread is ever woken), crossings of at most 15 µs (under
+// under TCG and far less on hardware), and the -n send_lat and write_lat
+// runs cross as rarely as that allows: loop.go runs the whole ping-pong in
+// C (verbs.LatLoop), round trip after round trip, and returns to Go once a
+// millisecond, so that the runtime meets the loop there and never between a
+// message and its reply. Their defaults (goruntime.go) are two Ps (one
+// idle: sysmon then leaves a goroutine in C alone for up to 10 ms, and never
+// starts a thread for its P), crossings of at most 1 ms and no yield (with
+// an idle P a Gosched wakes a spinning thread; sysmon's preemption after 10
+// ms costs that wake-up once per 10 ms). Counted with perf's sched_switch in
+// one boot of a loaded host (send_lat 2 B, 1000 iterations, both sides):
+// the step-by-step loop (one P, 15 µs crossings, a yield every 2 ms) had
+// its two sysmon threads go to sleep 14600 times and its threads preempted
+// about 13400 times (ib_send_lat: 300 switches in all), t_avg 16 ms against
+// ib_send_lat's 2.3 ms; the whole loop with one P and 1 ms crossings: 5000
+// and 4500, t_avg 2.7 ms (sysmon takes the P of every crossing and wakes a
+// thread for it); with two Ps: 1340 and 840, t_avg 92 µs, t_typical 23.3
+// µs against ib_send_lat's 27.1 µs.
+//
+// The other runs (-D, read_lat) step with PostSpin: one P (no idle P, so
+// no spinning thread is ever woken), crossings of at most 15 µs (under
 // sysmon's shortest tick) and a runtime.Gosched every 2 ms right after a
 // post (so sysmon never sees 10 ms without a reschedule: no preemption
 // signal, no P taken; with one P a Gosched wakes nobody). A/B in one boot
@@ -55,6 +73,8 @@
 // thread and back: two wake-ups), yielding with 2 Ps (each Gosched wakes a
 // spinning thread for the idle P).
 //
-// RDMAPERF_PROCS, RDMAPERF_SPIN_US, RDMAPERF_YIELD_US (0 turns either off)
-// and RDMAPERF_LOCK_THREAD=1 override these, to repeat the measurements.
+// RDMAPERF_LOOP_US (0 steps with PostSpin instead of the whole loop),
+// RDMAPERF_PROCS, RDMAPERF_SPIN_US, RDMAPERF_YIELD_US (0 turns either off),
+// RDMAPERF_LOCK_THREAD=1 and RDMAPERF_POST_LIST (the bandwidth client's
+// longest chain) override these, to repeat the measurements.
 package raw

@@ -21,6 +21,9 @@ func (r *res) recvReqs(size, k int) []verbs.RecvRequest {
 // latIters is the ping-pong of send_lat/write_lat and the READ loop of
 // read_lat, recording the post times.
 func (r *res) latIters(size int, posted []int64) (int, error) {
+	if r.rt.loopTicks > 0 {
+		return r.latLoop(size, posted)
+	}
 	switch r.p.Verb {
 	case "send":
 		return r.sendLat(size, posted, 0)

@@ -90,7 +90,7 @@ func (r *res) close() {
 // Run runs the test described by p with the peer at the other end of oob
 // (already past the parameter hello).
 func Run(p *perf.Params, oob *perf.OOB, h Hooks) (err error) {
-	r := &res{p: p, oob: oob, hooks: h, rt: loadGoRuntime()}
+	r := &res{p: p, oob: oob, hooks: h, rt: loadGoRuntime(p)}
 	defer r.close()
 	defer r.rt.enter()()
 	if err := r.setup(); err != nil {

@@ -5,11 +5,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-#endif
 
+/* One allocation: the block, then its stamps. */
 struct shim_lat *shim_lat_new(int cap)
 {
 	struct shim_lat *l;
@@ -18,24 +15,16 @@ struct shim_lat *shim_lat_new(int cap)
 		errno = EINVAL;
 		return NULL;
 	}
-	l = calloc(1, sizeof(*l));
+	l = calloc(1, sizeof(*l) + (size_t)cap * sizeof(uint64_t));
 	if (!l)
 		return NULL;
-	l->stamps = calloc((size_t)cap, sizeof(*l->stamps));
-	if (!l->stamps) {
-		free(l);
-		errno = ENOMEM;
-		return NULL;
-	}
+	l->stamps = (uint64_t *)(l + 1);
 	l->cap = cap;
 	return l;
 }
 
 void shim_lat_free(struct shim_lat *l)
 {
-	if (!l)
-		return;
-	free(l->stamps);
 	free(l);
 }
 
@@ -45,20 +34,6 @@ void shim_lat_reset(struct shim_lat *l)
 	l->rposted = l->rx_posted;
 	l->consumed = l->recv_ready = 0;
 	l->done = l->progress = l->stage = l->timed_out = l->rounds = 0;
-}
-
-static inline uint64_t lat_now(int tsc)
-{
-	struct timespec ts;
-
-#if defined(__x86_64__) || defined(__i386__)
-	if (tsc)
-		return __rdtsc();
-#else
-	(void)tsc;
-#endif
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* lat_step posts what the loop may post now: it consumes the receive (or the
@@ -81,7 +56,7 @@ static int lat_step(struct ibv_qp *qp, struct shim_send_batch *sb, struct shim_r
 		sb->wr[0].flags = base_flags | (sig ? IBV_SEND_SIGNALED : 0);
 		if (l->mark_addr)
 			__atomic_store_n((uint8_t *)(uintptr_t)l->mark_addr, (uint8_t)(l->scnt + 1), __ATOMIC_RELEASE);
-		l->stamps[l->scnt] = lat_now(l->stamp_tsc);
+		l->stamps[l->scnt] = shim_stamp(l->stamp_tsc);
 		rc = shim_post_send(qp, sb, 1);
 		if (rc) {
 			l->stage = 2;
@@ -117,7 +92,7 @@ int shim_lat_run(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uin
 	const int write = l->mode == SHIM_LAT_WRITE;
 	const int32_t base_flags = sb->wr[0].flags & ~IBV_SEND_SIGNALED;
 	const int32_t tick_mask = l->stamp_tsc ? 0 : 15;
-	const uint64_t t0 = l->max_ticks ? lat_now(l->stamp_tsc) : 0;
+	const uint64_t t0 = l->max_ticks ? shim_stamp(l->stamp_tsc) : 0;
 	struct ibv_wc wc[16];
 	int32_t rounds = 0;
 	int rc = 0;
@@ -159,7 +134,7 @@ int shim_lat_run(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uin
 			}
 		}
 		rounds++;
-		if (l->max_ticks && (rounds & tick_mask) == 0 && lat_now(l->stamp_tsc) - t0 >= l->max_ticks) {
+		if (l->max_ticks && (rounds & tick_mask) == 0 && shim_stamp(l->stamp_tsc) - t0 >= l->max_ticks) {
 			l->timed_out = 1;
 			break;
 		}

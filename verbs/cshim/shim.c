@@ -312,7 +312,7 @@ static int spin_satisfied(const struct shim_spin *sp)
 	       sp->nwc >= sp->want_any && (!sp->watch_addr || sp->watched);
 }
 
-static uint64_t spin_stamp(int tsc)
+uint64_t shim_stamp(int tsc)
 {
 	struct timespec ts;
 
@@ -338,7 +338,7 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 	/* The clock is read every round with the TSC (an instruction), every
 	 * 16th with clock_gettime (a VM exit where the clocksource is hpet). */
 	const int32_t tick_mask = sp->stamp_tsc ? 0 : 15;
-	const uint64_t t0 = sp->max_ticks ? spin_stamp(sp->stamp_tsc) : 0;
+	const uint64_t t0 = sp->max_ticks ? shim_stamp(sp->stamp_tsc) : 0;
 
 	sp->nwc = sp->got_send = sp->got_recv = 0;
 	sp->watched = sp->done = sp->stage = sp->bad = sp->sent = sp->timed_out = 0;
@@ -376,7 +376,7 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 		}
 		rounds++;
 		if (sp->max_ticks && (rounds & tick_mask) == 0 &&
-		    spin_stamp(sp->stamp_tsc) - t0 >= sp->max_ticks) {
+		    shim_stamp(sp->stamp_tsc) - t0 >= sp->max_ticks) {
 			sp->timed_out = 1;
 			break;
 		}
@@ -430,7 +430,7 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 	if (sp->done && sp->send_n > 0 && sp->send_after) {
 		if (sp->mark_addr)
 			__atomic_store_n((uint8_t *)(uintptr_t)sp->mark_addr, sp->mark_val, __ATOMIC_RELEASE);
-		sp->stamp = spin_stamp(sp->stamp_tsc);
+		sp->stamp = shim_stamp(sp->stamp_tsc);
 		rc = shim_post_send(qp, (struct shim_send_batch *)sbu, sp->send_n);
 		if (rc) {
 			sp->stage = 2;

@@ -168,6 +168,10 @@ int shim_poll_cq(struct ibv_cq *cq, struct shim_wc_array *a, int n);
  * and spin->bad say which WR). */
 int shim_spin(uintptr_t qp, uintptr_t sb, uintptr_t rb, uintptr_t cq, uintptr_t cq2, uintptr_t a);
 
+/* shim_stamp reads the clock of shim_spin's stamps: the TSC when tsc (x86),
+ * else CLOCK_MONOTONIC nanoseconds. */
+uint64_t shim_stamp(int tsc);
+
 /* Devices. */
 struct ibv_context *shim_open_device(const char *name); /* NULL + errno */
 int shim_set_nonblock(int fd);

@@ -106,27 +106,24 @@ func (s *CQSet) Arm() bool {
 // Events consumes the completion-channel events (never blocks); the CQs
 // are re-armed by Arm. Events are acknowledged in batches of 64.
 func (s *CQSet) Events() {
+	s.d.takeEvents(s.txCh, s.txCQ, &s.txUnacked)
+	s.d.takeEvents(s.rxCh, s.rxCQ, &s.rxUnacked)
+}
+
+// takeEvents consumes ch's pending completion events (never blocks),
+// counting them in *unacked, and acknowledges them on cq in batches of 64
+// (the poller's and every CQSet's owner goroutine).
+func (d *Dispatcher) takeEvents(ch *verbs.CompChannel, cq *verbs.CQ, unacked *int) {
 	for {
-		if cq, err := s.txCh.GetEvent(); err != nil || cq == nil {
+		if got, err := ch.GetEvent(); err != nil || got == nil {
 			break
 		}
-		s.txUnacked++
-		s.d.C.CQEvents.Add(1)
+		*unacked++
+		d.C.CQEvents.Add(1)
 	}
-	for {
-		if cq, err := s.rxCh.GetEvent(); err != nil || cq == nil {
-			break
-		}
-		s.rxUnacked++
-		s.d.C.CQEvents.Add(1)
-	}
-	if s.txUnacked >= 64 {
-		s.txCQ.AckEvents()
-		s.txUnacked = 0
-	}
-	if s.rxUnacked >= 64 {
-		s.rxCQ.AckEvents()
-		s.rxUnacked = 0
+	if *unacked >= 64 {
+		cq.AckEvents()
+		*unacked = 0
 	}
 }
 

@@ -101,30 +101,8 @@ func (d *Dispatcher) run() {
 		}
 		var buf [8]byte
 		_, _ = unix.Read(d.wakeFD, buf[:])
-		for {
-			cq, err := d.txCh.GetEvent()
-			if err != nil || cq == nil {
-				break
-			}
-			txUnacked++
-			d.C.CQEvents.Add(1)
-		}
-		for {
-			cq, err := d.rxCh.GetEvent()
-			if err != nil || cq == nil {
-				break
-			}
-			rxUnacked++
-			d.C.CQEvents.Add(1)
-		}
-		if txUnacked >= 64 {
-			d.txCQ.AckEvents()
-			txUnacked = 0
-		}
-		if rxUnacked >= 64 {
-			d.rxCQ.AckEvents()
-			rxUnacked = 0
-		}
+		d.takeEvents(d.txCh, d.txCQ, &txUnacked)
+		d.takeEvents(d.rxCh, d.rxCQ, &rxUnacked)
 		d.handleAsync()
 		d.C.PollingOn.Add(1)
 		idleSince, idle = time.Time{}, 0

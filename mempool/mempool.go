@@ -126,13 +126,7 @@ func NewTX(pd *verbs.PD, opts Options) (*Pool, error) {
 	p := newPool(pd, opts, "tx")
 	p.max = opts.Count
 	p.blockN = opts.Count
-	if err := CheckMemlock(p.regionSize(opts.Count)); err != nil {
-		return nil, err
-	}
-	if err := p.grow(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return p.firstBlock()
 }
 
 // NewRX builds the RX pool; it registers its first block now and grows in
@@ -150,6 +144,12 @@ func NewRX(pd *verbs.PD, opts Options) (*Pool, error) {
 	if p.max > 0 && p.blockN > p.max {
 		p.blockN = p.max
 	}
+	return p.firstBlock()
+}
+
+// firstBlock registers the pool's first block, once RLIMIT_MEMLOCK leaves
+// room for it.
+func (p *Pool) firstBlock() (*Pool, error) {
 	if err := CheckMemlock(p.regionSize(p.blockN)); err != nil {
 		return nil, err
 	}

@@ -242,18 +242,23 @@ func (c *Conn) close(onLoop bool) error {
 			}
 			c.closeErr = c.sock.Close()
 		}
-		if onLoop {
-			release()
-		} else if err := c.center.Submit(release); err != nil {
-			// The centre has stopped: its epoll set is gone, only the
-			// socket is left to close.
-			c.closeErr = c.sock.Close()
-		}
+		releaseOn(c.center, onLoop, release, func() { c.closeErr = c.sock.Close() })
 		if c.closeErr != nil {
 			c.closeErr = c.opErr("close", c.closeErr)
 		}
 	})
 	return c.closeErr
+}
+
+// releaseOn runs release on center's loop goroutine: right here when the
+// caller is on it (onLoop), else through Submit, waiting. When the centre
+// has stopped, its epoll set is gone and stopped closes what is left.
+func releaseOn(center *netstack.EventCenter, onLoop bool, release, stopped func()) {
+	if onLoop {
+		release()
+	} else if err := center.Submit(release); err != nil {
+		stopped()
+	}
 }
 
 // LocalAddr returns the local address.

@@ -142,11 +142,7 @@ func (l *Listener) close(onLoop bool) error {
 			}
 			l.closeErr = l.ss.Abort()
 		}
-		if onLoop {
-			release()
-		} else if err := l.center.Submit(release); err != nil {
-			l.closeErr = l.ss.Abort()
-		}
+		releaseOn(l.center, onLoop, release, func() { l.closeErr = l.ss.Abort() })
 	})
 	return l.closeErr
 }

@@ -67,6 +67,9 @@ func (r *res) bwClient(size int) (perf.BWResult, int, error) {
 			}
 			scnt += n
 			r.progressN(scnt)
+			// With one P a yield wakes nobody and keeps sysmon from
+			// preempting the loop (and taking its P in a crossing).
+			r.rt.posted()
 		}
 		if ccnt >= scnt {
 			continue
@@ -162,6 +165,7 @@ func (r *res) bwServer(size int) (perf.BWResult, int, error) {
 			consumed -= k
 		}
 		r.progressN(rcnt)
+		r.rt.posted()
 	}
 	end := clock.Now()
 	return perf.BWStats(p.Test, size, rcnt, []int64{start}, []int64{end}, 1, true, p.ReportGbits), rcnt, nil

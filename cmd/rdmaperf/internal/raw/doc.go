@@ -57,10 +57,11 @@
 // thread for it); with two Ps: 1340 and 840, t_avg 92 µs, t_typical 23.3
 // µs against ib_send_lat's 27.1 µs.
 //
-// The other runs (-D, read_lat) step with PostSpin: one P (no idle P, so
+// The other latency runs (-D, read_lat) step with PostSpin, and the
+// bandwidth loops post and poll from Go: one P (no idle P, so
 // no spinning thread is ever woken), crossings of at most 15 µs (under
 // sysmon's shortest tick) and a runtime.Gosched every 2 ms right after a
-// post (so sysmon never sees 10 ms without a reschedule: no preemption
+// post or a batch of receives (so sysmon never sees 10 ms without a reschedule: no preemption
 // signal, no P taken; with one P a Gosched wakes nobody). A/B in one boot
 // (5 alternating repetitions, medians, 1000 iterations; the previous
 // defaults were 2 Ps and 4096 empty rounds per crossing): send_lat 2 B

@@ -185,6 +185,9 @@ type authState struct {
 	secret    []byte // the connection secret we issue
 	// authzServer: the peer showed an authorizer, which we challenged
 	authzServer bool
+	// unsupported is why we refused the method or mode the peer offered
+	// last; a peer that leaves then is counted as refused.
+	unsupported string
 }
 
 func (a *authState) recordRx(b []byte) {
@@ -209,12 +212,25 @@ func (c *Connection) refuseLocked(method uint32, result int32, reason string) {
 	c.appendFrameLocked(msgr2.TagAuthBadMethod, bad.Marshal(c.cbuf[:0]))
 	c.flushLocked(false)
 	if result == -eopnotsupp {
-		c.auth = authState{recording: c.auth.recording, rx: c.auth.rx, tx: c.auth.tx}
+		c.auth = authState{recording: c.auth.recording, rx: c.auth.rx, tx: c.auth.tx, unsupported: reason}
 		return
 	}
 	c.msgr.authCfg().refused.Add(1)
 	c.msgr.cfg.Log().Warn("msgr: refused peer", "peer", c.peerAddrString(), "reason", reason)
 	c.faultLocked(fmt.Errorf("%w: peer %s: %s", ErrAuthRefused, c.peerAddrString(), reason))
+}
+
+// noteUnsupportedLocked counts and logs, once, a peer that leaves after
+// we refused the auth method or mode it offered (nothing it has is allowed
+// here, e.g. auth none against cephx-only): the connection faults.
+func (c *Connection) noteUnsupportedLocked() {
+	if c.outgoing || c.auth.unsupported == "" {
+		return
+	}
+	reason := c.auth.unsupported + ", and the peer gave up"
+	c.auth.unsupported = ""
+	c.msgr.authCfg().refused.Add(1)
+	c.msgr.cfg.Log().Warn("msgr: refused peer", "peer", c.peerAddrString(), "reason", reason)
 }
 
 func (c *Connection) peerAddrString() string {
@@ -375,7 +391,7 @@ func (c *Connection) handleAuthRequestLocked(b []byte) {
 		c.refuseLocked(r.Method, -eopnotsupp, fmt.Sprintf("no allowed connection mode in %v", r.PreferredModes))
 		return
 	}
-	c.auth.method, c.auth.mode = r.Method, mode
+	c.auth.method, c.auth.mode, c.auth.unsupported = r.Method, mode, ""
 	if r.Method == config.AuthCephX && len(r.AuthPayload) > 0 && r.AuthPayload[0] == cephx.AuthModeAuthorizer {
 		c.handleAuthorizerLocked(r.AuthPayload, false)
 		return

@@ -257,6 +257,7 @@ func (c *Connection) faultLocked(err error) {
 	if c.state == stClosed {
 		return
 	}
+	c.noteUnsupportedLocked()
 	wasConnecting := c.state.handshaking() || c.state == stConnecting
 	refused := c.state == stConnecting && isRefused(err)
 	retries := c.outgoing && !c.policy.Lossy && !c.policy.Server

@@ -107,7 +107,7 @@ func TestHelpWithoutDevice(t *testing.T) {
 // meet over TCP and then open the device; "== NAME exit N" closes each.
 const noDeviceScript = `export ASYNCMSGR_MS_TYPE=async+rdma
 msgrping -server 127.0.0.1:0; echo "== msgr exit $?"
-ASYNCMSGR_MS_ASYNC_TRANSPORT_FALLBACK=true timeout 10 msgrping -server 127.0.0.1:0; echo "== fallback exit $?"
+ASYNCMSGR_MS_ASYNC_TRANSPORT_FALLBACK=true timeout 20 msgrping -server 127.0.0.1:0; echo "== fallback exit $?"
 rdmaperf send_lat -p 18531 & rdmaperf send_lat -p 18531 127.0.0.1; echo "== perf-client exit $?"
 wait $!; echo "== perf-server exit $?"`
 
@@ -116,6 +116,9 @@ wait $!; echo "== perf-server exit $?"`
 // never a crash; in the VM the host has rxe0, the container does not.
 func TestNoDevice(t *testing.T) {
 	testenv.RequireRDMA(t)
+	// With TestSendLat, after TestRDMASuite: each podman start costs the VM
+	// seconds, mostly waiting.
+	t.Parallel()
 	out, code := run(t, 3*time.Minute, withoutDevice, "sh", "-c", noDeviceScript)
 	logLines(t, out)
 	require.Equal(t, 0, code, out)
@@ -141,7 +144,8 @@ func TestNoDevice(t *testing.T) {
 // TestSendLat runs rdmaperf send_lat between two containers on the device.
 func TestSendLat(t *testing.T) {
 	dev := testenv.RequireRDMA(t)
-	perf := []string{"rdmaperf", "send_lat", "-d", dev.Name, "-x", strconv.Itoa(dev.GIDIdx), "-n", "1000", "-p", "18532"}
+	t.Parallel()
+	perf := []string{"rdmaperf", "send_lat", "-d", dev.Name, "-x", strconv.Itoa(dev.GIDIdx), "-n", "200", "-p", "18532"}
 	srv := make(chan string, 1)
 	go func() {
 		out, code := run(t, 3*time.Minute, documented, perf...)
@@ -154,7 +158,7 @@ func TestSendLat(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.True(t, strings.HasPrefix(s, "0\n"), s)
 	require.Contains(t, out, "t_avg[usec]")
-	require.Regexp(t, `(?m)^ +2 +1000 +[0-9.]+ `, out, "a result row for 2 bytes x 1000")
+	require.Regexp(t, `(?m)^ +2 +200 +[0-9.]+ `, out, "a result row for 2 bytes x 200")
 	require.Contains(t, out, "Device         : "+dev.Name)
 }
 

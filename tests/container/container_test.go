@@ -103,11 +103,12 @@ func TestHelpWithoutDevice(t *testing.T) {
 
 // noDeviceScript runs, in one container (each start costs seconds in the
 // VM), the messenger over rdma, the same with the posix fallback (a server
-// that runs until timeout's 124), and an rdmaperf server and client that
-// meet over TCP and then open the device; "== NAME exit N" closes each.
+// that runs until timeout's 124; -v shows the warning naming the reason),
+// and an rdmaperf server and client that meet over TCP and then open the
+// device; "== NAME exit N" closes each.
 const noDeviceScript = `export ASYNCMSGR_MS_TYPE=async+rdma
 msgrping -server 127.0.0.1:0; echo "== msgr exit $?"
-ASYNCMSGR_MS_ASYNC_TRANSPORT_FALLBACK=true timeout 20 msgrping -server 127.0.0.1:0; echo "== fallback exit $?"
+ASYNCMSGR_MS_ASYNC_TRANSPORT_FALLBACK=true timeout 20 msgrping -v -server 127.0.0.1:0; echo "== fallback exit $?"
 rdmaperf send_lat -p 18531 & rdmaperf send_lat -p 18531 127.0.0.1; echo "== perf-client exit $?"
 wait $!; echo "== perf-server exit $?"`
 

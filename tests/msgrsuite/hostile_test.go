@@ -163,13 +163,11 @@ func TestPosixHostilePeers(t *testing.T) {
 			`not yet authenticated \(state hello; handshake frames are at most 65536 bytes\): msgr2: segment 0 length 535822336 exceeds limit 65536`},
 		{"announces a 2 GiB segment", announcers, cat(banner, msgr2.AppendPreamble(nil, msgr2.TagAuthRequest, 1<<31)), false,
 			`msgr2: segment 0 length 2147483648 exceeds limit 65536`},
-		{"truncated frame, then silent", truncated, cat(banner, hello[:len(hello)-5]), false,
-			`\(idle timeout 6s\) in state hello: half a frame pending \(HELLO frame`},
+		{"truncated frame, then silent", truncated, cat(banner, hello[:len(hello)-5]), false, stuckIn("hello")},
 		{"truncated frame, then gone", truncated, cat(banner, hello[:len(hello)-5]), true,
 			// gone before the server's HELLO, or after
 			`send in state hello: .*(broken pipe|connection reset by peer)|peer closed the connection in state hello`},
-		{"truncated preamble, then silent", truncated, cat(banner, hello[:20]), false,
-			`\(idle timeout 6s\) in state hello: incomplete preamble pending \(20 of 32 bytes\)`},
+		{"truncated preamble, then silent", truncated, cat(banner, hello[:20]), false, stuckIn("hello")},
 		{"authenticated, announces an 8 MiB message and stalls", authedStall,
 			cat(clientHandshake(msgr.EntityTypeMDS, 41, 0), msgr2.AppendPreamble(nil, msgr2.TagMessage, 41, 0, 0, 8*mib)), false,
 			`\(idle timeout 6s\) in state ready: half a frame pending \(MESSAGE frame`},
@@ -236,10 +234,10 @@ func TestPosixHostilePeers(t *testing.T) {
 	for _, k := range kinds {
 		want[k.want] += k.n
 	}
-	idleWant := `\(idle timeout 6s\) in state banner`
-	trickleWant := `handshake not finished within 8s \(stuck in state banner\)`
-	want[idleWant] += idlePeers
-	want[trickleWant] += tricklers
+	// The idle peers and the trickler are both stuck before the banner:
+	// whichever of the idle timeout (for the silent ones) and the handshake
+	// deadline comes first under load closes them, so they count together.
+	want[stuckIn("banner")] += idlePeers + tricklers
 	const garbage = "banner" // "bad banner", or a reset/EOF "in state banner"
 	patterns := map[string]*regexp.Regexp{}
 	for w := range want {
@@ -328,6 +326,13 @@ func TestPosixHostilePeers(t *testing.T) {
 }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// stuckIn is the pattern of the errors a silent peer stuck in a handshake
+// state gets: the idle timeout (6s; with what it left half sent, if any)
+// or the handshake deadline (8s), whichever fires first under the load.
+func stuckIn(state string) string {
+	return `\(idle timeout 6s\) in state ` + state + `\b|handshake not finished within 8s \(stuck in state ` + state + `\)`
+}
 
 func mb(n uint64) float64 { return float64(n) / (1 << 20) }
 

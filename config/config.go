@@ -69,6 +69,8 @@ type Config struct {
 	Admin
 	// Throttles is the receive-side throttle options (ms_dispatch_throttle_bytes).
 	Throttles
+	// Inject is the fault-injection options (ms_inject_*), all off by default.
+	Inject
 
 	// Logger is where every layer built from this Config logs (the
 	// messenger, its stack, the dispatcher, verbs warnings). It is not an

@@ -64,6 +64,12 @@ func TestDefaults(t *testing.T) {
 		"cluster":               "ceph",
 		"admin_socket":          "",
 		"run_dir":               "/var/run/ceph",
+		// fault injection: Ceph's defaults, off
+		"ms_inject_socket_failures":   "0",
+		"ms_inject_delay_type":        "",
+		"ms_inject_delay_max":         "0",
+		"ms_inject_delay_probability": "0",
+		"ms_inject_internal_delays":   "0",
 	}
 	c := Default()
 	require.NoError(t, c.Validate())

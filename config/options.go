@@ -27,6 +27,8 @@ const (
 	// seconds, integer or float); a Go duration string such as "200ms" is
 	// accepted too.
 	kindDuration
+	// kindFloat is Ceph's TYPE_FLOAT: a decimal number.
+	kindFloat
 )
 
 // option describes one ms_* option: its canonical name, how its value is
@@ -34,7 +36,7 @@ const (
 type option struct {
 	name string
 	kind kind
-	ptr  func(c *Config) any // *string, *bool, *int or *time.Duration
+	ptr  func(c *Config) any // *string, *bool, *int, *time.Duration or *float64
 }
 
 // options lists every option Config holds, by canonical Ceph name.
@@ -77,6 +79,7 @@ func init() {
 	options = append(options, authOptions...)
 	options = append(options, adminOptions...)
 	options = append(options, throttleOptions...)
+	options = append(options, injectOptions...)
 	optionIndex = make(map[string]*option, len(options))
 	for i := range options {
 		optionIndex[options[i].name] = &options[i]
@@ -107,8 +110,6 @@ var cephOnlyOptions = map[string]bool{
 	"ms_bind_msgr2": true, "ms_bind_port_min": true, "ms_bind_port_max": true,
 	"ms_bind_retry_count": true, "ms_bind_retry_delay": true, "ms_bind_before_connect": true,
 	"ms_tcp_read_timeout": true, "ms_pq_max_tokens_per_priority": true, "ms_pq_min_cost": true,
-	"ms_inject_socket_failures": true, "ms_inject_delay_type": true, "ms_inject_delay_max": true,
-	"ms_inject_delay_probability": true, "ms_inject_internal_delays": true,
 	"ms_inject_network_congestion": true, "ms_blackhole_osd": true, "ms_blackhole_mon": true,
 	"ms_blackhole_mds": true, "ms_blackhole_mgr": true, "ms_blackhole_client": true,
 	"ms_dump_on_send": true, "ms_dump_corrupt_message_level": true, "ms_async_reap_threshold": true,
@@ -250,6 +251,12 @@ func (o *option) set(c *Config, value string) error {
 			return fmt.Errorf("%s: %w", o.name, err)
 		}
 		*p = d
+	case *float64:
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%s: invalid number %q", o.name, value)
+		}
+		*p = f
 	default:
 		panic("config: option " + o.name + " has an unsupported field type")
 	}
@@ -266,6 +273,8 @@ func (o *option) format(c *Config) string {
 		return strconv.Itoa(*p)
 	case *time.Duration:
 		return formatSeconds(*p)
+	case *float64:
+		return strconv.FormatFloat(*p, 'g', -1, 64)
 	}
 	panic("config: option " + o.name + " has an unsupported field type")
 }

@@ -94,5 +94,6 @@ func (c *Config) Validate() error {
 	intRange("ms_max_frame_segment", c.MaxFrameSegment, 1, 1<<32-1)
 	c.validateAuth(bad)
 	c.validateThrottles(bad)
+	c.validateInject(bad)
 	return errors.Join(errs...)
 }

@@ -174,7 +174,8 @@ type Connection struct {
 	secInlineN    int
 	readSinceTick bool
 	idleFor       time.Duration
-	rx            rxThrottle // receive throttling (throttle.go)
+	rx            rxThrottle       // receive throttling (throttle.go)
+	delay         *delayedDelivery // ms_inject_delay_*: held-back messages (inject.go)
 
 	// write side. The pending output is wbuf, then wext (a big message's
 	// data segment, sent by reference), then wtail[:wtailN] (that frame's

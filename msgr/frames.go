@@ -36,7 +36,7 @@ func (c *Connection) readLocked() {
 			// so that the frame's body goes straight into its own buffer.
 			space = prefetchBig
 		}
-		n, err := c.sock.Read(c.rbuf[c.rend : c.rend+space])
+		n, err := c.sockRead(c.rbuf[c.rend : c.rend+space])
 		if n > 0 {
 			budget -= n
 			c.rend += n
@@ -424,7 +424,7 @@ func (c *Connection) flushLocked(more bool) bool {
 			return false
 		}
 		iov := c.pendingIovLocked()
-		n, err := c.sock.Send(iov, more)
+		n, err := c.sockSend(iov, more)
 		clear(iov)
 		if n > 0 {
 			c.wpos += n

@@ -164,6 +164,7 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 // old socket and centre and, on the socket's centre, runs finish with e.mu
 // held to answer the peer (Ceph's reuse_connection). c is closed silently.
 func (c *Connection) handOverLocked(e *Connection, finish func()) {
+	c.injectInternalDelay()
 	sock, w := c.sock, c.worker
 	leftover := c.pendingWriteLocked()
 	// The socket's authentication goes with it: its session key and, in

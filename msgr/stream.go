@@ -169,7 +169,7 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 		}
 	}
 	c.stats.msgsRecv.Add(1)
-	c.post = append(c.post, dqItem{kind: dqMessage, m: m, c: c, rx: c.takeGrantLocked()})
+	c.queueReceivedLocked(dqItem{kind: dqMessage, m: m, c: c, rx: c.takeGrantLocked()})
 }
 
 // smallPayload is the largest payload (front+middle+data) received into the

@@ -1,0 +1,137 @@
+package msgrsuite
+
+// This file is the suite's run under Ceph's fault injection (ms_inject_*):
+// the lossless groups with socket operations failing every few hundred and
+// received messages held back, which must still arrive exactly once and in
+// order.
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+)
+
+// InjectFaults turns on the injection RunInjected runs with: 1 in 300
+// socket reads and writes fails, 1 in 10 messages from a client or an osd
+// is held back up to 10 ms, and 1 in 300 session takeovers sleeps 1 ms.
+func InjectFaults(cfg *config.Config) {
+	cfg.InjectSocketFailures = 300
+	cfg.InjectDelayType = "client osd"
+	cfg.InjectDelayMax = 10 * time.Millisecond
+	cfg.InjectDelayProbability = 0.1
+	cfg.InjectInternalDelays = time.Millisecond
+}
+
+// RunInjected runs the lossless groups of the suite over the named stack
+// with InjectFaults applied after Tweak. LosslessReconnect is not among
+// them: it asserts that the server reports no reset, and an injected
+// failure in a reconnect's handshake resets that half-open accepted
+// connection (as LosslessRandomCuts' cuts do; the session itself lives on).
+func RunInjected(t *testing.T, stack string) {
+	prev := Tweak
+	Tweak = func(cfg *config.Config) {
+		if prev != nil {
+			prev(cfg)
+		}
+		InjectFaults(cfg)
+	}
+	t.Cleanup(func() { Tweak = prev })
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, stack string)
+	}{
+		{"LosslessManyConnsInOrder", testInjectedManyConns},
+		{"LosslessRandomCuts", testLosslessRandomCuts},
+		{"LosslessBackoffAndPeerRestart", testBackoffAndRestart},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, stack) })
+	}
+}
+
+// testInjectedManyConns streams from several lossless clients to one
+// stateful server, which answers each message: with only the injected
+// faults cutting the sockets, every stream in both directions is complete,
+// in order and exactly once, no session is reset, and faults did happen.
+func testInjectedManyConns(t *testing.T, stack string) {
+	const conns = 4
+	per := 10_000
+	if testing.Short() {
+		per = 3000
+	}
+	cfg := Config(stack)
+	cfg.ConnectionIdleTimeout = 30 * time.Second // -race can be slow
+	atSrv := make([]orderChecker, conns)
+	srvRec := newRecorder(true)
+	var mu sync.Mutex
+	var bad []string
+	srvRec.onMsg = func(m *msgr.Message) {
+		stream, idx, err := checkPayload(m.Front)
+		if err != nil || stream >= conns {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("bad message: stream %d: %v", stream, err))
+			mu.Unlock()
+			return
+		}
+		atSrv[stream].take(m)
+		_ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: payload(stream, idx, 24+int(idx%64))})
+	}
+	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
+	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	require.NoError(t, srv.m.Start())
+
+	atCli := make([]orderChecker, conns)
+	cliRecs := make([]*recorder, conns)
+	cs := make([]*msgr.Connection, conns)
+	for i := range conns {
+		cliRecs[i] = newRecorder(true)
+		cliRecs[i].onMsg = atCli[i].take
+		cli := newEndpoint(t, cfg, clientName(int64(100+i)), "", false, cliRecs[i])
+		cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
+		require.NoError(t, cli.m.Start())
+		c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+		require.NoError(t, err)
+		cs[i] = c
+	}
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range per {
+				if err := cs[i].SendMessage(&msgr.Message{Type: 1, Front: payload(uint64(i), uint64(j), 16+(j*13)%300)}); err != nil {
+					mu.Lock()
+					bad = append(bad, err.Error())
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range conns {
+		waitFor(t, 60*time.Second, fmt.Sprintf("stream %d at the server", i), func() bool { return atSrv[i].count() == uint64(per) })
+		waitFor(t, 60*time.Second, fmt.Sprintf("stream %d's replies", i), func() bool { return atCli[i].count() == uint64(per) })
+	}
+	mu.Lock()
+	require.Empty(t, bad)
+	mu.Unlock()
+	var faults uint64
+	for i := range conns {
+		require.Empty(t, atSrv[i].errs, "client %d -> server", i)
+		require.Empty(t, atCli[i].errs, "server -> client %d", i)
+		require.Empty(t, cliRecs[i].resetList(), "a lossless session must not be reset")
+		st := cs[i].Stats()
+		faults += st.Faults
+		require.Equal(t, uint64(per), atSrv[i].serverConn().Stats().MsgsRecv, "server delivered each of stream %d's messages once", i)
+		require.Equal(t, uint64(per), st.MsgsRecv, "client %d delivered each reply once", i)
+	}
+	t.Logf("%d faults injected over %d connections", faults, conns)
+	require.NotZero(t, faults, "ms_inject_socket_failures=%d injected no fault", cfg.InjectSocketFailures)
+}

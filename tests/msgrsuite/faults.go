@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/internal/msgrhook"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
@@ -58,27 +59,41 @@ func (o *orderChecker) serverConn() *msgr.Connection {
 	return o.conn
 }
 
+// orderedServer is a started stateful server (osd.1) on addr checking the
+// order of the stream it receives; each message then goes to also, if set.
+func orderedServer(t *testing.T, cfg *config.Config, addr string, also func(*msgr.Message)) (*endpoint, *orderChecker) {
+	oc := &orderChecker{}
+	rec := newRecorder(true)
+	rec.onMsg = func(m *msgr.Message) {
+		oc.take(m)
+		if also != nil {
+			also(m)
+		}
+	}
+	srv := newEndpoint(t, cfg, osdName(1), addr, false, rec)
+	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
+	require.NoError(t, srv.m.Start())
+	return srv, oc
+}
+
 // losslessEcho is a stateful server answering every message and a
 // lossless client connected to it, each side checking that the stream it
 // receives is complete and in order.
 type losslessEcho struct {
-	atSrv, atCli   orderChecker
+	atSrv          *orderChecker
+	atCli          orderChecker
 	srvRec, cliRec *recorder
 	c              *msgr.Connection
 }
 
 func newLosslessEcho(t *testing.T, stack string) *losslessEcho {
 	cfg := Config(stack)
-	e := &losslessEcho{srvRec: newRecorder(true), cliRec: newRecorder(true)}
-	e.srvRec.onMsg = func(m *msgr.Message) {
-		e.atSrv.take(m)
-		// answer every message: the server's queue must survive the cuts too
+	// answer every message: the server's queue must survive the cuts too
+	srv, atSrv := orderedServer(t, cfg, "127.0.0.1:0", func(m *msgr.Message) {
 		_, idx, _ := checkPayload(m.Front)
 		_ = m.Conn.SendMessage(&msgr.Message{Type: 2, Front: payload(1, idx, 32+int(idx%100))})
-	}
-	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, e.srvRec)
-	srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
-	require.NoError(t, srv.m.Start())
+	})
+	e := &losslessEcho{atSrv: atSrv, srvRec: srv.rec, cliRec: newRecorder(true)}
 	e.cliRec.onMsg = e.atCli.take
 	cli := newEndpoint(t, cfg, clientName(1), "", false, e.cliRec)
 	cli.m.SetPolicy(msgr.EntityTypeOSD, msgr.LosslessPeer())
@@ -225,12 +240,7 @@ func testBackoffAndRestart(t *testing.T, stack string) {
 	waitFor(t, 10*time.Second, "a few refused attempts", func() bool { return c.Stats().Faults >= 3 })
 	require.False(t, c.IsConnected())
 
-	var first orderChecker
-	rec1 := newRecorder(true)
-	rec1.onMsg = first.take
-	srv1 := newEndpoint(t, cfg, osdName(1), addr, false, rec1)
-	srv1.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
-	require.NoError(t, srv1.m.Start())
+	srv1, first := orderedServer(t, cfg, addr, nil)
 	waitFor(t, 20*time.Second, "queued messages after the peer came up", func() bool { return first.count() == 10 })
 	require.Empty(t, first.errs)
 	require.NotZero(t, c.Stats().Reconnects)
@@ -238,12 +248,7 @@ func testBackoffAndRestart(t *testing.T, stack string) {
 
 	// restart the peer: the session is gone on its side
 	require.NoError(t, srv1.m.Shutdown())
-	var second orderChecker
-	rec2 := newRecorder(true)
-	rec2.onMsg = second.take
-	srv2 := newEndpoint(t, cfg, osdName(1), addr, false, rec2)
-	srv2.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
-	require.NoError(t, srv2.m.Start())
+	_, second := orderedServer(t, cfg, addr, nil)
 	waitFor(t, 20*time.Second, "remote reset reported", func() bool { return cliRec.remoteResetCount() == 1 })
 	require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: payload(0, 0, 16)}))
 	waitFor(t, 20*time.Second, "message on the new session", func() bool { return second.count() == 1 })

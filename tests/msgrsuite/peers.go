@@ -14,7 +14,6 @@ import (
 
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
-	"github.com/asyncmsgr/asyncmsgr/netstack"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,10 +28,7 @@ func testSessionContinuation(t *testing.T, stack string) {
 	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", false, srvRec)
 	srv.m.SetPolicy(msgr.EntityTypeMgr, msgr.StatefulServer())
 	require.NoError(t, srv.m.Start())
-	rawStack, err := netstack.New(clientConfig(stack))
-	require.NoError(t, err)
-	require.NoError(t, rawStack.Start())
-	t.Cleanup(func() { _ = rawStack.Stop() })
+	rawStack := startRawStack(t, stack)
 
 	hs := clientHandshake(msgr.EntityTypeMgr, 4242, 777)
 	p1 := dialRaw(t, rawStack, srv.addr)
@@ -110,11 +106,7 @@ func testBadPeers(t *testing.T, stack string) {
 		}
 	}()
 
-	rawCfg := clientConfig(stack)
-	rawStack, err := netstack.New(rawCfg)
-	require.NoError(t, err)
-	require.NoError(t, rawStack.Start())
-	t.Cleanup(func() { _ = rawStack.Stop() })
+	rawStack := startRawStack(t, stack)
 
 	banner := msgr2.AppendBanner(nil, msgr2.FeatureRevision1, 0)
 	badCRC := helloFrame()
@@ -165,10 +157,7 @@ func testHandshakeTimeout(t *testing.T, stack string) {
 	cfg.ConnectionIdleTimeout = 5 * time.Second
 	srvRec := newRecorder(true)
 	srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, srvRec)
-	rawStack, err := netstack.New(clientConfig(stack))
-	require.NoError(t, err)
-	require.NoError(t, rawStack.Start())
-	t.Cleanup(func() { _ = rawStack.Stop() })
+	rawStack := startRawStack(t, stack)
 	p := dialRaw(t, rawStack, srv.addr)
 	p.write(t, msgr2.AppendBanner(nil, msgr2.FeatureRevision1, 0))
 	hello := helloFrame()
@@ -177,7 +166,7 @@ func testHandshakeTimeout(t *testing.T, stack string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	waitFor(t, 10*time.Second, "reset reported", func() bool { return len(srvRec.resetList()) == 1 })
-	err = srvRec.resetList()[0].err
+	err := srvRec.resetList()[0].err
 	require.ErrorContains(t, err, "handshake not finished within 400ms")
 	var te interface{ Timeout() bool }
 	require.ErrorAs(t, err, &te)

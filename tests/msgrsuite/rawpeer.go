@@ -24,6 +24,17 @@ type rawPeer struct {
 	w netstack.Worker
 }
 
+// startRawStack is a started stack of the named kind for raw peers,
+// stopped when t ends.
+func startRawStack(t *testing.T, stack string) netstack.Stack {
+	t.Helper()
+	st, err := netstack.New(clientConfig(stack))
+	require.NoError(t, err)
+	require.NoError(t, st.Start())
+	t.Cleanup(func() { _ = st.Stop() })
+	return st
+}
+
 func dialRaw(t *testing.T, st netstack.Stack, addr string) *rawPeer {
 	t.Helper()
 	w := st.PickWorker()

@@ -99,22 +99,44 @@ func testInjectedManyConns(t *testing.T, stack string) {
 		require.NoError(t, err)
 		cs[i] = c
 	}
-	var wg sync.WaitGroup
-	for i := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range per {
-				if err := cs[i].SendMessage(&msgr.Message{Type: 1, Front: payload(uint64(i), uint64(j), 16+(j*13)%300)}); err != nil {
-					mu.Lock()
-					bad = append(bad, err.Error())
-					mu.Unlock()
-					return
+	// send streams [from, to) on every connection, pausing every 50
+	// messages so that they go out in many socket operations, not a few
+	// big ones.
+	send := func(from, to int) {
+		var wg sync.WaitGroup
+		for i := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := from; j < to; j++ {
+					if err := cs[i].SendMessage(&msgr.Message{Type: 1, Front: payload(uint64(i), uint64(j), 16+(j*13)%300)}); err != nil {
+						mu.Lock()
+						bad = append(bad, err.Error())
+						mu.Unlock()
+						return
+					}
+					if j%50 == 49 {
+						time.Sleep(time.Millisecond)
+					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	faults := func() (n uint64) {
+		for _, c := range cs {
+			n += c.Stats().Faults // a fault injected at the server breaks the client's socket too
+		}
+		return n
+	}
+	send(0, per)
+	// A slow machine moves more bytes per socket operation: keep the
+	// streams going (bounded) until an injected failure has cut one.
+	deadline := time.Now().Add(30 * time.Second)
+	for faults() == 0 && time.Now().Before(deadline) {
+		send(per, per+500)
+		per += 500
+	}
 	for i := range conns {
 		waitFor(t, 60*time.Second, fmt.Sprintf("stream %d at the server", i), func() bool { return atSrv[i].count() == uint64(per) })
 		waitFor(t, 60*time.Second, fmt.Sprintf("stream %d's replies", i), func() bool { return atCli[i].count() == uint64(per) })
@@ -122,16 +144,15 @@ func testInjectedManyConns(t *testing.T, stack string) {
 	mu.Lock()
 	require.Empty(t, bad)
 	mu.Unlock()
-	var faults uint64
 	for i := range conns {
 		require.Empty(t, atSrv[i].errs, "client %d -> server", i)
 		require.Empty(t, atCli[i].errs, "server -> client %d", i)
 		require.Empty(t, cliRecs[i].resetList(), "a lossless session must not be reset")
 		st := cs[i].Stats()
-		faults += st.Faults
 		require.Equal(t, uint64(per), atSrv[i].serverConn().Stats().MsgsRecv, "server delivered each of stream %d's messages once", i)
 		require.Equal(t, uint64(per), st.MsgsRecv, "client %d delivered each reply once", i)
 	}
-	t.Logf("%d faults injected over %d connections", faults, conns)
-	require.NotZero(t, faults, "ms_inject_socket_failures=%d injected no fault", cfg.InjectSocketFailures)
+	n := faults()
+	t.Logf("%d faults over %d connections, %d messages each way on each", n, conns, per)
+	require.NotZero(t, n, "ms_inject_socket_failures=%d injected no fault", cfg.InjectSocketFailures)
 }

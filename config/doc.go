@@ -25,7 +25,9 @@
 // TYPE_UINT, e.g. ms_async_rdma_send_buffers) take SI suffixes K = 1000,
 // M = 10^6, ..., exactly as Ceph parses them. Booleans: true/false, yes/no,
 // on/off, or an integer. Timeouts, keepalive and backoffs: seconds, float
-// allowed ("0.2"), or a Go duration ("200ms").
+// allowed ("0.2"), or a Go duration ("200ms"). Fault injection
+// (ms_inject_*, Ceph's testing options, off by default): a count, a list of
+// entity types, seconds and a probability 0..1 (config/inject.go).
 //
 // Environment: ASYNCMSGR_ followed by the option name in any case, e.g.
 // ASYNCMSGR_MS_ASYNC_TRANSPORT_TYPE=rdma.

@@ -93,7 +93,7 @@ func (c *Connection) queueReceivedLocked(it dqItem) {
 		return
 	}
 	if d > 0 {
-		c.msgr.log.Log(context.Background(), LevelMs5, "msgr: delaying received message", "conn", c, "seq", it.m.Seq, "delay", d)
+		c.msgr.log.Log(context.Background(), LevelMs10, "msgr: delaying received message", "conn", c, "seq", it.m.Seq, "delay", d)
 	}
 	dd.q = append(dd.q, delayedItem{it: it, due: time.Now().Add(d)})
 	c.armDelayedLocked()

@@ -55,7 +55,14 @@
 // ib_send_lat's 2.3 ms; the whole loop with one P and 1 ms crossings: 5000
 // and 4500, t_avg 2.7 ms (sysmon takes the P of every crossing and wakes a
 // thread for it); with two Ps: 1340 and 840, t_avg 92 µs, t_typical 23.3
-// µs against ib_send_lat's 27.1 µs.
+// µs against ib_send_lat's 27.1 µs. On a host loaded to the point where
+// ib_send_lat's own t_typical is 2-3 ms, no setting came near perftest's
+// 200 switches: the whole loop with two Ps 9000-17000 sleeps and as many
+// preemptions per run, with GODEBUG=asyncpreemptoff=1 6000, with a yield
+// every 5 ms 12000, the step loop 16000-20000 (each of sysmon's
+// preemptions every 10 ms puts it back on its 20 µs tick for a while); what
+// is left is the Go runtime's own threads waking on a machine with no CPU
+// to spare, and it is what the tail of these runs measures there.
 //
 // The other latency runs (-D, read_lat) step with PostSpin, and the
 // bandwidth loops post and poll from Go: one P (no idle P, so

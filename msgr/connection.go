@@ -112,7 +112,10 @@ const (
 type Connection struct {
 	msgr     *Messenger
 	outgoing bool
-	target   string // dial address (outgoing)
+	target   string // dial address (outgoing, or a dial that took over the peer's session: race.go)
+	// racing: an accepted lossless peer session, which Connect to the
+	// peer's address returns (race.go). Guarded by Messenger.mu.
+	racing   bool
 	closedCh chan struct{}
 	kickFn   func() // writeKick, made once so that a kick does not allocate
 	// peerAddrStr is what an accepted connection prints as (its peer's

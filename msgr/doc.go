@@ -64,11 +64,16 @@
 // offers and requires what), in crc or secure mode (AES-128-GCM records,
 // msgr2.Secure), with service tickets and the cephx authorizer toward
 // non-monitor services (auth_authorizer.go); see README "Authentication".
-// Known limits: no rotating service secrets, no compression; connection races (both peers dialling each other)
-// are not resolved as Ceph does, an accepted session is keyed by the peer's
-// address and nonce; a lossless accepted session always waits for the peer
-// to reconnect (it never dials back). The DispatchQueue is FIFO unless
-// WithPriorityDispatch asks for Ceph's PrioritizedQueue order.
+// Connection races: two lossless peers (neither lossy nor a server) dialling
+// each other at once end with one session, the one the lower address
+// dialled, as in Ceph's ProtocolV2 (race.go): the other side's dial takes
+// over the accepted socket, or the loser is told to WAIT; Connect to a peer
+// that dialled us returns that session.
+// Known limits: no rotating service secrets, no compression; a lossless
+// accepted session always waits for the peer to reconnect (it never dials
+// back), so a fault of a raced session is repaired by the lower address's
+// reconnect only. The DispatchQueue is FIFO unless WithPriorityDispatch asks
+// for Ceph's PrioritizedQueue order.
 //
 // Logging: one log/slog logger per messenger, WithLogger (default
 // slog.Default()), put on the messenger's copy of the Config so that the

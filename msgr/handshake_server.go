@@ -68,9 +68,21 @@ func (c *Connection) handleClientIdentLocked(b []byte) {
 			e.mu.Unlock()
 		}
 		// A lossless peer that comes with a new session replaces the old one
-		// (it must have restarted): the old session is reset.
-		if old := c.msgr.registerPeer(key, c); old != nil && old != c {
-			old.remoteReset()
+		// (it must have restarted): the old session is reset. One we are
+		// dialling ourselves races with our dial (race.go).
+		races := racesWith(c.policy)
+		for {
+			old, raced := c.msgr.claimPeer(key, c, races)
+			if raced == nil {
+				if old != nil && old != c {
+					old.remoteReset()
+				}
+				break
+			}
+			if c.resolveRaceLocked(&ci, key, raced) {
+				return
+			}
+			races = false
 		}
 	}
 	c.sendServerIdentLocked(true)

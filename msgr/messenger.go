@@ -456,24 +456,14 @@ func (m *Messenger) unregister(c *Connection) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.all, c)
-	if c.outgoing {
-		if m.conns[c.target] == c {
-			delete(m.conns, c.target)
-		}
+	if m.conns[c.target] == c {
+		delete(m.conns, c.target)
 	}
 	for k, v := range m.peers {
 		if v == c {
 			delete(m.peers, k)
 		}
 	}
-}
-
-func (m *Messenger) registerPeer(k peerID, c *Connection) (old *Connection) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old = m.peers[k]
-	m.peers[k] = c
-	return old
 }
 
 func (m *Messenger) lookupPeer(k peerID) *Connection {
@@ -500,6 +490,10 @@ func (m *Messenger) ConnectTo(peerType uint8, addr string) (*Connection, error) 
 		return nil, ErrNotStarted
 	}
 	if c := m.conns[addr]; c != nil {
+		m.mu.Unlock()
+		return c, nil
+	}
+	if c := m.acceptedFromLocked(addr); c != nil {
 		m.mu.Unlock()
 		return c, nil
 	}

@@ -1,0 +1,143 @@
+package msgr_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
+	"github.com/asyncmsgr/asyncmsgr/msgr"
+)
+
+// seqLog records the sequence numbers (the Front) of the messages that
+// reach it and the remote resets it hears.
+type seqLog struct {
+	msgr.BaseDispatcher
+	mu     sync.Mutex
+	got    []uint32
+	resets int
+}
+
+func (l *seqLog) MsDispatch(m *msgr.Message) bool {
+	l.mu.Lock()
+	l.got = append(l.got, binary.LittleEndian.Uint32(m.Front))
+	l.mu.Unlock()
+	return true
+}
+
+func (l *seqLog) MsHandleRemoteReset(*msgr.Connection) {
+	l.mu.Lock()
+	l.resets++
+	l.mu.Unlock()
+}
+
+func (l *seqLog) snapshot() ([]uint32, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]uint32(nil), l.got...), l.resets
+}
+
+// racePeer starts a bound LosslessPeer messenger whose shutdown the caller
+// owns (one pair per iteration).
+func racePeer(t *testing.T, num int64, log *seqLog) *msgr.Messenger {
+	t.Helper()
+	cfg := testConfig()
+	m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: num}, msgr.WithLogger(testenv.Logger(t)))
+	require.NoError(t, err)
+	m.SetDefaultPolicy(msgr.LosslessPeer())
+	m.AddDispatcherTail(log)
+	require.NoError(t, m.Bind("127.0.0.1:0"))
+	require.NoError(t, m.Start())
+	return m
+}
+
+// liveConns counts a messenger's connections that are not closed.
+func liveConns(m *msgr.Messenger) int { return len(m.Connections()) }
+
+// TestConnectionRace: two LosslessPeer messengers dial each other at the
+// same moment and send at once; ProtocolV2's race resolution leaves one
+// session (one connection on each side) and every message arrives exactly
+// once, in order, on both sides.
+func TestConnectionRace(t *testing.T) {
+	iters, perSide := 1000, 20
+	if testing.Short() {
+		iters = 100
+	}
+	start := time.Now()
+	for i := range iters {
+		raceOnce(t, i, perSide)
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d races in %v", iters, time.Since(start))
+}
+
+func raceOnce(t *testing.T, iter, perSide int) {
+	t.Helper()
+	logs := [2]*seqLog{{}, {}}
+	ms := [2]*msgr.Messenger{racePeer(t, 1, logs[0]), racePeer(t, 2, logs[1])}
+	defer func() {
+		for _, m := range ms {
+			shutdownWithin(t, m, 10*time.Second)
+		}
+	}()
+	var conns [2]*msgr.Connection
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	errs := make([]error, 2)
+	for side := range 2 {
+		wg.Go(func() {
+			<-gate
+			c, err := ms[side].Connect(ms[1-side].Addr().String())
+			if err != nil {
+				errs[side] = err
+				return
+			}
+			conns[side] = c
+			for n := range perSide {
+				front := binary.LittleEndian.AppendUint32(nil, uint32(n))
+				if err := c.SendMessage(&msgr.Message{Type: 1, Front: front}); err != nil {
+					errs[side] = err
+					return
+				}
+			}
+		})
+	}
+	close(gate)
+	wg.Wait()
+	require.NoError(t, errs[0], "iteration %d", iter)
+	require.NoError(t, errs[1], "iteration %d", iter)
+	describe := func() string {
+		g0, r0 := logs[0].snapshot()
+		g1, r1 := logs[1].snapshot()
+		return fmt.Sprintf("iteration %d: side 0 got %v (%d resets, %d conns), side 1 got %v (%d resets, %d conns)",
+			iter, g0, r0, liveConns(ms[0]), g1, r1, liveConns(ms[1]))
+	}
+	done := func() bool {
+		for side := range 2 {
+			if got, _ := logs[side].snapshot(); len(got) < perSide || liveConns(ms[side]) != 1 {
+				return false
+			}
+		}
+		return true
+	}
+	testenv.WaitFor(t, 10*time.Second, "every message and one session a side", done, describe)
+	for side := range 2 {
+		got, resets := logs[side].snapshot()
+		want := make([]uint32, perSide)
+		for n := range want {
+			want[n] = uint32(n)
+		}
+		require.Equal(t, want, got, "side %d, iteration %d: exactly once, in order", side, iter)
+		require.Zero(t, resets, "side %d, iteration %d: no remote reset", side, iter)
+	}
+	// Both Connect calls name the one session: replies on it reach the peer.
+	for side := range 2 {
+		require.Equal(t, ms[side].Connections()[0], conns[side], "side %d, iteration %d: Connect's connection is the session", side, iter)
+	}
+}

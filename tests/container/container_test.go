@@ -3,12 +3,14 @@ package container
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,10 +48,23 @@ func image(t *testing.T) ([]string, string) {
 	if img == "" {
 		img = "localhost/asyncmsgr"
 	}
-	if out, err := exec.Command(e[0], append(e[1:], "image", "exists", img)...).CombinedOutput(); err != nil {
-		testenv.Missing(t, "image %s (soft-roce/container.sh build): %v %s", img, err, out)
+	imageCheck.Do(func() {
+		if out, err := exec.Command(e[0], append(e[1:], "image", "exists", img)...).CombinedOutput(); err != nil {
+			imageCheck.err = fmt.Errorf("%w %s", err, out)
+		}
+	})
+	if imageCheck.err != nil {
+		testenv.Missing(t, "image %s (soft-roce/container.sh build): %v", img, imageCheck.err)
 	}
 	return e, img
+}
+
+// imageCheck asks the engine once per test binary whether the image is
+// there (every podman start costs the VM seconds; engine and image come
+// from the environment, the same for every test).
+var imageCheck struct {
+	sync.Once
+	err error
 }
 
 // run runs CMD in a fresh container of the image with flags and returns its

@@ -28,6 +28,11 @@ func InjectFaults(cfg *config.Config) {
 	cfg.InjectInternalDelays = time.Millisecond
 }
 
+// InjectedMessages is how many messages each connection of the injected
+// LosslessManyConnsInOrder sends each way at least (a third in -short
+// mode); a run in an emulated VM may lower it to stay within its budget.
+var InjectedMessages = 10_000
+
 // RunInjected runs the lossless groups of the suite over the named stack
 // with InjectFaults applied after Tweak. LosslessReconnect is not among
 // them: it asserts that the server reports no reset, and an injected
@@ -61,9 +66,9 @@ func RunInjected(t *testing.T, stack string) {
 // in order and exactly once, no session is reset, and faults did happen.
 func testInjectedManyConns(t *testing.T, stack string) {
 	const conns = 4
-	per := 10_000
+	per := InjectedMessages
 	if testing.Short() {
-		per = 3000
+		per /= 3
 	}
 	cfg := Config(stack)
 	cfg.ConnectionIdleTimeout = 30 * time.Second // -race can be slow

@@ -43,9 +43,10 @@ func (l *seqLog) snapshot() ([]uint32, int) {
 
 // racePeer starts a bound LosslessPeer messenger whose shutdown the caller
 // owns (one pair per iteration).
-func racePeer(t *testing.T, num int64, log *seqLog) *msgr.Messenger {
+func racePeer(t *testing.T, num int64, log *seqLog, socketFailures int) *msgr.Messenger {
 	t.Helper()
 	cfg := testConfig()
+	cfg.InjectSocketFailures = socketFailures
 	m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: num}, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
 	m.SetDefaultPolicy(msgr.LosslessPeer())
@@ -69,7 +70,7 @@ func TestConnectionRace(t *testing.T) {
 	}
 	start := time.Now()
 	for i := range iters {
-		raceOnce(t, i, perSide)
+		raceOnce(t, i, perSide, 0)
 		if t.Failed() {
 			return
 		}
@@ -77,10 +78,26 @@ func TestConnectionRace(t *testing.T) {
 	t.Logf("%d races in %v", iters, time.Since(start))
 }
 
-func raceOnce(t *testing.T, iter, perSide int) {
+// TestConnectionRaceFaults: the raced session survives socket failures
+// (ms_inject_socket_failures): the lower address's dial reconnects, the
+// other side's session takes the socket back, nothing is lost or repeated.
+func TestConnectionRaceFaults(t *testing.T) {
+	iters := 50
+	if testing.Short() {
+		iters = 10
+	}
+	for i := range iters {
+		raceOnce(t, i, 200, 50)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+func raceOnce(t *testing.T, iter, perSide, socketFailures int) {
 	t.Helper()
 	logs := [2]*seqLog{{}, {}}
-	ms := [2]*msgr.Messenger{racePeer(t, 1, logs[0]), racePeer(t, 2, logs[1])}
+	ms := [2]*msgr.Messenger{racePeer(t, 1, logs[0], socketFailures), racePeer(t, 2, logs[1], socketFailures)}
 	defer func() {
 		for _, m := range ms {
 			shutdownWithin(t, m, 10*time.Second)

@@ -49,8 +49,10 @@ func (c *Connection) sockSend(iov [][]byte, more bool) (int, error) {
 }
 
 // injectInternalDelay sleeps ms_inject_internal_delays, 1 in
-// ms_inject_socket_failures times, where Ceph does (a reconnecting peer
-// taking over an existing session): it widens the races a test wants hit.
+// ms_inject_socket_failures times, where Ceph does (handle_existing_connection
+// and reuse_connection: a dialling peer meeting our own dial, a
+// reconnecting one taking over its session): it widens the races a test
+// wants hit.
 func (c *Connection) injectInternalDelay() {
 	cfg := c.msgr.cfg
 	if cfg.InjectInternalDelays > 0 && c.injectFailure() {

@@ -87,6 +87,7 @@ func (m *Messenger) registerRaced(key peerID, d *Connection) {
 // when d is not in a race (closed, or its session is established) and the
 // CLIENT_IDENT is handled as if d did not exist.
 func (c *Connection) resolveRaceLocked(ci *msgr2.ClientIdent, key peerID, d *Connection) bool {
+	c.injectInternalDelay()
 	d.mu.Lock()
 	mine := c.msgr.myAddrs()
 	if d.state == stClosed || len(mine) == 0 || mine[0].Addr == key.ap {

@@ -27,9 +27,10 @@ type Config struct {
 	RDMAReceiveQueueLen int    // ms_async_rdma_receive_queue_len
 	RDMASupportSRQ      bool   // ms_async_rdma_support_srq
 	RDMAPollingUS       int    // ms_async_rdma_polling_us
-	// ms_async_rdma_polling_mode: "worker" (each worker's event centre polls
-	// its own CQ pair, run to completion) or "dispatcher" (Ceph's shape: one
-	// polling goroutine for shared CQs, eventfd notification).
+	// ms_async_rdma_polling_mode: "worker" (the default: each worker's event
+	// centre polls its own CQ pair, run to completion) or "dispatcher"
+	// (Ceph's shape: one polling goroutine for shared CQs, eventfd
+	// notification). The polling mode is local: peers need not agree.
 	RDMAPollingMode    string
 	RDMAEnableHugepage bool   // ms_async_rdma_enable_hugepage
 	RDMASL             int    // ms_async_rdma_sl
@@ -108,7 +109,7 @@ func Default() *Config {
 		RDMAReceiveQueueLen:    4096,
 		RDMASupportSRQ:         true,
 		RDMAPollingUS:          1000,
-		RDMAPollingMode:        "dispatcher",
+		RDMAPollingMode:        "worker",
 		RDMASL:                 3,
 		RDMADSCP:               96,
 		RDMAType:               "ib",

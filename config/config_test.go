@@ -28,7 +28,7 @@ func TestDefaults(t *testing.T) {
 		"ms_async_rdma_receive_queue_len":   "4096",
 		"ms_async_rdma_support_srq":         "true",
 		"ms_async_rdma_polling_us":          "1000",
-		"ms_async_rdma_polling_mode":        "dispatcher",
+		"ms_async_rdma_polling_mode":        "worker",
 		"ms_async_rdma_enable_hugepage":     "false",
 		"ms_async_rdma_sl":                  "3",
 		"ms_async_rdma_dscp":                "96",

@@ -6,15 +6,32 @@ import (
 	"time"
 )
 
-// spinYieldTurns is how many non-blocking turns a spinning loop runs between
-// runtime.Gosched calls. A spinning loop never parks, so without a yield the
-// goroutines sharing its P (an application goroutine woken by a callback,
-// a Submit waiter) would wait for the runtime's asynchronous preemption,
-// about 10 ms; each turn is bounded (one batch per poller, at most
-// maxEventsPerWait file events), so yielding every spinYieldTurns turns
-// bounds that wait to a few tens of turns. Gosched with nothing else
-// runnable returns at once.
-const spinYieldTurns = 32
+// A spinning loop's turn must cost little more than the polls themselves:
+// the time between a completion's arrival and its handling is half a turn
+// on average. Under emulation (qemu TCG with an hpet clocksource) every
+// syscall and clock read traps, so a turn that made them every time took
+// tens of microseconds.
+const (
+	// spinCheckTurns: an empty spinning turn runs the external queue (one
+	// atomic load), and only every spinCheckTurns turns does it also look
+	// at epoll (a syscall), the timers and the clock for the spin window.
+	// A turn whose pollers found work always does: what the work caused
+	// (a socket still readable, a timer armed) is seen at once.
+	spinCheckTurns = 16
+	// spinYieldTurns: with one P (GOMAXPROCS=1) a spinning loop calls
+	// runtime.Gosched every spinYieldTurns turns. It never parks, so without
+	// a yield the goroutines sharing its only P (an application goroutine
+	// woken by a callback, a Submit waiter) would wait for the runtime's
+	// asynchronous preemption, about 10 ms.
+	spinYieldTurns = 32
+	// spinYieldTurnsMP: with more Ps, a goroutine the loop readies is run
+	// by another P (the runtime wakes one for it), so the loop yields only
+	// every spinYieldTurnsMP turns: Gosched itself wakes an idle P's thread
+	// (wakep), a futex wake-up and a context switch per call, which made
+	// yielding every 32 turns the main source of a spinning worker's
+	// context switches (perf, issue 9).
+	spinYieldTurnsMP = 4096
+)
 
 // pollerReg is one AddPoller registration.
 type pollerReg struct {
@@ -29,7 +46,8 @@ type pollState struct {
 	spin      time.Duration // the longest spin window among pollers
 	spinning  bool          // a poll found work and the window after it is open
 	idleSince time.Time     // first empty turn of the current window (zero: not yet)
-	turns     uint64        // non-blocking turns, for the yield
+	turns     uint64        // non-blocking turns, for the checks and the yield
+	procs     int           // GOMAXPROCS, read every spinYieldTurnsMP turns
 }
 
 // AddPoller registers p on the loop (callable from any goroutine; applied on the loop). While any
@@ -95,6 +113,9 @@ func (c *EventCenter) pollTurn() bool {
 	case ps.spinning && ps.spin > 0:
 		// The clock is read only on empty turns: busy turns restart the
 		// window without it.
+		if ps.turns%spinCheckTurns != 0 {
+			break
+		}
 		now := time.Now()
 		if ps.idleSince.IsZero() {
 			ps.idleSince = now
@@ -111,12 +132,28 @@ func (c *EventCenter) pollTurn() bool {
 		}
 		// Work arrived while arming: poll again instead of sleeping.
 	}
-	c.turnNoWait()
 	ps.turns++
-	if ps.turns%spinYieldTurns == 0 {
+	if work > 0 || ps.turns%spinCheckTurns == 0 {
+		c.turnNoWait()
+	} else if c.hasWork.Load() {
+		c.runExternal()
+	}
+	c.maybeYield()
+	return true
+}
+
+// maybeYield is the spinning loop's Gosched (see spinYieldTurns).
+func (c *EventCenter) maybeYield() {
+	ps := &c.polling
+	if ps.turns%spinYieldTurns != 0 {
+		return
+	}
+	if ps.procs == 0 || ps.turns%spinYieldTurnsMP == 0 {
+		ps.procs = runtime.GOMAXPROCS(0) // it takes the scheduler's lock: rarely
+	}
+	if ps.procs == 1 || ps.turns%spinYieldTurnsMP == 0 {
 		runtime.Gosched()
 	}
-	return true
 }
 
 // armAll calls Arm on every poller (all of them, so each one's notification

@@ -14,7 +14,8 @@
 //
 // # Polling modes (ms_async_rdma_polling_mode)
 //
-// worker: each Worker owns a TX/RX CQ pair and its two
+// worker (the default, it wins every messenger benchmark: BENCHMARKS.md):
+// each Worker owns a TX/RX CQ pair and its two
 // completion channels (dispatcher.CQSet), and every QP of its sockets is
 // created on that pair, so a QP completes on exactly one worker and its
 // completions have exactly one poller: the worker's event centre goroutine.
@@ -39,7 +40,7 @@
 // a worker pair is destroyed only once its beacon completed and that
 // worker polled both its CQs empty after it.
 //
-// dispatcher (the default): Ceph's shape. One dispatcher goroutine polls
+// dispatcher: Ceph's shape. One dispatcher goroutine polls
 // the shared CQs and hands completions to sockets from there; a socket
 // wakes its worker through its eventfd, and a post wakes a sleeping
 // dispatcher (the thread hop per message that worker mode removes). Ceph's

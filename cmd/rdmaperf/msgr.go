@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/clock"
@@ -104,10 +105,15 @@ type replies struct {
 	want   uint16
 	ch     chan uint64
 	resets chan error
+	inline atomic.Pointer[pinger] // msgr_lat --msgr_loop=inline: pongs go there
 }
 
 func (r *replies) CanFastDispatch(m *msgr.Message) bool { return m.Type == r.want }
 func (r *replies) FastDispatch(m *msgr.Message) {
+	if pg := r.inline.Load(); pg != nil {
+		pg.pong(m.Tid)
+		return
+	}
 	select {
 	case r.ch <- m.Tid:
 	default: // cannot happen: the window bounds replies in flight
@@ -335,7 +341,20 @@ func msgrLat(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *rep
 			return perf.LatResult{}, 0, err
 		}
 	}
-	r, n, err := pingPong(ctx, p, conn, rp, size, h, run)
+	var r perf.LatResult
+	var n int
+	var err error
+	if p.MsgrLoop == perf.MsgrLoopApp {
+		r, n, err = pingPong(ctx, p, conn, rp, size, h, run)
+	} else {
+		if run != nil {
+			run.begin()
+		}
+		r, n, err = pingPongInline(ctx, p, conn, rp, size, h.Progress)
+		if run != nil && err == nil {
+			run.finish()
+		}
+	}
 	if run != nil {
 		if werr := run.wait(err != nil); err == nil && werr != nil {
 			return perf.LatResult{}, n, werr

@@ -15,7 +15,7 @@ import (
 
 // Binary is one run of an RDMA test binary and where it runs.
 type Binary struct {
-	Name string // the run's name, its output files' stem: "rdmastack.test.worker"
+	Name string // the run's name, its output files' stem: "rdmastack.test.dispatcher"
 	File string // the binary in the plan's directory, e.g. "rdmastack.test"
 	Pkg  string // import path, plus " [mode]" for a second pass, as reports name it
 	Dir  string // the package's directory, the binary's working directory
@@ -23,9 +23,10 @@ type Binary struct {
 	Env  []string // added to the environment
 }
 
-// workerPass are the packages whose tests read ASYNCMSGR_RDMA_POLLING_MODE:
-// after the default polling mode (dispatcher) they run again in worker mode.
-var workerPass = regexp.MustCompile(`^(rdmastack|tests/rdmasuite|tests/rdmaidle)$`)
+// secondModePass are the packages whose tests read
+// ASYNCMSGR_RDMA_POLLING_MODE: after the default polling mode (worker) they
+// run again in dispatcher mode.
+var secondModePass = regexp.MustCompile(`^(rdmastack|tests/rdmasuite|tests/rdmaidle)$`)
 
 // The plan's files: plan.json (the binaries), then per binary NAME.out (its
 // -test.v=test2json output) and NAME.rc (its exit status).
@@ -66,9 +67,9 @@ func RDMA(o Options, pkgs []Package, self, vmRun string) Result {
 			continue
 		}
 		plan = append(plan, containerPlan(o, p.Rel(), b))
-		if workerPass.MatchString(p.Rel()) {
+		if secondModePass.MatchString(p.Rel()) {
 			w := b
-			w.Name, w.Pkg, w.Env = file+".worker", p.ImportPath+" [worker]", []string{"ASYNCMSGR_RDMA_POLLING_MODE=worker"}
+			w.Name, w.Pkg, w.Env = file+".dispatcher", p.ImportPath+" [dispatcher]", []string{"ASYNCMSGR_RDMA_POLLING_MODE=dispatcher"}
 			plan = append(plan, w)
 		}
 	}

@@ -75,6 +75,22 @@ func HeldSeries(mode string) Series {
 	return s
 }
 
+// AppLoopFlag is the rdmaperf flag of AppLoopSeries.
+const AppLoopFlag = "msgr_loop"
+
+// AppLoopSeries is ModeSeries(mode) with msgr_lat's client sending each ping
+// from a test goroutine that waits on a channel for the pong
+// (--msgr_loop=app), where the other series send the next ping from the
+// pong's fast dispatch: what a goroutine wake-up per round trip costs.
+func AppLoopSeries(mode string) Series {
+	s := ModeSeries(mode)
+	s.Name += "-app"
+	s.Label += ", app goroutine"
+	s.ClientArgs = []string{"--" + AppLoopFlag + "=app"}
+	s.NeedFlag = AppLoopFlag
+	return s
+}
+
 // MergeSeries is msgr_bw over rdma with adaptive send-merging on or off,
 // traced (doorbells per message; needs root).
 func MergeSeries(on bool) Series {
@@ -221,6 +237,7 @@ func BenchPlan(reps int, sizes []int, c Caps) []Spec {
 		for _, m := range PollingModes {
 			add(HeldSeries(m), "msgr_lat", LatPoints[0], r)
 		}
+		add(AppLoopSeries("worker"), "msgr_lat", LatPoints[0], r)
 		for _, m := range msgr {
 			add(m, "msgr_bw", BWPoint, r)
 		}

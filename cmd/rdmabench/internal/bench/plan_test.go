@@ -55,7 +55,7 @@ func TestBenchPlanWithPollingModes(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"perftest", "rdmaperf", "msgr-rdma-dispatcher", "msgr-rdma-worker", "msgr-posix",
-		"msgr-rdma-dispatcher-held", "msgr-rdma-worker-held", "merge-true", "merge-false"}, names)
+		"msgr-rdma-dispatcher-held", "msgr-rdma-worker-held", "msgr-rdma-worker-app", "merge-true", "merge-false"}, names)
 	require.Empty(t, allCaps.Missing(HeldSeries("worker")))
 	var profiled []Key
 	for _, s := range BenchPlan(2, QuickSizes, allCaps) {

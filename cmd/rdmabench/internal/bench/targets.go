@@ -63,7 +63,7 @@ func Targets(msgrRDMA []string) []Target {
 // KnownSeries are every series a plan can hold, by name.
 func KnownSeries() map[string]Series {
 	m := map[string]Series{}
-	for _, s := range []Series{Perftest, Rdmaperf, Posix, MsgrRDMA, MergeSeries(true), MergeSeries(false)} {
+	for _, s := range []Series{Perftest, Rdmaperf, Posix, MsgrRDMA, MergeSeries(true), MergeSeries(false), AppLoopSeries("worker")} {
 		m[s.Name] = s
 	}
 	for _, p := range PollingModes {

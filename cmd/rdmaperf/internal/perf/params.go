@@ -71,6 +71,7 @@ type Params struct {
 	Stack       string   // --stack rdma|posix (msgr tests)
 	MsgrOpts    []string // --msgr_opt key=value (msgr tests)
 	MsgrBgBytes int      // --msgr_bg_bytes: msgr_lat's background stream per size (0 = none)
+	MsgrLoop    string   // --msgr_loop: who sends msgr_lat's next ping (MsgrLoopInline, MsgrLoopApp)
 	Server      string   // server address; "" = this side is the server
 	Progress    string   // --progress auto|on|off
 
@@ -116,6 +117,16 @@ func (p *Params) MaxMsgSize() int {
 	}
 	return p.Size
 }
+
+// msgr_lat's client loops (--msgr_loop).
+const (
+	// MsgrLoopInline: the pong's fast dispatch sends the next ping, on the
+	// messenger's worker goroutine (run to completion, the default).
+	MsgrLoopInline = "inline"
+	// MsgrLoopApp: a test goroutine sends each ping and waits on a channel
+	// for its pong (a goroutine wake-up per round trip).
+	MsgrLoopApp = "app"
+)
 
 // ErrHelp is returned by Parse for -h/--help.
 var ErrHelp = errors.New("help requested")
@@ -171,6 +182,13 @@ var specs = []optSpec{
 		p.MsgrOpts = append(p.MsgrOpts, v)
 		return nil
 	}},
+	{0, "msgr_loop", true, func(p *Params, v string) error {
+		if v != MsgrLoopInline && v != MsgrLoopApp {
+			return fmt.Errorf("--msgr_loop must be %s or %s, got %q", MsgrLoopInline, MsgrLoopApp, v)
+		}
+		p.MsgrLoop = v
+		return nil
+	}},
 	{0, "msgr_bg_bytes", true, intArg("--msgr_bg_bytes", 0, maxBgBytes, func(p *Params) *int { return &p.MsgrBgBytes }, nil)},
 	{0, "progress", true, func(p *Params, v string) error {
 		switch v {
@@ -191,7 +209,7 @@ func Parse(args []string) (*Params, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("missing subcommand (one of %s)", strings.Join(Tests, ", "))
 	}
-	p := &Params{Test: args[0], IBPort: 1, GIDIndex: -1, Port: DefPort, Inline: -1, Stack: defaultStack, Progress: "auto"}
+	p := &Params{Test: args[0], IBPort: 1, GIDIndex: -1, Port: DefPort, Inline: -1, Stack: defaultStack, Progress: "auto", MsgrLoop: MsgrLoopInline}
 	switch p.Test {
 	case SendLat:
 		p.Verb, p.Lat = "send", true
@@ -444,6 +462,10 @@ Options (rdmaperf's):
       --trace              kernel counters per message (eBPF doorbells, rxe hw_counters); needs root
       --stack=rdma|posix   messenger transport (msgr_*; default rdma)
       --msgr_opt=KEY=VAL   set a messenger option (msgr_*), e.g. ms_async_rdma_submit_time_trigger=0
+      --msgr_loop=inline|app  msgr_lat: inline (default) sends the next ping from the pong's
+                           fast dispatch on the messenger's worker goroutine, as the server
+                           answers; app sends from a test goroutine that waits on a channel
+                           for each pong (adds a goroutine wake-up per round trip)
       --msgr_bg_bytes=N    msgr_lat: a second connection between the same two messengers
                            streams N bytes client -> server in 64 KiB messages (the server
                            discards them), from before each size's first ping until all N

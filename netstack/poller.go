@@ -18,19 +18,16 @@ const (
 	// A turn whose pollers found work always does: what the work caused
 	// (a socket still readable, a timer armed) is seen at once.
 	spinCheckTurns = 16
-	// spinYieldTurns: with one P (GOMAXPROCS=1) a spinning loop calls
-	// runtime.Gosched every spinYieldTurns turns. It never parks, so without
-	// a yield the goroutines sharing its only P (an application goroutine
-	// woken by a callback, a Submit waiter) would wait for the runtime's
-	// asynchronous preemption, about 10 ms.
+	// spinYieldTurns: a spinning loop calls runtime.Gosched every
+	// spinYieldTurns turns. It never parks, so without a yield the
+	// goroutines sharing its P (an application goroutine woken by a
+	// callback, a Submit waiter, a dial's netpoller wake-up) would wait for
+	// the runtime's asynchronous preemption, about 10 ms, whenever every P
+	// is spinning. Gosched wakes an idle P's thread (wakep) when there is
+	// one, so it is not free: yielding every 1024 turns instead made no
+	// difference to a spinning worker's context switches (perf, issue 9),
+	// and a loaded VM then starved a dialling goroutine.
 	spinYieldTurns = 32
-	// spinYieldTurnsMP: with more Ps, a goroutine the loop readies is run
-	// by another P (the runtime wakes one for it), so the loop yields only
-	// every spinYieldTurnsMP turns: Gosched itself wakes an idle P's thread
-	// (wakep), a futex wake-up and a context switch per call, which made
-	// yielding every 32 turns the main source of a spinning worker's
-	// context switches (perf, issue 9).
-	spinYieldTurnsMP = 4096
 )
 
 // pollerReg is one AddPoller registration.
@@ -47,7 +44,6 @@ type pollState struct {
 	spinning  bool          // a poll found work and the window after it is open
 	idleSince time.Time     // first empty turn of the current window (zero: not yet)
 	turns     uint64        // non-blocking turns, for the checks and the yield
-	procs     int           // GOMAXPROCS, read every spinYieldTurnsMP turns
 }
 
 // AddPoller registers p on the loop (callable from any goroutine; applied on the loop). While any
@@ -138,22 +134,10 @@ func (c *EventCenter) pollTurn() bool {
 	} else if c.hasWork.Load() {
 		c.runExternal()
 	}
-	c.maybeYield()
-	return true
-}
-
-// maybeYield is the spinning loop's Gosched (see spinYieldTurns).
-func (c *EventCenter) maybeYield() {
-	ps := &c.polling
-	if ps.turns%spinYieldTurns != 0 {
-		return
-	}
-	if ps.procs == 0 || ps.turns%spinYieldTurnsMP == 0 {
-		ps.procs = runtime.GOMAXPROCS(0) // it takes the scheduler's lock: rarely
-	}
-	if ps.procs == 1 || ps.turns%spinYieldTurnsMP == 0 {
+	if ps.turns%spinYieldTurns == 0 {
 		runtime.Gosched()
 	}
+	return true
 }
 
 // armAll calls Arm on every poller (all of them, so each one's notification

@@ -2,7 +2,7 @@
 # container-build.sh [DESTDIR] — the build steps of the Dockerfile: install
 # rdma-core's libraries and tools, then build asyncmsgr's commands into
 # DESTDIR (default /usr/local/bin). CI runs it inside the image build
-# (soft-roce/container.sh) and on the host.
+# (soft-roce/container.sh, from make test).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=soft-roce/deps.sh

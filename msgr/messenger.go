@@ -508,10 +508,14 @@ func (m *Messenger) ConnectTo(peerType uint8, addr string) (*Connection, error) 
 	}
 	m.conns[addr] = c
 	m.all[c] = struct{}{}
+	// Read before c is visible: once m.mu is let go, a racing accepted
+	// session may take c over and move it to its own centre (race.go), and
+	// c.center then belongs to c.mu. The dial below checks stNone under c.mu.
+	center := c.center
 	m.mu.Unlock()
 	m.perfTracked(c)
 	// the dial starts from the connection's centre (its timers live there)
-	if err := c.center.DispatchExternal(func() {
+	if err := center.DispatchExternal(func() {
 		c.mu.Lock()
 		if c.state == stNone {
 			c.startConnectLocked()

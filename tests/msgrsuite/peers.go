@@ -76,6 +76,11 @@ func testSessionContinuation(t *testing.T, stack string) {
 	require.True(t, sess.IsConnected())
 }
 
+// badPeerHang bounds BadPeers' waits for the server to cut a bad peer: far
+// above the idle timeout that cuts the silent ones, so only a server that
+// never cuts fails.
+const badPeerHang = time.Minute
+
 func testBadPeers(t *testing.T, stack string) {
 	cfg := Config(stack)
 	srvRec := newRecorder(true)
@@ -133,9 +138,11 @@ func testBadPeers(t *testing.T, stack string) {
 			before := len(srvRec.resetList())
 			p := dialRaw(t, rawStack, srv.addr)
 			p.write(t, tc.bytes)
-			bound := 3 * (cfg.ConnectionIdleTimeout + cfg.KeepaliveInterval)
-			p.waitClosed(t, bound)
-			waitFor(t, bound, "reset reported", func() bool { return len(srvRec.resetList()) > before })
+			// The server's own report is the event to wait for; the bound
+			// only ends a hung test (a loaded machine may take many idle
+			// timeouts to fire the timer and close), it asserts no timing.
+			waitFor(t, badPeerHang, "reset reported", func() bool { return len(srvRec.resetList()) > before })
+			p.waitClosed(t, badPeerHang)
 			ev := srvRec.resetList()[before]
 			require.Error(t, ev.err)
 			require.Contains(t, ev.err.Error(), tc.want)

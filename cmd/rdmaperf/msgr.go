@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -312,7 +311,13 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks, st
 	return nil
 }
 
-var errStopped = errors.New("rdmaperf: interrupted")
+var (
+	errStopped = errors.New("rdmaperf: interrupted")
+	errNoReply = fmt.Errorf("rdmaperf: no reply from the messenger peer in %v", msgrWait)
+)
+
+// resetError is a client loop's error for a reset of its connection.
+func resetError(err error) error { return fmt.Errorf("rdmaperf: messenger connection reset: %w", err) }
 
 // waitReply waits for one reply, a connection reset, or the bound.
 func waitReply(ctx context.Context, rp *replies, timer *time.Timer) (uint64, error) {
@@ -321,9 +326,9 @@ func waitReply(ctx context.Context, rp *replies, timer *time.Timer) (uint64, err
 	case tid := <-rp.ch:
 		return tid, nil
 	case err := <-rp.resets:
-		return 0, fmt.Errorf("rdmaperf: messenger connection reset: %w", err)
+		return 0, resetError(err)
 	case <-timer.C:
-		return 0, fmt.Errorf("rdmaperf: no reply from the messenger peer in %v", msgrWait)
+		return 0, errNoReply
 	case <-ctx.Done():
 		return 0, errStopped
 	}
@@ -366,14 +371,13 @@ func msgrLat(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *rep
 	return r, n, err
 }
 
+// pingPong is msgr_lat's app-goroutine client (--msgr_loop=app): this
+// goroutine posts each ping (pinger.post, as the inline loop does) and
+// waits for its pong on a channel.
 func pingPong(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *replies, size int, h raw.Hooks, bg *bgRun) (perf.LatResult, int, error) {
-	payload := make([]byte, size)
+	pg := newPinger(p, conn, size, nil)
 	timer := time.NewTimer(msgrWait)
 	defer timer.Stop()
-	var posted []int64
-	if p.Duration == 0 {
-		posted = make([]int64, p.Iters)
-	}
 	if bg != nil {
 		bg.begin()
 	}
@@ -384,14 +388,7 @@ func pingPong(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *re
 		if p.Duration > 0 && clock.Now() >= deadline {
 			break
 		}
-		now := clock.Now()
-		if posted != nil {
-			posted[n] = now
-		}
-		if size >= 8 {
-			binary.LittleEndian.PutUint64(payload, uint64(n))
-		}
-		if err := conn.SendMessage(&msgr.Message{Type: msgPing, Tid: uint64(n), Data: payload}); err != nil {
+		if err := pg.post(n); err != nil {
 			return perf.LatResult{}, n, err
 		}
 		if _, err := waitReply(ctx, rp, timer); err != nil {
@@ -405,10 +402,7 @@ func pingPong(ctx context.Context, p *perf.Params, conn *msgr.Connection, rp *re
 	if bg != nil {
 		bg.finish()
 	}
-	if p.Duration > 0 {
-		return perf.LatDurationStats(p.Test, size, n, clock.Now()-start, 2), n, nil
-	}
-	return perf.LatStats(p.Test, size, posted, 2, nil), n, nil
+	return pg.stats(p, size, n, start), n, nil
 }
 
 // msgrBW: the client keeps up to -t messages in flight; the server

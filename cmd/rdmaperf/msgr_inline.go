@@ -43,8 +43,9 @@ func newPinger(p *perf.Params, conn *msgr.Connection, size int, progress *atomic
 	return pg
 }
 
-// send posts ping i (the test loop for the first, then the worker).
-func (pg *pinger) send(i int) {
+// post records ping i's post time (iterations mode) and sends it, its
+// number in the payload's first 8 bytes.
+func (pg *pinger) post(i int) error {
 	now := clock.Now()
 	if pg.posted != nil {
 		pg.posted[i] = now
@@ -52,9 +53,24 @@ func (pg *pinger) send(i int) {
 	if len(pg.payload) >= 8 {
 		binary.LittleEndian.PutUint64(pg.payload, uint64(i))
 	}
-	if err := pg.conn.SendMessage(&msgr.Message{Type: msgPing, Tid: uint64(i), Data: pg.payload}); err != nil {
+	return pg.conn.SendMessage(&msgr.Message{Type: msgPing, Tid: uint64(i), Data: pg.payload})
+}
+
+// send posts ping i from the inline loop (the test loop for the first,
+// then the worker); an error ends the run.
+func (pg *pinger) send(i int) {
+	if err := pg.post(i); err != nil {
 		pg.finish(err)
 	}
+}
+
+// stats is the size's row after n pongs since start: the rate in duration
+// mode, else the latencies from the post times.
+func (pg *pinger) stats(p *perf.Params, size, n int, start int64) perf.LatResult {
+	if pg.posted == nil {
+		return perf.LatDurationStats(p.Test, size, n, clock.Now()-start, 2)
+	}
+	return perf.LatStats(p.Test, size, pg.posted, 2, nil)
 }
 
 // pong handles pong tid on the worker goroutine: the next ping, or the end.
@@ -97,18 +113,15 @@ func pingPongInline(ctx context.Context, p *perf.Params, conn *msgr.Connection, 
 			if pg.err != nil {
 				return perf.LatResult{}, n, pg.err
 			}
-			if p.Duration > 0 {
-				return perf.LatDurationStats(p.Test, size, n, clock.Now()-start, 2), n, nil
-			}
-			return perf.LatStats(p.Test, size, pg.posted, 2, nil), n, nil
+			return pg.stats(p, size, n, start), n, nil
 		case err := <-rp.resets:
-			return perf.LatResult{}, int(pg.n.Load()), fmt.Errorf("rdmaperf: messenger connection reset: %w", err)
+			return perf.LatResult{}, int(pg.n.Load()), resetError(err)
 		case <-watch.C:
 			if n := pg.n.Load(); n != seen {
 				seen = n
 				continue
 			}
-			return perf.LatResult{}, int(seen), fmt.Errorf("rdmaperf: no reply from the messenger peer in %v", msgrWait)
+			return perf.LatResult{}, int(seen), errNoReply
 		case <-ctx.Done():
 			return perf.LatResult{}, int(pg.n.Load()), errStopped
 		}

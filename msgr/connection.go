@@ -110,9 +110,15 @@ const (
 //     waits behind the centre), and MarkDown to close. The server side of a
 //     reconnect takes the existing session's token to hand it the socket.
 type Connection struct {
-	msgr     *Messenger
+	msgr *Messenger
+	// outgoing: this side dialled the current socket (it is the client of
+	// the socket's handshake). Owned by the centre (mu): a race takeover
+	// and an accepted session that dials back change it.
 	outgoing bool
-	target   string // dial address (outgoing, or a dial that took over the peer's session: race.go)
+	// initiated: this side sent the session's CLIENT_IDENT (Outgoing);
+	// a race takeover changes it, so it is read without mu.
+	initiated atomic.Bool
+	target    string // dial address (outgoing, or a dial that took over the peer's session: race.go)
 	// racing: an accepted lossless peer session, which Connect to the
 	// peer's address returns (race.go). Guarded by Messenger.mu.
 	racing   bool
@@ -224,6 +230,7 @@ type connShared struct {
 func newConnection(m *Messenger, outgoing bool, w netstack.Worker) *Connection {
 	c := &Connection{msgr: m, outgoing: outgoing, worker: w, center: w.Center(), fd: -1,
 		iov: make([][]byte, 1), closedCh: make(chan struct{})}
+	c.initiated.Store(outgoing)
 	c.initLocks()
 	c.tick = m.tickPeriod()
 	return c
@@ -240,7 +247,7 @@ func (c *Connection) initLocks() {
 
 // notePeerAddr records what an accepted connection prints as.
 func (c *Connection) notePeerAddr(sock netstack.ConnectedSocket) {
-	if c.outgoing {
+	if c.target != "" {
 		return
 	}
 	a := "unknown"
@@ -379,8 +386,10 @@ func (c *Connection) IsLossy() bool {
 	return c.sh.lossy
 }
 
-// Outgoing reports whether this side initiated the connection.
-func (c *Connection) Outgoing() bool { return c.outgoing }
+// Outgoing reports whether this side initiated the session: false for a
+// session the peer dialled, also when our own Connect to the peer lost a
+// connection race to it and serves its session (race.go).
+func (c *Connection) Outgoing() bool { return c.initiated.Load() }
 
 // PeerName is the peer's entity name (known once the session is ready).
 func (c *Connection) PeerName() EntityName {
@@ -411,10 +420,10 @@ func (c *Connection) Stats() ConnStats {
 }
 
 // String is the peer's address, which is how a connection prints in logs:
-// the dial address of an outgoing connection, the remote address of an
-// accepted one's socket.
+// the address Connect dialled, else the remote address of an accepted
+// one's socket.
 func (c *Connection) String() string {
-	if c.outgoing {
+	if c.target != "" {
 		return c.target
 	}
 	if a := c.peerAddrStr.Load(); a != nil {

@@ -125,6 +125,7 @@ func (c *Connection) resolveRaceLocked(ci *msgr2.ClientIdent, key peerID, d *Con
 	c.msgr.log.Log(context.Background(), LevelMs1, "msgr: connection race won by the peer's dial, taking its session", "conn", c, "dial", d.target)
 	d.dropDialRefLocked()
 	d.outgoing = false
+	d.initiated.Store(false)
 	d.peerType, d.policy = c.peerType, c.policy
 	d.peerAddrs, d.peerName, d.peerFeatures = c.peerAddrs, c.peerName, c.peerFeatures
 	d.peerGlobalSeq, d.clientCookie = ci.GlobalSeq, ci.Cookie

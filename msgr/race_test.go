@@ -158,3 +158,76 @@ func raceOnce(t *testing.T, iter, perSide, socketFailures int) {
 		require.Equal(t, ms[side].Connections()[0], conns[side], "side %d, iteration %d: Connect's connection is the session", side, iter)
 	}
 }
+
+// TestConnectionRaceGettersDuringTakeover: Outgoing and String may be
+// called from any goroutine, also while a connection race hands the peer's
+// session to our dialling Connection (race.go), which changes which side
+// the Connection is of that session. Under -race a read of the role
+// without the owner's lock fails this test.
+func TestConnectionRaceGettersDuringTakeover(t *testing.T) {
+	iters := 100
+	if testing.Short() {
+		iters = 30
+	}
+	took := 0
+	for i := range iters {
+		logs := [2]*seqLog{{}, {}}
+		ms := [2]*msgr.Messenger{racePeer(t, 1, logs[0], 0), racePeer(t, 2, logs[1], 0)}
+		var conns [2]*msgr.Connection
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		stop := make(chan struct{})
+		var readers sync.WaitGroup
+		for side := range 2 {
+			wg.Go(func() {
+				<-gate
+				c, err := ms[side].Connect(ms[1-side].Addr().String())
+				require.NoError(t, err)
+				conns[side] = c
+				readers.Go(func() {
+					for {
+						_ = c.Outgoing()
+						require.NotEmpty(t, c.String())
+						select {
+						case <-stop:
+							return
+						case <-time.After(20 * time.Microsecond):
+						}
+					}
+				})
+				front := binary.LittleEndian.AppendUint32(nil, 0)
+				require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: front}))
+			})
+		}
+		close(gate)
+		wg.Wait()
+		testenv.WaitFor(t, 10*time.Second, "one session a side with its message", func() bool {
+			for side := range 2 {
+				if got, _ := logs[side].snapshot(); len(got) != 1 || liveConns(ms[side]) != 1 {
+					return false
+				}
+			}
+			return true
+		}, func() string { return fmt.Sprintf("iteration %d", i) })
+		close(stop)
+		readers.Wait()
+		// exactly one side's Connection took over the peer's dial
+		out := 0
+		for side := range 2 {
+			if conns[side].Outgoing() {
+				out++
+			}
+		}
+		require.Equal(t, 1, out, "iteration %d: one side initiated the session", i)
+		for side := range 2 {
+			if c := conns[side]; c.Target() != "" && !c.Outgoing() {
+				took++ // our dial took over the peer's session
+			}
+		}
+		for _, m := range ms {
+			shutdownWithin(t, m, 10*time.Second)
+		}
+	}
+	t.Logf("%d of %d iterations took over the peer's session", took, iters)
+	require.NotZero(t, took, "no takeover happened: the getters were not read during one")
+}

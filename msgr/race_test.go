@@ -47,6 +47,12 @@ func racePeer(t *testing.T, num int64, log *seqLog, socketFailures int) *msgr.Me
 	t.Helper()
 	cfg := testConfig()
 	cfg.InjectSocketFailures = socketFailures
+	if socketFailures > 0 {
+		// Injected failures also hit reconnect attempts, and Ceph's backoff
+		// (0.2 s doubling to 15 s) then outgrows any fixed wait on a loaded
+		// machine. A short cap keeps the test about ordering, not patience.
+		cfg.InitialBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
+	}
 	m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: num}, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
 	m.SetDefaultPolicy(msgr.LosslessPeer())
@@ -143,7 +149,8 @@ func raceOnce(t *testing.T, iter, perSide, socketFailures int) {
 		}
 		return true
 	}
-	testenv.WaitFor(t, 10*time.Second, "every message and one session a side", done, describe)
+	// The bound catches a hang, not slowness.
+	testenv.WaitFor(t, time.Minute, "every message and one session a side", done, describe)
 	for side := range 2 {
 		got, resets := logs[side].snapshot()
 		want := make([]uint32, perSide)

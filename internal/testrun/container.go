@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/tests/container"
@@ -12,15 +13,13 @@ import (
 // containerPkg runs the image (issue: CI on rxe-enabled containers).
 const containerPkg = "tests/container"
 
-// Container is the host side of the container tests, run before the RDMA
-// half when tests/container is among pkgs: it builds the image
-// (soft-roce/container.sh build: podman, no registry) and the rdmasuite test
-// binary the image runs, then runs tests/container's host test (rdmaperf
-// --help in a container on a host without an RDMA device). It returns the
-// binary's path for Options.ContainerSuite ("" when nothing ran or the
-// build failed; then the VM's container tests fail by themselves).
-func Container(o Options, pkgs []Package) (Result, string) {
-	var r Result
+// Container is the host side of the container tests, when tests/container
+// is among pkgs: it builds the image (soft-roce/container.sh build: podman,
+// no registry), then runs tests/container's host test (rdmaperf --help in a
+// container on a host without an RDMA device). ran is false when nothing
+// ran; ok is false when the image did not build (then the VM's container
+// tests fail by themselves).
+func Container(o Options, pkgs []Package) (r Result, ran, ok bool) {
 	var pkg *Package
 	for i := range pkgs {
 		if pkgs[i].Rel() == containerPkg {
@@ -28,27 +27,16 @@ func Container(o Options, pkgs []Package) (Result, string) {
 		}
 	}
 	if pkg == nil {
-		return r, ""
+		return r, false, false
 	}
 	start := time.Now()
 	fmt.Fprintln(o.Out, "== soft-roce/container.sh build")
-	suite, err := filepath.Abs(filepath.Join(o.BuildDir, "container", "rdmasuite.test"))
-	for _, cmd := range []*exec.Cmd{
-		exec.Command(filepath.Join("soft-roce", "container.sh"), "build"),
-		exec.Command("go", "test", "-c", "-o", suite, Module+"/tests/rdmasuite"),
-	} {
-		if err != nil {
-			break
-		}
-		cmd.Stdout, cmd.Stderr = o.Out, o.Out
-		if err = cmd.Run(); err != nil {
-			err = fmt.Errorf("%s: %w", filepath.Base(cmd.Path), err)
-		}
-	}
-	if err != nil {
+	cmd := exec.Command(filepath.Join("soft-roce", "container.sh"), "build")
+	cmd.Stdout, cmd.Stderr = o.Out, o.Out
+	if err := cmd.Run(); err != nil {
 		fmt.Fprintf(o.Out, "container build: %v\n", err)
 		r.Failed = append(r.Failed, "container (build)")
-		return r, ""
+		return r, true, false
 	}
 	fmt.Fprintf(o.Out, "== go test -run TestHelpWithoutDevice %s (image built in %.0fs)\n", containerPkg, time.Since(start).Seconds())
 	c, err := goTestJSON(o, filepath.Join(o.BuildDir, "container-test.json"),
@@ -59,7 +47,19 @@ func Container(o Options, pkgs []Package) (Result, string) {
 	}
 	r.Add(c.Counts())
 	ciRule(o, "container", &r.Counts)
-	return r, suite
+	return r, true, true
+}
+
+// UseContainer adapts the plan's first passes to the container tests
+// (containerPlan) once the image is built: they run the plan's own
+// rdmasuite binary in it.
+func (pl *Plan) UseContainer(o Options) {
+	o.ContainerSuite = pl.Suite()
+	for i, b := range pl.Binaries {
+		if !strings.Contains(b.Pkg, " [") {
+			pl.Binaries[i] = containerPlan(o, strings.TrimPrefix(b.Pkg, Module+"/"), b)
+		}
+	}
 }
 
 // containerPlan adapts b, the first RDMA pass of package rel, to the

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -32,65 +34,113 @@ var secondModePass = regexp.MustCompile(`^(rdmastack|tests/rdmasuite|tests/rdmai
 // -test.v=test2json output) and NAME.rc (its exit status).
 const planFile = "plan.json"
 
-// RDMA builds the test binaries of the packages that need a device, runs
-// them all on rxe (directly when this host has an RDMA device, else inside
-// one two-host Soft-RoCE VM boot: vm-run.sh runs this program's Inner), and
-// counts their events through go tool test2json.
-func RDMA(o Options, pkgs []Package, self, vmRun string) Result {
-	var r Result
+// Plan is the RDMA half's binaries, built into Dir.
+type Plan struct {
+	Dir      string
+	Binaries []Binary
+	Built    Result // build failures, counted with the run's
+}
+
+// BuildRDMA builds the test binaries of the packages that need a device, in
+// one go test -c (the go command compiles and links them in parallel),
+// into BuildDir/rdmatests, and plans their runs (a second polling-mode pass
+// for secondModePass; containerPlan's adjustments).
+func BuildRDMA(o Options, pkgs []Package) Plan {
+	var pl Plan
 	dir, err := filepath.Abs(filepath.Join(o.BuildDir, "rdmatests"))
 	if err == nil {
 		_ = os.RemoveAll(dir)
 		err = os.MkdirAll(dir, 0o755)
 	}
+	pl.Dir = dir
 	if err != nil {
-		r.Failed = append(r.Failed, "rdma: "+err.Error())
-		return r
+		pl.Built.Failed = append(pl.Built.Failed, "rdma: "+err.Error())
+		return pl
 	}
-	var plan []Binary
+	var rdma []Package
 	for _, p := range pkgs {
-		if !p.NeedsRDMA() {
-			continue
+		if p.NeedsRDMA() {
+			rdma = append(rdma, p)
 		}
-		file := strings.ReplaceAll(p.Rel(), "/", "_") + ".test"
-		b := Binary{Name: file, File: file, Pkg: p.ImportPath, Dir: p.Dir,
-			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=15m"}, o.RDMAArgs...)}
-		args := []string{"test", "-c", "-o", filepath.Join(dir, file)}
+	}
+	if len(rdma) == 0 {
+		return pl
+	}
+	build := func(ps []Package) error {
+		args := []string{"test", "-c", "-o", dir + string(filepath.Separator)}
 		if o.RDMARace {
 			args = append(args, "-race")
 		}
-		fmt.Fprintf(o.Out, "== go test -c %s\n", p.Rel())
-		cmd := exec.Command("go", append(args, p.ImportPath)...)
+		for _, p := range ps {
+			args = append(args, p.ImportPath)
+		}
+		cmd := exec.Command("go", args...)
 		cmd.Stdout, cmd.Stderr = o.Out, o.Out
-		if err := cmd.Run(); err != nil {
-			r.Failed = append(r.Failed, p.Rel()+" (build)")
+		return cmd.Run()
+	}
+	start := time.Now()
+	fmt.Fprintf(o.Out, "== go test -c (%d packages for rxe)\n", len(rdma))
+	if err := build(rdma); err != nil {
+		// name the packages that do not build
+		for _, p := range rdma {
+			if build([]Package{p}) != nil {
+				pl.Built.Failed = append(pl.Built.Failed, p.Rel()+" (build)")
+			}
+		}
+	}
+	fmt.Fprintf(o.Out, "rdma test binaries built in %.0fs\n", time.Since(start).Seconds())
+	for _, p := range rdma {
+		file := path.Base(p.Rel()) + ".test"
+		if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
 			continue
 		}
-		plan = append(plan, containerPlan(o, p.Rel(), b))
+		b := Binary{Name: file, File: file, Pkg: p.ImportPath, Dir: p.Dir,
+			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=15m"}, o.RDMAArgs...)}
+		pl.Binaries = append(pl.Binaries, b)
 		if secondModePass.MatchString(p.Rel()) {
 			w := b
 			w.Name, w.Pkg, w.Env = file+".dispatcher", p.ImportPath+" [dispatcher]", []string{"ASYNCMSGR_RDMA_POLLING_MODE=dispatcher"}
-			plan = append(plan, w)
+			pl.Binaries = append(pl.Binaries, w)
 		}
 	}
-	if len(plan) == 0 {
+	return pl
+}
+
+// Suite is the plan's tests/rdmasuite binary ("" when it was not built):
+// the one the container tests run in the image too.
+func (pl Plan) Suite() string {
+	for _, b := range pl.Binaries {
+		if strings.HasSuffix(b.Pkg, "/tests/rdmasuite") {
+			return filepath.Join(pl.Dir, b.File)
+		}
+	}
+	return ""
+}
+
+// RunRDMA runs the plan on rxe (directly when this host has an RDMA device,
+// else inside one two-host Soft-RoCE VM boot: vm-run.sh runs this program's
+// Inner), with the VM's console to console, and counts the binaries' events
+// through go tool test2json, reporting to o.Out.
+func RunRDMA(o Options, pl Plan, self, vmRun string, console io.Writer) Result {
+	r := pl.Built
+	if len(pl.Binaries) == 0 {
 		return r
 	}
-	if err := writeJSON(filepath.Join(dir, planFile), plan); err != nil {
+	if err := writeJSON(filepath.Join(pl.Dir, planFile), pl.Binaries); err != nil {
 		r.Failed = append(r.Failed, "rdma: "+err.Error())
 		return r
 	}
-	run := exec.Command(vmRun, "--two-host", "--", self, "rdma-inner", dir)
+	run := exec.Command(vmRun, "--two-host", "--", self, "rdma-inner", pl.Dir)
 	if HostHasRDMA() {
-		run = exec.Command(self, "rdma-inner", dir)
+		run = exec.Command(self, "rdma-inner", pl.Dir)
 	}
-	run.Stdout, run.Stderr = o.Out, o.Out
+	run.Stdout, run.Stderr = console, console
 	if err := run.Run(); err != nil {
-		fmt.Fprintf(o.Out, "rdma: %s: %v\n", filepath.Base(run.Path), err)
+		fmt.Fprintf(console, "rdma: %s: %v\n", filepath.Base(run.Path), err)
 	}
 	c := NewCollector(o.Out)
-	for _, b := range plan {
-		count(c, dir, b)
+	for _, b := range pl.Binaries {
+		count(c, pl.Dir, b)
 	}
 	r.Add(c.Counts())
 	ciRule(o, "rdma", &r.Counts)
@@ -152,6 +202,7 @@ func Inner(o Options, dir string) bool {
 	for _, bin := range plan {
 		fmt.Fprintf(o.Out, "== %s %s (on %s)\n", bin.Name, strings.Join(bin.Env, " "), strings.Join(names, " "))
 		start := time.Now()
+		cpu, cpuOK := readCPUTimes()
 		rc := runTo(filepath.Join(dir, bin.Name+".out"), bin, filepath.Join(dir, bin.File))
 		_ = os.WriteFile(filepath.Join(dir, bin.Name+".rc"), []byte(strconv.Itoa(rc)+"\n"), 0o644)
 		verdict := "ok"
@@ -159,7 +210,7 @@ func Inner(o Options, dir string) bool {
 			verdict = fmt.Sprintf("FAILED (exit %d)", rc)
 			ok = false
 		}
-		fmt.Fprintf(o.Out, "%s: %s in %.1fs\n", bin.Name, verdict, time.Since(start).Seconds())
+		fmt.Fprintf(o.Out, "%s: %s in %.1fs (cpu busy %d%%)\n", bin.Name, verdict, time.Since(start).Seconds(), busySince(cpu, cpuOK))
 	}
 	return ok
 }

@@ -120,10 +120,15 @@ func TestHelpWithoutDevice(t *testing.T) {
 // VM), the messenger over rdma, the same with the posix fallback (a server
 // that runs until timeout's 124; -v shows the warning naming the reason),
 // and an rdmaperf server and client that meet over TCP and then open the
-// device; "== NAME exit N" closes each.
+// device; "== NAME exit N" closes each. The fallback server's timeout is
+// the event of its warning plus 2 s of serving: SIGALRM is timeout's own
+// expiry (exit 124, the child killed), sent once the warning is out rather
+// than after a fixed wait long enough for a slow VM.
 const noDeviceScript = `export ASYNCMSGR_MS_TYPE=async+rdma
 msgrping -server 127.0.0.1:0; echo "== msgr exit $?"
-ASYNCMSGR_MS_ASYNC_TRANSPORT_FALLBACK=true timeout 20 msgrping -v -server 127.0.0.1:0; echo "== fallback exit $?"
+ASYNCMSGR_MS_ASYNC_TRANSPORT_FALLBACK=true timeout 120 msgrping -v -server 127.0.0.1:0 >/tmp/fallback.log 2>&1 & fb=$!
+until grep -q '(stack posix,' /tmp/fallback.log || ! kill -0 $fb 2>/dev/null; do sleep 0.1; done
+sleep 2; kill -ALRM $fb 2>/dev/null; wait $fb; st=$?; cat /tmp/fallback.log; echo "== fallback exit $st"
 rdmaperf send_lat -p 18531 & rdmaperf send_lat -p 18531 127.0.0.1; echo "== perf-client exit $?"
 wait $!; echo "== perf-server exit $?"`
 

@@ -5,21 +5,33 @@
 //
 //	go run ./tests/run [all|host|rdma]
 //
+// "all" first builds the RDMA test binaries (one go test -c) while podman
+// builds the container image, then boots the VM and runs the host half
+// beside it: the VM's guest waits on timers and its emulated wire much of
+// the time, and the fuzzers fill those gaps, so the two halves together
+// take about as long as the VM alone. The VM's console goes to
+// .build/rdmatests/console.log and is printed after the host half.
+//
 // Environment: CI (a skip is a failure), FUZZTIME (one -fuzztime for every
 // fuzz target instead of the measured budgets, e.g. 1000x), RDMA_TEST_RACE=1
 // (RDMA binaries with -race), RDMA_TEST_ARGS (extra flags for them, e.g.
 // "-test.run TestX"), TESTRUN_PKGS (a regexp on package paths relative to
-// the module, e.g. "^(verbs|mempool)$": run only those). The last line is "total: N passed, N failed, N
-// skipped"; the exit status is 0 only when nothing failed.
+// the module, e.g. "^(verbs|mempool)$": run only those), TESTRUN_SERIAL=1
+// (the halves one after the other). The last line is "total: N passed, N
+// failed, N skipped"; the exit status is 0 only when nothing failed.
 //
 // "run rdma-inner DIR" is what the VM runs: the binaries planned in DIR.
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/internal/testrun"
 )
@@ -56,26 +68,75 @@ func main() {
 		fmt.Fprintln(os.Stderr, "run:", err, lerr)
 		os.Exit(1)
 	}
+	begin := time.Now()
 	var total testrun.Counts
 	var lines []string
-	if mode != "rdma" {
-		h := testrun.Host(o, pkgs)
-		fmt.Println(h.Line("host"))
-		total.Add(h.Counts)
-		lines = append(lines, h.Line("host"))
-	}
-	if mode != "host" {
-		c, suite := testrun.Container(o, pkgs)
-		o.ContainerSuite = suite
-		if c.Passed+len(c.Failed) > 0 {
-			fmt.Println(c.Line("container (host)"))
-			total.Add(c.Counts)
-			lines = append(lines, c.Line("container (host)"))
-		}
-		r := testrun.RDMA(o, pkgs, self, filepath.Join("soft-roce", "vm-run.sh"))
-		fmt.Println(r.Line("rdma"))
+	add := func(name string, r testrun.Result) {
+		fmt.Println(r.Line(name))
 		total.Add(r.Counts)
-		lines = append(lines, r.Line("rdma (rxe)"))
+		lines = append(lines, r.Line(name))
+	}
+	host := func() {
+		start := time.Now()
+		add("host", testrun.Host(o, pkgs))
+		fmt.Printf("host half took %.0fs\n", time.Since(start).Seconds())
+	}
+	if mode == "host" {
+		host()
+	} else {
+		// The image build waits on podman and disk much of the time: the
+		// RDMA binaries compile meanwhile.
+		start := time.Now()
+		var pl testrun.Plan
+		var wg sync.WaitGroup
+		wg.Go(func() { pl = testrun.BuildRDMA(o, pkgs) })
+		c, ran, imageOK := testrun.Container(o, pkgs)
+		wg.Wait()
+		if ran {
+			add("container (host)", c)
+		}
+		if imageOK {
+			pl.UseContainer(o)
+		}
+		fmt.Printf("build (rdma binaries, image) took %.0fs\n", time.Since(start).Seconds())
+
+		var console io.Writer = os.Stdout
+		var report bytes.Buffer
+		vo := o
+		serial := mode == "rdma" || os.Getenv("TESTRUN_SERIAL") != ""
+		if !serial {
+			f, err := os.Create(filepath.Join(pl.Dir, "console.log"))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "run:", err)
+				os.Exit(1)
+			}
+			defer f.Close()
+			console, vo.Out = f, &report
+		}
+		var r testrun.Result
+		var vmTook time.Duration
+		vm := func() {
+			start := time.Now()
+			r = testrun.RunRDMA(vo, pl, self, filepath.Join("soft-roce", "vm-run.sh"), console)
+			vmTook = time.Since(start)
+		}
+		if serial {
+			if mode == "all" {
+				host()
+			}
+			vm()
+		} else {
+			fmt.Println("== rdma half in the VM, beside the host half (console: .build/rdmatests/console.log)")
+			wg.Go(vm)
+			host()
+			wg.Wait()
+			if b, err := os.ReadFile(filepath.Join(pl.Dir, "console.log")); err == nil {
+				os.Stdout.Write(b)
+			}
+			os.Stdout.Write(report.Bytes())
+		}
+		add("rdma (rxe)", r)
+		fmt.Printf("rdma half took %.0fs\n", vmTook.Seconds())
 	}
 	if len(total.Failed) > 0 {
 		fmt.Println("failed:", strings.Join(total.Failed, " "))
@@ -83,6 +144,7 @@ func main() {
 	if len(lines) > 1 {
 		fmt.Println(strings.Join(lines, "; "))
 	}
+	fmt.Printf("took %.0fs\n", time.Since(begin).Seconds())
 	fmt.Println("total: " + total.String())
 	if len(total.Failed) > 0 {
 		os.Exit(1)

@@ -257,18 +257,7 @@ func (c *Connection) parseLocked() {
 			break // held back by a throttle; resumed when it has room
 		}
 		total := msgr2.PreambleLen + c.pre.RestLen()
-		if c.pre.Tag == msgr2.TagMessage && total >= ownFrameMin && avail < total && !c.ownFrame {
-			// A big message is read straight into a buffer of its own,
-			// which then becomes the message's storage: no compaction of
-			// the shared buffer, no copy out. It starts at ownFrameStep at
-			// most and grows as the bytes arrive.
-			nb := make([]byte, min(total, max(ownFrameStep, 2*avail)))
-			n := copy(nb, c.rbuf[c.rstart:c.rend])
-			c.normRBuf = c.rbuf
-			c.rbuf, c.rstart, c.rend = nb, 0, n
-			c.ownFrame = true
-			avail = n
-		}
+		avail = c.ownFrameLocked(total, avail)
 		if avail < total {
 			c.frameRoomLocked(total, avail)
 			break
@@ -282,25 +271,7 @@ func (c *Connection) parseLocked() {
 			c.faultLocked(fmt.Errorf("msgr: bad %s frame in state %s: %w", c.pre.Tag, c.state, err))
 			return
 		}
-		// A message whose frame sits in a buffer of its own (see above, or
-		// a one-off big buffer) takes that buffer; reading continues in the
-		// normal one.
-		c.donateRBuf = c.ownFrame || (len(c.rbuf) > maxKeepRBuf && c.pre.Tag == msgr2.TagMessage)
-		c.bigFrames = total >= ownFrameMin
-		c.handleFrameLocked(c.pre.Tag, segs)
-		c.releaseRxLocked() // a grant no message took (a duplicate, a fault)
-		switch {
-		case c.ownFrame:
-			// the own buffer held exactly this frame
-			c.rbuf, c.normRBuf, c.rstart, c.rend = c.normRBuf, nil, 0, 0
-			c.ownFrame = false
-		case c.donateRBuf && c.rbufDonated:
-			rest := c.rbuf[c.rstart:c.rend]
-			nb := make([]byte, max(defaultRBuf, len(rest)))
-			c.rend = copy(nb, rest)
-			c.rbuf, c.rstart = nb, 0
-		}
-		c.donateRBuf, c.rbufDonated = false, false
+		c.frameDoneLocked(segs, total)
 	}
 	if c.rstart == c.rend && !c.ownFrame {
 		c.rstart, c.rend = 0, 0
@@ -308,6 +279,49 @@ func (c *Connection) parseLocked() {
 			c.rbuf = make([]byte, defaultRBuf)
 		}
 	}
+}
+
+// ownFrameLocked moves a big message's pending frame (total bytes from
+// rstart, avail of them buffered) into a buffer of its own, which it is
+// then read straight into and which becomes the message's storage: no
+// compaction of the shared buffer, no copy out (crc and secure mode alike;
+// secure records are decrypted in place in it). The buffer starts at
+// ownFrameStep at most and grows as the bytes arrive. It returns what is
+// buffered of the frame.
+func (c *Connection) ownFrameLocked(total, avail int) int {
+	if c.pre.Tag != msgr2.TagMessage || total < ownFrameMin || avail >= total || c.ownFrame {
+		return avail
+	}
+	nb := make([]byte, min(total, max(ownFrameStep, 2*avail)))
+	n := copy(nb, c.rbuf[c.rstart:c.rend])
+	c.normRBuf = c.rbuf
+	c.rbuf, c.rstart, c.rend = nb, 0, n
+	c.ownFrame = true
+	return n
+}
+
+// frameDoneLocked handles a parsed frame (total bytes of it read, segs
+// aliasing the read buffer) and puts reading back in the normal buffer.
+func (c *Connection) frameDoneLocked(segs [msgr2.MaxSegments][]byte, total int) {
+	// A message whose frame sits in a buffer of its own (ownFrameLocked,
+	// or a one-off big buffer) takes that buffer; reading continues in the
+	// normal one.
+	c.donateRBuf = c.ownFrame || (len(c.rbuf) > maxKeepRBuf && c.pre.Tag == msgr2.TagMessage)
+	c.bigFrames = total >= ownFrameMin
+	c.handleFrameLocked(c.pre.Tag, segs)
+	c.releaseRxLocked() // a grant no message took (a duplicate, a fault)
+	switch {
+	case c.ownFrame:
+		// the own buffer held exactly this frame
+		c.rbuf, c.normRBuf, c.rstart, c.rend = c.normRBuf, nil, 0, 0
+		c.ownFrame = false
+	case c.donateRBuf && c.rbufDonated:
+		rest := c.rbuf[c.rstart:c.rend]
+		nb := make([]byte, max(defaultRBuf, len(rest)))
+		c.rend = copy(nb, rest)
+		c.rbuf, c.rstart = nb, 0
+	}
+	c.donateRBuf, c.rbufDonated = false, false
 }
 
 // appendFrameLocked appends a one-segment control frame to the write buffer.
@@ -333,7 +347,8 @@ func (c *Connection) appendFrameLocked(tag msgr2.Tag, payload []byte) {
 
 // parseSecureLocked handles one secure-mode frame from the read buffer; it
 // reports false when the frame is not all there yet (or after a fault).
-// Records are decrypted in place in the read buffer.
+// Records are decrypted in place in the read buffer (a big message's own
+// buffer, as in crc mode).
 func (c *Connection) parseSecureLocked() bool {
 	avail := c.rend - c.rstart
 	if !c.havePre {
@@ -357,6 +372,7 @@ func (c *Connection) parseSecureLocked() bool {
 		return false
 	}
 	n := c.pre.SecureRestLen()
+	avail = c.ownFrameLocked(n, avail)
 	if avail < n {
 		c.frameRoomLocked(n, avail)
 		return false
@@ -368,10 +384,9 @@ func (c *Connection) parseSecureLocked() bool {
 		c.faultLocked(fmt.Errorf("msgr: bad secure %s frame in state %s: %w", c.pre.Tag, c.state, err))
 		return false
 	}
-	// Segments alias the read buffer (or, for segment 0, secInline): the
-	// message takes copies (donateRBuf stays false).
-	c.handleFrameLocked(c.pre.Tag, segs)
-	c.releaseRxLocked()
+	// Segments 1..3 alias the read buffer, decrypted in place; segment 0
+	// (a message's header) is in secInline.
+	c.frameDoneLocked(segs, n)
 	return true
 }
 

@@ -262,7 +262,7 @@ func (c *Connection) writeReadyLocked() {
 				// Secure mode seals the whole frame: no segment goes by
 				// reference.
 				var err error
-				c.wbuf, err = c.auth.sec.AppendSecureFrame(c.wbuf, msgr2.TagMessage, h.Marshal(c.cbuf[:0]), m.Front, m.Middle, m.Data)
+				c.wbuf, err = c.auth.sec.AppendSecureMessageFrame(c.wbuf, &h, m.Front, m.Middle, m.Data)
 				if err != nil {
 					c.faultLocked(fmt.Errorf("msgr: secure message frame: %w", err))
 					return

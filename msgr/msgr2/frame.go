@@ -304,18 +304,32 @@ func appendPreambleHeader(dst []byte, tag Tag) []byte {
 
 // finishFirstSegment completes a frame whose preamble starts at dst[start]
 // and whose first segment (lens[0] bytes) has been appended after it: it
-// fills in the segment count (Ceph's calc_num_segments: trailing empty
-// segments dropped, at least one), lengths, alignments and the preamble crc,
-// then appends the first segment's crc if it is not empty.
+// fills in the preamble (fillPreamble), then appends the first segment's
+// crc if it is not empty.
 func finishFirstSegment(dst []byte, start int, tag Tag, lens *[MaxSegments]int) []byte {
-	n := 1
+	fillPreamble(dst[start:start+PreambleLen], tag, segmentCount(lens), lens)
+	if lens[0] > 0 {
+		seg := dst[start+PreambleLen : start+PreambleLen+lens[0]]
+		dst = binary.LittleEndian.AppendUint32(dst, CRC32C(0xffffffff, seg))
+	}
+	return dst
+}
+
+// segmentCount is Ceph's calc_num_segments: trailing empty segments are
+// dropped, at least one is left.
+func segmentCount(lens *[MaxSegments]int) int {
 	for i := MaxSegments; i > 0; i-- {
 		if lens[i-1] > 0 {
-			n = i
-			break
+			return i
 		}
 	}
-	p := dst[start : start+PreambleLen]
+	return 1
+}
+
+// fillPreamble fills in a zeroed preamble's segment count, lengths,
+// alignments and crc.
+func fillPreamble(p []byte, tag Tag, n int, lens *[MaxSegments]int) {
+	p = p[:PreambleLen]
 	p[1] = byte(n)
 	for i := 0; i < n; i++ {
 		if uint64(lens[i]) > 0xffffffff {
@@ -325,11 +339,6 @@ func finishFirstSegment(dst []byte, start int, tag Tag, lens *[MaxSegments]int) 
 		binary.LittleEndian.PutUint16(p[2+6*i+4:], segmentAlign(tag, i))
 	}
 	binary.LittleEndian.PutUint32(p[preambleCRCOff:], CRC32C(0, p[:preambleCRCOff]))
-	if lens[0] > 0 {
-		seg := dst[start+PreambleLen : start+PreambleLen+lens[0]]
-		dst = binary.LittleEndian.AppendUint32(dst, CRC32C(0xffffffff, seg))
-	}
-	return dst
 }
 
 // appendEpilogue appends the rev1 epilogue for a frame of n segments whose

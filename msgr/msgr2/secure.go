@@ -39,9 +39,12 @@ var ErrSecureAuth = errors.New("msgr2: secure record failed authentication (tamp
 var ErrNonceExhausted = errors.New("msgr2: secure mode out of nonces")
 
 // nonce is one direction's rev1 nonce: the fixed part from the connection
-// secret and a counter that advances once per record.
+// secret and a counter that advances once per record. cur is the nonce of
+// the record being sealed or opened: it lives here, not on the stack, so
+// that handing it to the AEAD (an interface call) allocates nothing.
 type nonce struct {
 	b     [SecureNonceLen]byte
+	cur   [SecureNonceLen]byte
 	start uint64 // the counter's first value: reaching it again is reuse
 	used  bool
 }
@@ -52,9 +55,9 @@ func (n *nonce) next() ([]byte, error) {
 		return nil, ErrNonceExhausted
 	}
 	n.used = true
-	out := n.b
+	n.cur = n.b
 	binary.LittleEndian.PutUint64(n.b[4:], c+1)
-	return out[:], nil
+	return n.cur[:], nil
 }
 
 // Secure seals and opens msgr2.1 secure-mode frames for one connection. The
@@ -93,19 +96,7 @@ func NewSecure(connectionSecret []byte, server bool) (*Secure, error) {
 	return s, nil
 }
 
-// slicesGrow makes room for n more bytes in one step.
-func slicesGrow(b []byte, n int) []byte { return slices.Grow(b, n) }
-
 func padded(n int) int { return (n + secureBlock - 1) / secureBlock * secureBlock }
-
-// seal encrypts plain (already padded) and appends the record to dst.
-func (s *Secure) seal(dst, plain []byte) ([]byte, error) {
-	nc, err := s.tx.next()
-	if err != nil {
-		return dst, err
-	}
-	return s.aead.Seal(dst, nc, plain, nil), nil
-}
 
 // sealTail encrypts dst[start:] in place (the plaintext was appended there)
 // and appends its tag: no copy of the plaintext and no scratch buffer.
@@ -124,39 +115,71 @@ func appendPadded(dst, b []byte) []byte {
 	return append(dst, zero[:padded(len(b))-len(b)]...)
 }
 
+// secureFrameLen is the on-wire size of a secure frame of n segments of
+// lens bytes (SecurePreambleLen plus what SecureRestLen counts).
+func secureFrameLen(n int, lens *[MaxSegments]int) int {
+	size := SecurePreambleLen
+	if lens[0] > PreambleInlineLen {
+		size += padded(lens[0]-PreambleInlineLen) + SecureTagLen
+	}
+	if n > 1 {
+		for i := 1; i < n; i++ {
+			size += padded(lens[i])
+		}
+		size += secureEpilogueLen + SecureTagLen
+	}
+	return size
+}
+
 // AppendSecureFrame appends a secure-mode frame carrying 1..4 segments:
 // the preamble record (preamble and the first 48 bytes of segment 0), a
 // record with the rest of segment 0 if it is longer, and a record with
 // segments 2..n and the epilogue if there are several segments. Trailing
-// empty segments are dropped, as in crc mode.
+// empty segments are dropped, as in crc mode. Every record is sealed in
+// place in dst, which grows once: the segments are copied once, into dst,
+// and nothing else is allocated.
 func (s *Secure) AppendSecureFrame(dst []byte, tag Tag, segs ...[]byte) ([]byte, error) {
 	if len(segs) == 0 || len(segs) > MaxSegments {
 		panic("msgr2: AppendSecureFrame needs 1 to 4 segments")
 	}
+	var four [MaxSegments][]byte
+	copy(four[:], segs)
+	return s.appendSecure(dst, tag, &four)
+}
+
+// AppendSecureMessageFrame is AppendSecureFrame for a MESSAGE frame (segment
+// 0 the header, then front, middle and data), without an intermediate
+// buffer for the header.
+func (s *Secure) AppendSecureMessageFrame(dst []byte, h *MsgHeader2, front, middle, data []byte) ([]byte, error) {
+	var hb [MsgHeader2Len]byte
+	h.put(&hb)
+	return s.appendSecure(dst, TagMessage, &[MaxSegments][]byte{hb[:], front, middle, data})
+}
+
+func (s *Secure) appendSecure(dst []byte, tag Tag, segs *[MaxSegments][]byte) ([]byte, error) {
 	var lens [MaxSegments]int
 	for i, sg := range segs {
 		lens[i] = len(sg)
 	}
-	// The preamble: the same bytes as crc mode's, crc included.
-	var pre []byte
-	pre = appendPreambleHeader(pre, tag)
-	pre = append(pre, segs[0]...)
-	pre = finishFirstSegment(pre, 0, tag, &lens)
-	n := int(pre[1])
-	var plain [PreambleLen + PreambleInlineLen]byte
-	copy(plain[:], pre[:PreambleLen])
-	inline := segs[0]
-	if len(inline) > PreambleInlineLen {
-		inline = inline[:PreambleInlineLen]
-	}
-	copy(plain[PreambleLen:], inline)
-	dst, err := s.seal(dst, plain[:])
+	n := segmentCount(&lens)
+	dst = slices.Grow(dst, secureFrameLen(n, &lens))
+	// The preamble record: the same preamble as crc mode's (its crc
+	// included), then the inline bytes of segment 0, zero-padded.
+	start := len(dst)
+	dst = appendPreambleHeader(dst, tag)
+	fillPreamble(dst[start:], tag, n, &lens)
+	seg0 := segs[0]
+	inline := seg0[:min(len(seg0), PreambleInlineLen)]
+	var zero [PreambleInlineLen]byte
+	dst = append(dst, inline...)
+	dst = append(dst, zero[:PreambleInlineLen-len(inline)]...)
+	dst, err := s.sealTail(dst, start)
 	if err != nil {
 		return dst, err
 	}
-	if len(segs[0]) > PreambleInlineLen {
-		start := len(dst)
-		dst = appendPadded(dst, segs[0][PreambleInlineLen:])
+	if len(seg0) > PreambleInlineLen {
+		start = len(dst)
+		dst = appendPadded(dst, seg0[PreambleInlineLen:])
 		if dst, err = s.sealTail(dst, start); err != nil {
 			return dst, err
 		}
@@ -164,12 +187,7 @@ func (s *Secure) AppendSecureFrame(dst []byte, tag Tag, segs ...[]byte) ([]byte,
 	if n == 1 {
 		return dst, nil
 	}
-	size := secureEpilogueLen + SecureTagLen
-	for i := 1; i < n; i++ {
-		size += padded(len(segs[i]))
-	}
-	dst = slicesGrow(dst, size)
-	start := len(dst)
+	start = len(dst)
 	for i := 1; i < n; i++ {
 		dst = appendPadded(dst, segs[i])
 	}
@@ -200,7 +218,7 @@ func (s *Secure) open(rec []byte, what string) ([]byte, error) {
 // OpenPreamble authenticates and decodes the first SecurePreambleLen bytes
 // of a frame. It returns the preamble (checked as ParsePreamble checks it)
 // and the inline bytes of segment 0 (aliasing b, which is decrypted in
-// place).
+// place; capacity clipped, so appending to them never writes into b).
 func (s *Secure) OpenPreamble(b []byte, maxSegment int) (Preamble, []byte, error) {
 	if len(b) != SecurePreambleLen {
 		return Preamble{}, nil, protoErr("secure preamble is %d bytes, want %d", len(b), SecurePreambleLen)
@@ -217,7 +235,7 @@ func (s *Secure) OpenPreamble(b []byte, maxSegment int) (Preamble, []byte, error
 	if inline > PreambleInlineLen {
 		inline = PreambleInlineLen
 	}
-	return p, plain[PreambleLen : PreambleLen+inline], nil
+	return p, plain[PreambleLen : PreambleLen+inline : PreambleLen+inline], nil
 }
 
 // SecureRestLen is how many bytes follow the preamble record in secure mode.
@@ -237,8 +255,12 @@ func (p *Preamble) SecureRestLen() int {
 
 // OpenRest authenticates and decrypts the records after the preamble
 // (exactly p.SecureRestLen() bytes, decrypted in place) and returns the
-// segments. Segment 0 is a new slice holding inline and the remainder; the
-// others alias rest. A frame the sender aborted returns ErrFrameAborted.
+// segments. The others alias rest (decrypted in place, so a buffer the
+// frame was read into alone can become a message's storage as it is).
+// Segment 0 is inline when it fits in the preamble record; a longer one is
+// inline with the remainder appended (in inline's spare capacity if it has
+// enough, else in a new slice). A frame the sender aborted returns
+// ErrFrameAborted.
 func (s *Secure) OpenRest(p *Preamble, inline, rest []byte) (segs [MaxSegments][]byte, err error) {
 	if want := p.SecureRestLen(); len(rest) != want {
 		return segs, protoErr("secure frame has %d bytes after the preamble, want %d", len(rest), want)
@@ -252,9 +274,7 @@ func (s *Secure) OpenRest(p *Preamble, inline, rest []byte) (segs [MaxSegments][
 		if err != nil {
 			return segs, err
 		}
-		seg := make([]byte, 0, l0)
-		seg = append(seg, inline...)
-		segs[0] = append(seg, plain[:l0-PreambleInlineLen]...)
+		segs[0] = append(inline, plain[:l0-PreambleInlineLen]...)
 		off = recLen
 	}
 	if p.NumSegments == 1 {

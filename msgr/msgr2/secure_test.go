@@ -134,3 +134,39 @@ func FuzzSecureFrame(f *testing.F) {
 		_, _, _, _ = readSecure(s, b)
 	})
 }
+
+// Sealing a message frame into a buffer with room, and opening it in
+// place, allocate nothing: the AEAD and both nonces are the session's.
+func TestSecureFrameNoAllocation(t *testing.T) {
+	c, s := securePair(t)
+	data := bytes.Repeat([]byte{7}, 64<<10)
+	h := MsgHeader2{Seq: 1, Type: 9}
+	wire := make([]byte, 0, 2*len(data))
+	var err error
+	allocs := testing.AllocsPerRun(100, func() {
+		wire, err = c.AppendSecureMessageFrame(wire[:0], &h, []byte("front"), nil, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, inline, err := s.OpenPreamble(wire[:SecurePreambleLen], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs, err := s.OpenRest(&p, inline, wire[SecurePreambleLen:])
+		if err != nil || len(segs[3]) != len(data) || len(segs[0]) != MsgHeader2Len {
+			t.Fatalf("open: %v (data %d bytes)", err, len(segs[3]))
+		}
+	})
+	require.Zero(t, allocs)
+	// and it is the frame AppendSecureFrame makes
+	c2, _ := securePair(t)
+	for range 101 { // as many records as c sealed
+		_, err := c2.AppendSecureMessageFrame(nil, &h, []byte("front"), nil, data)
+		require.NoError(t, err)
+	}
+	want, err := c2.AppendSecureFrame(nil, TagMessage, h.Marshal(nil), []byte("front"), nil, data)
+	require.NoError(t, err)
+	got, err := c.AppendSecureMessageFrame(nil, &h, []byte("front"), nil, data)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}

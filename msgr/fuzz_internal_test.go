@@ -306,15 +306,24 @@ func TestScriptedBigFrameDonatesBuffer(t *testing.T) {
 			got := feedLocked(c, stream, tc.chunk)
 			require.Equal(t, stReady, c.state, "%v", c.sh.err)
 			require.Len(t, got, 4)
-			require.Equal(t, []byte("big"), got[1].Front)
-			require.Equal(t, big, got[1].Data)
-			require.Equal(t, []byte("after"), got[2].Front)
-			require.Equal(t, []byte("tail"), got[2].Data)
-			require.Equal(t, big[:tc.size/2], got[3].Data)
-			require.LessOrEqual(t, len(c.rbuf), maxKeepRBuf, "read buffer back to normal size")
-			require.False(t, c.ownFrame)
-			big[0] ^= 1 // the message owns its storage
-			require.NotEqual(t, big[0], got[1].Data[0])
+			requireBigFrameStream(t, c, got[1:], big)
 		})
 	}
+}
+
+// requireBigFrameStream checks what the big-frame tests feed after their
+// setup: got is the big message (front "big", data big), then "after"/"tail",
+// then the first half of big; the read buffer is back to its normal size
+// and the big message owns its storage (big is changed here to prove it).
+func requireBigFrameStream(t *testing.T, c *Connection, got []*Message, big []byte) {
+	t.Helper()
+	require.Equal(t, []byte("big"), got[0].Front)
+	require.Equal(t, big, got[0].Data)
+	require.Equal(t, []byte("after"), got[1].Front)
+	require.Equal(t, []byte("tail"), got[1].Data)
+	require.Equal(t, big[:len(big)/2], got[2].Data)
+	require.LessOrEqual(t, len(c.rbuf), maxKeepRBuf, "read buffer back to normal size")
+	require.False(t, c.ownFrame)
+	big[0] ^= 1
+	require.NotEqual(t, big[0], got[0].Data[0], "the message owns its storage")
 }

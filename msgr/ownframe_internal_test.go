@@ -82,15 +82,7 @@ func TestScriptedBigFrameOwnBuffer(t *testing.T) {
 				got = append(got, feedLocked(c, stream, tc.chunk)...)
 				require.Equal(t, stReady, c.state, "%v", c.sh.err)
 				require.Len(t, got, 3)
-				require.Equal(t, []byte("big"), got[0].Front)
-				require.Equal(t, big, got[0].Data)
-				require.Equal(t, []byte("after"), got[1].Front)
-				require.Equal(t, []byte("tail"), got[1].Data)
-				require.Equal(t, big[:tc.size/2], got[2].Data)
-				require.LessOrEqual(t, len(c.rbuf), maxKeepRBuf, "read buffer back to normal size")
-				require.False(t, c.ownFrame)
-				big[0] ^= 1 // the message owns its storage
-				require.NotEqual(t, big[0], got[0].Data[0])
+				requireBigFrameStream(t, c, got, big)
 			})
 		}
 	}

@@ -116,9 +116,14 @@ func Drive(ctx context.Context, o Options, repo string, runArgs []string) (Condi
 		return c, err
 	}
 	os.Remove(filepath.Join(o.Out, ResultsFile))
+	os.Remove(filepath.Join(o.Out, SecureFile))
 	os.RemoveAll(filepath.Join(o.Out, "raw"))
 	start := time.Now()
-	var err error
+	var secErr, err error
+	if o.wantsSecure() {
+		// On the host, before the VM's vCPUs compete for its cores.
+		secErr = MeasureSecure(ctx, o, repo)
+	}
 	if c.VM {
 		self, _ := os.Executable()
 		fmt.Fprintln(o.Log, "bench: no RDMA device on this host: measuring in the Soft-RoCE VM")
@@ -137,7 +142,26 @@ func Drive(ctx context.Context, o Options, repo string, runArgs []string) (Condi
 	if e := writeJSON(filepath.Join(o.Out, ConditionsFile), c); e != nil && err == nil {
 		err = e
 	}
-	return c, err
+	switch {
+	case secErr == nil:
+		return c, err
+	case err == nil:
+		return c, secErr
+	}
+	return c, fmt.Errorf("%w; %w", secErr, err)
+}
+
+// wantsSecure reports whether the run measures secure mode's cost: make
+// bench does, and a partial run (-match) when its pattern matches "secure".
+func (o Options) wantsSecure() bool {
+	if o.Plan != "bench" {
+		return false
+	}
+	if o.Match == "" {
+		return true
+	}
+	re, err := regexp.Compile(o.Match)
+	return err == nil && re.MatchString("secure")
 }
 
 // LoadResults reads Out's results and conditions.
@@ -177,7 +201,12 @@ func WriteReport(out, md string, log io.Writer) error {
 	for i := range rp.Profiles {
 		rp.Profiles[i].Top = pprofTop(filepath.Join(out, rp.Profiles[i].Path))
 	}
-	sec, err := Render(rp)
+	sec, err := loadSecure(out)
+	if err != nil {
+		return fmt.Errorf("%s: %w", SecureFile, err)
+	}
+	rp.Secure = BuildSecure(sec)
+	section, err := Render(rp)
 	if err != nil {
 		return err
 	}
@@ -185,7 +214,7 @@ func WriteReport(out, md string, log io.Writer) error {
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	if err := os.WriteFile(md, Splice(doc, sec), 0o644); err != nil {
+	if err := os.WriteFile(md, Splice(doc, section), 0o644); err != nil {
 		return err
 	}
 	sub := "rdmaperf vs C perftest and the messenger, " + c.Date

@@ -112,7 +112,8 @@ type Report struct {
 	PNG       string
 	All       Table
 	Profiles  []Profile
-	Out       string // the results directory, as the reader finds it
+	Out       string      // the results directory, as the reader finds it
+	Secure    *SecureCost // the host's secure-mode runs (issue 10), if any
 }
 
 // Profile is one profiled client run and the top of its CPU profile.

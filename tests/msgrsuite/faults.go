@@ -261,6 +261,10 @@ func testShutdownInFlight(t *testing.T, stack string) {
 	base := runtime.NumGoroutine()
 	func() {
 		cfg := Config(stack)
+		// Three senders flood one server: on a loaded machine (secure mode,
+		// the VM) a side can go 1.5 s without reading, and an idle-timeout
+		// fault would end a sender before the shutdown this test is about.
+		cfg.ConnectionIdleTimeout = time.Minute
 		srv := newEndpoint(t, cfg, osdName(1), "127.0.0.1:0", true, newRecorder(false))
 		srv.m.SetPolicy(msgr.EntityTypeClient, msgr.StatefulServer())
 		var stopped sync.WaitGroup

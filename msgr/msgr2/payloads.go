@@ -230,14 +230,6 @@ func UnmarshalPayload(tag Tag, b []byte) (Payload, error) {
 	return p, nil
 }
 
-// decodePayload runs fields over a decoder on b, the frame's payload, and
-// returns the decoder's first error: the frame of every Unmarshal.
-func decodePayload(b []byte, fields func(d *decoder)) error {
-	d := newDecoder(b)
-	fields(&d)
-	return d.Err
-}
-
 func le64(dst []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(dst, v) }
 func le32(dst []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(dst, v) }
 
@@ -249,7 +241,7 @@ func (m *Hello) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a HELLO payload.
 func (m *Hello) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.EntityType = d.U8("hello entity type")
 		m.PeerAddr.decode(d)
 	})
@@ -264,7 +256,7 @@ func (m *AuthRequest) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_REQUEST payload.
 func (m *AuthRequest) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.Method = d.U32("auth method")
 		m.PreferredModes = d.u32s("preferred modes")
 		m.AuthPayload = d.blob("auth payload")
@@ -282,7 +274,7 @@ func (m *AuthBadMethod) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_BAD_METHOD payload.
 func (m *AuthBadMethod) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.Method = d.U32("auth method")
 		m.Result = int32(d.U32("auth result"))
 		m.AllowedMethods = d.u32s("allowed methods")
@@ -295,7 +287,7 @@ func (m *AuthReplyMore) Marshal(dst []byte) []byte { return appendBlob(dst, m.Au
 
 // Unmarshal decodes an AUTH_REPLY_MORE payload.
 func (m *AuthReplyMore) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.AuthPayload = d.blob("auth payload") })
+	return decodeWith(b, func(d *decoder) { m.AuthPayload = d.blob("auth payload") })
 }
 
 // Marshal appends the bufferlist auth payload, as AuthReplyMore.
@@ -313,7 +305,7 @@ func (m *AuthDone) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_DONE payload.
 func (m *AuthDone) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.GlobalID = d.U64("global id")
 		m.ConMode = d.U32("connection mode")
 		m.AuthPayload = d.blob("auth payload")
@@ -325,7 +317,7 @@ func (m *AuthSignature) Marshal(dst []byte) []byte { return append(dst, m.Signat
 
 // Unmarshal decodes an AUTH_SIGNATURE payload.
 func (m *AuthSignature) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		if s := d.Take(32, "auth signature"); s != nil {
 			copy(m.Signature[:], s)
 		}
@@ -342,7 +334,7 @@ func (m *ClientIdent) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a CLIENT_IDENT payload.
 func (m *ClientIdent) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.Addrs.decode(d)
 		m.TargetAddr.decode(d)
 		d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
@@ -358,7 +350,7 @@ func (m *ServerIdent) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SERVER_IDENT payload.
 func (m *ServerIdent) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.Addrs.decode(d)
 		d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
 	})
@@ -389,7 +381,7 @@ func (m *IdentMissingFeatures) Marshal(dst []byte) []byte { return le64(dst, m.F
 
 // Unmarshal decodes an IDENT_MISSING_FEATURES payload.
 func (m *IdentMissingFeatures) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.Features = d.U64("missing features") })
+	return decodeWith(b, func(d *decoder) { m.Features = d.U64("missing features") })
 }
 
 // Marshal appends: entity_addrvec_t, le64 client cookie, server cookie,
@@ -405,7 +397,7 @@ func (m *SessionReconnect) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SESSION_RECONNECT payload.
 func (m *SessionReconnect) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) {
+	return decodeWith(b, func(d *decoder) {
 		m.Addrs.decode(d)
 		m.ClientCookie = d.U64("client cookie")
 		m.ServerCookie = d.U64("server cookie")
@@ -420,7 +412,7 @@ func (m *SessionReconnectOK) Marshal(dst []byte) []byte { return le64(dst, m.Msg
 
 // Unmarshal decodes a SESSION_RECONNECT_OK payload.
 func (m *SessionReconnectOK) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.MsgSeq = d.U64("msg seq") })
+	return decodeWith(b, func(d *decoder) { m.MsgSeq = d.U64("msg seq") })
 }
 
 // Marshal appends the bool as one byte.
@@ -433,7 +425,7 @@ func (m *SessionReset) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SESSION_RESET payload (any non-zero byte is true).
 func (m *SessionReset) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.Full = d.U8("full flag") != 0 })
+	return decodeWith(b, func(d *decoder) { m.Full = d.U8("full flag") != 0 })
 }
 
 // Marshal appends the le64 connect sequence.
@@ -441,7 +433,7 @@ func (m *SessionRetry) Marshal(dst []byte) []byte { return le64(dst, m.ConnectSe
 
 // Unmarshal decodes a SESSION_RETRY payload.
 func (m *SessionRetry) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.ConnectSeq = d.U64("connect seq") })
+	return decodeWith(b, func(d *decoder) { m.ConnectSeq = d.U64("connect seq") })
 }
 
 // Marshal appends the le64 global sequence.
@@ -449,7 +441,7 @@ func (m *SessionRetryGlobal) Marshal(dst []byte) []byte { return le64(dst, m.Glo
 
 // Unmarshal decodes a SESSION_RETRY_GLOBAL payload.
 func (m *SessionRetryGlobal) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.GlobalSeq = d.U64("global seq") })
+	return decodeWith(b, func(d *decoder) { m.GlobalSeq = d.U64("global seq") })
 }
 
 // Marshal appends nothing.
@@ -484,7 +476,7 @@ func (m *Keepalive2) Marshal(dst []byte) []byte { return appendUtime(dst, m.Time
 
 // Unmarshal decodes a KEEPALIVE2 payload (0.0 as the zero Time).
 func (m *Keepalive2) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.Timestamp = decodeUtime(d) })
+	return decodeWith(b, func(d *decoder) { m.Timestamp = decodeUtime(d) })
 }
 
 // Marshal appends the utime_t timestamp, as Keepalive2.
@@ -498,5 +490,5 @@ func (m *Ack) Marshal(dst []byte) []byte { return le64(dst, m.Seq) }
 
 // Unmarshal decodes an ACK payload.
 func (m *Ack) Unmarshal(b []byte) error {
-	return decodePayload(b, func(d *decoder) { m.Seq = d.U64("ack seq") })
+	return decodeWith(b, func(d *decoder) { m.Seq = d.U64("ack seq") })
 }

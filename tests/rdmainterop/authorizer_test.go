@@ -1,8 +1,6 @@
 package rdmainterop
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,36 +20,12 @@ func TestCephXAuthorizerOverRDMA(t *testing.T) {
 	require.NoError(t, err)
 	svc, err := cephx.NewSessionKey()
 	require.NoError(t, err)
-	dir := t.TempDir()
-	server := func(name msgr.EntityName, keyring string) (*msgr.Messenger, chan *msgr.Message) {
-		path := filepath.Join(dir, name.String()+".keyring")
-		require.NoError(t, os.WriteFile(path, []byte(keyring), 0o600))
-		cfg := rdmatest.Config(dev)
-		cfg.Keyring = path
-		cfg.AuthServiceRequired = "cephx"
-		cfg.ServiceMode, cfg.MonServiceMode = "secure", "secure"
-		m, err := msgr.New(cfg, name)
-		require.NoError(t, err)
-		t.Cleanup(func() { m.Shutdown() })
-		got := make(chan *msgr.Message, 4)
-		m.AddDispatcherTail(&catcher{ch: got})
-		require.NoError(t, m.Bind(dev.Host+":0"))
-		require.NoError(t, m.Start())
-		return m, got
-	}
 	osdKey := "[osd.]\n\tkey = " + svc.String() + "\n"
-	mon, monGot := server(msgr.EntityName{Type: msgr.EntityTypeMon, Num: 0},
+	mon, monGot := cephxServer(t, dev, msgr.EntityName{Type: msgr.EntityTypeMon, Num: 0},
 		"[client.admin]\n\tkey = "+admin.String()+"\n"+osdKey)
-	osd, osdGot := server(msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, osdKey)
+	osd, osdGot := cephxServer(t, dev, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, osdKey)
 
-	cfg := rdmatest.Config(dev)
-	cfg.Keyring = filepath.Join(dir, "none")
-	cfg.Key = admin.String()
-	cfg.ClientMode, cfg.MonClientMode = "secure", "secure"
-	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1})
-	require.NoError(t, err)
-	defer cli.Shutdown()
-	require.NoError(t, cli.Start())
+	cli := cephxClient(t, dev, admin)
 	for _, step := range []struct {
 		name string
 		peer uint8

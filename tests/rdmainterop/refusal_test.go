@@ -1,8 +1,6 @@
 package rdmainterop
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,20 +25,9 @@ func TestCephXRefusalsBetweenMessengersOverRDMA(t *testing.T) {
 	dev := rdmatest.DeviceA(t)
 	admin, err := cephx.NewSessionKey()
 	require.NoError(t, err)
-	keyring := filepath.Join(t.TempDir(), "keyring")
-	require.NoError(t, os.WriteFile(keyring, []byte("[client.admin]\n\tkey = "+admin.String()+"\n"), 0o600))
-	scfg := rdmatest.Config(dev)
-	scfg.Keyring = keyring
-	scfg.AuthServiceRequired = "cephx"
-	scfg.ServiceMode = "secure"
 	var log testenv.LogBuffer
-	srv, err := msgr.New(scfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 0}, msgr.WithLogger(log.Logger(msgr.DebugMsLevel(0))))
-	require.NoError(t, err)
-	defer srv.Shutdown()
-	got := make(chan *msgr.Message, 4)
-	srv.AddDispatcherTail(&catcher{ch: got})
-	require.NoError(t, srv.Bind(dev.Host+":0"))
-	require.NoError(t, srv.Start())
+	srv, got := cephxServer(t, dev, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 0}, "[client.admin]\n\tkey = "+admin.String()+"\n",
+		msgr.WithLogger(log.Logger(msgr.DebugMsLevel(0))))
 
 	srvWant := map[string]string{"wrong key": "did not prove its key (wrong key)", "unknown entity": "cephx: unknown entity client.bob",
 		"auth none against cephx-only": "auth method 1 not allowed, and the peer gave up"}
@@ -58,14 +45,7 @@ func TestCephXRefusalsBetweenMessengersOverRDMA(t *testing.T) {
 		})
 	}
 	// A client with the key gets in on the same server.
-	cfg := rdmatest.Config(dev)
-	cfg.Key = admin.String()
-	cfg.Keyring = filepath.Join(t.TempDir(), "none")
-	cfg.ClientMode = "secure"
-	cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1})
-	require.NoError(t, err)
-	defer cli.Shutdown()
-	require.NoError(t, cli.Start())
+	cli := cephxClient(t, dev, admin)
 	c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
 	require.NoError(t, err)
 	require.NoError(t, c.SendMessage(&msgr.Message{Type: 78, Front: []byte("welcome")}))

@@ -2,7 +2,6 @@ package msgr_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -471,16 +470,7 @@ func TestPerfDumpOutlivesConnections(t *testing.T) {
 		}
 	}
 	require.Equal(t, uint64(5), recv, "received messages counted after the connection closed: %v", dump)
-	conn, err := net.Dial("unix", filepath.Join(dir, "ceph-osd.2.asok"))
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte(`{"prefix": "perf dump"}` + "\x00"))
-	require.NoError(t, err)
-	var hdr [4]byte
-	_, err = io.ReadFull(conn, hdr[:])
-	require.NoError(t, err)
-	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	_, err = io.ReadFull(conn, body)
+	body, err := testenv.AdminSocket(filepath.Join(dir, "ceph-osd.2.asok"), `{"prefix": "perf dump"}`, 10*time.Second)
 	require.NoError(t, err)
 	require.Contains(t, string(body), "msgr_recv_messages")
 }

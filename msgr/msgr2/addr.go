@@ -166,7 +166,7 @@ func (a *EntityAddr) Marshal(dst []byte) []byte {
 // Unmarshal decodes an entity_addr_t (either the addr2 form or the legacy
 // marker-0 form); trailing bytes are ignored.
 func (a *EntityAddr) Unmarshal(b []byte) error {
-	return decodeWith(b, a.decode)
+	return decodeWith(b, func(d *decoder) { a.decode(d) })
 }
 
 func (a *EntityAddr) decode(d *decoder) {
@@ -310,7 +310,7 @@ func (v *AddrVec) Marshal(dst []byte) []byte {
 // Unmarshal decodes an entity_addrvec_t (marker 2, or the single-address
 // forms with marker 0 or 1); trailing bytes are ignored.
 func (v *AddrVec) Unmarshal(b []byte) error {
-	return decodeWith(b, v.decode)
+	return decodeWith(b, func(d *decoder) { v.decode(d) })
 }
 
 func (v *AddrVec) decode(d *decoder) {

@@ -84,38 +84,31 @@ const (
 // Methods parses an auth_*_required list ("cephx, none") into Ceph's
 // method numbers, in order.
 func Methods(list string) ([]uint32, error) {
-	var out []uint32
-	for _, w := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
-		switch strings.ToLower(w) {
-		case "cephx":
-			out = append(out, AuthCephX)
-		case "none":
-			out = append(out, AuthNone)
-		default:
-			return nil, fmt.Errorf("%q is not cephx or none", w)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%q names no auth method", list)
-	}
-	return out, nil
+	return parseNumberList(list, "auth method", [2]string{"cephx", "none"}, [2]uint32{AuthCephX, AuthNone})
 }
 
 // Modes parses an ms_*_mode list ("secure crc") into Ceph's mode numbers.
 func Modes(list string) ([]uint32, error) {
+	return parseNumberList(list, "connection mode", [2]string{"crc", "secure"}, [2]uint32{ModeCRC, ModeSecure})
+}
+
+// parseNumberList parses a list of the two words names (case-insensitive,
+// separated by commas, spaces or semicolons) into their numbers, in order;
+// what names the kind of word for an empty list.
+func parseNumberList(list, what string, names [2]string, nums [2]uint32) ([]uint32, error) {
 	var out []uint32
 	for _, w := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
 		switch strings.ToLower(w) {
-		case "crc":
-			out = append(out, ModeCRC)
-		case "secure":
-			out = append(out, ModeSecure)
+		case names[0]:
+			out = append(out, nums[0])
+		case names[1]:
+			out = append(out, nums[1])
 		default:
-			return nil, fmt.Errorf("%q is not crc or secure", w)
+			return nil, fmt.Errorf("%q is not %s or %s", w, names[0], names[1])
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%q names no connection mode", list)
+		return nil, fmt.Errorf("%q names no %s", list, what)
 	}
 	return out, nil
 }

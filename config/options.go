@@ -305,85 +305,66 @@ func splitNumber(s string) (num, unit string) {
 	return s[:i], s[i:]
 }
 
+// unitPower is the power of the unit suffix u: 1 for K, 2 for M, ... 6 for
+// E; -1 for anything else.
+func unitPower(u string) int {
+	if len(u) != 1 {
+		return -1
+	}
+	if i := strings.IndexByte("KMGTPE", u[0]); i >= 0 {
+		return i + 1
+	}
+	return -1
+}
+
 // parseSI is Ceph's strict_si_cast: an integer with an optional one-letter
 // suffix K, M, G, T, P, E (powers of 1000). strict_si_cast nominally takes
 // "B" too but then fails to parse the number before it, so "7B" is invalid
 // for counts in Ceph, and here.
 func parseSI(s string) (int64, error) {
-	if s == "" {
-		return 0, fmt.Errorf("value not specified")
-	}
-	num, unit := splitNumber(s)
-	exp := 0
-	switch unit {
-	case "":
-	case "K":
-		exp = 3
-	case "M":
-		exp = 6
-	case "G":
-		exp = 9
-	case "T":
-		exp = 12
-	case "P":
-		exp = 15
-	case "E":
-		exp = 18
-	default:
-		return 0, fmt.Errorf("invalid integer %q (suffix %q not one of K, M, G, T, P, E)", s, unit)
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("invalid integer %q", s)
-	}
-	for i := 0; i < exp; i++ {
-		if v > math.MaxInt64/10 || v < math.MinInt64/10 {
-			return 0, fmt.Errorf("%q out of range", s)
-		}
-		v *= 10
-	}
-	return v, nil
+	return parseScaled(s, "integer", 1000, unitPower, "K, M, G, T, P, E")
 }
 
 // parseIEC is Ceph's strict_iec_cast: an integer with an optional suffix
 // K, M, G, T, P, E (or Ki, Mi, ...; powers of 1024) or B.
 func parseIEC(s string) (int64, error) {
+	return parseScaled(s, "size", 1024, func(unit string) int {
+		u := strings.TrimSuffix(unit, "i")
+		if len(unit) > 2 || u == "" || (u != unit && u == "B") {
+			return -1
+		}
+		if u == "B" {
+			return 0
+		}
+		return unitPower(u)
+	}, "K, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei, B")
+}
+
+// parseScaled is the integer of s times base to the power its unit suffix
+// names (power: -1 for a suffix it does not take); what names the value in
+// errors, suffixes lists the suffixes it takes.
+func parseScaled(s, what string, base int64, power func(unit string) int, suffixes string) (int64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("value not specified")
 	}
 	num, unit := splitNumber(s)
-	shift := 0
+	exp := 0
 	if unit != "" {
-		u := strings.TrimSuffix(unit, "i")
-		if len(unit) > 2 || u == "" || (u != unit && u == "B") {
-			return 0, fmt.Errorf("invalid size %q (suffix %q not one of K, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei, B)", s, unit)
-		}
-		switch u {
-		case "B":
-		case "K":
-			shift = 10
-		case "M":
-			shift = 20
-		case "G":
-			shift = 30
-		case "T":
-			shift = 40
-		case "P":
-			shift = 50
-		case "E":
-			shift = 60
-		default:
-			return 0, fmt.Errorf("invalid size %q (suffix %q not one of K, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei, B)", s, unit)
+		if exp = power(unit); exp < 0 {
+			return 0, fmt.Errorf("invalid %s %q (suffix %q not one of %s)", what, s, unit, suffixes)
 		}
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("invalid size %q", s)
+		return 0, fmt.Errorf("invalid %s %q", what, s)
 	}
-	if v > math.MaxInt64>>shift || v < math.MinInt64>>shift {
-		return 0, fmt.Errorf("%q out of range", s)
+	for range exp {
+		if v > math.MaxInt64/base || v < math.MinInt64/base {
+			return 0, fmt.Errorf("%q out of range", s)
+		}
+		v *= base
 	}
-	return v << shift, nil
+	return v, nil
 }
 
 // parseSeconds reads a number of seconds ("10", "0.2", "1e-3") or a Go

@@ -28,6 +28,26 @@ func testOptions(t *testing.T) Options {
 		RecvBuffers: 1024, RecvQueueLen: 128, SupportSRQ: true, PollingUS: 100, CQDepth: 4096}
 }
 
+// openDispatcher opens a dispatcher with opts, closed (and checked) when
+// the test ends; it is not started.
+func openDispatcher(t *testing.T, opts Options) *Dispatcher {
+	t.Helper()
+	d, err := Open(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, d.Close()) })
+	return d
+}
+
+// newRecvConn is a recvConn with a QP of its own on d.
+func newRecvConn(t *testing.T, d *Dispatcher) *recvConn {
+	t.Helper()
+	c := &recvConn{d: d}
+	var err error
+	c.h, err = d.CreateQP(c)
+	require.NoError(t, err)
+	return c
+}
+
 // recvConn records what the dispatcher hands it.
 type recvConn struct {
 	d      *Dispatcher
@@ -56,10 +76,20 @@ func (c *recvConn) count() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.
 
 func connectPair(t *testing.T, d *Dispatcher, a, b *QPHandle) {
 	t.Helper()
+	connectPairWith(t, d, a, b, nil)
+}
+
+// connectPairWith connects a and b with the default parameters that
+// tweak (when not nil) changes.
+func connectPairWith(t *testing.T, d *Dispatcher, a, b *QPHandle, tweak func(p *verbs.ConnParams)) {
+	t.Helper()
 	for _, pair := range [][2]*QPHandle{{a, b}, {b, a}} {
 		p := verbs.DefaultConnParams()
 		p.Port, p.SGIDIndex, p.RemoteGID = d.Port(), d.GID().Index, d.GID().GID
 		p.RemoteQPN = pair[1].QP().Num()
+		if tweak != nil {
+			tweak(&p)
+		}
 		require.NoError(t, pair[0].QP().ToRTR(p))
 		require.NoError(t, pair[0].QP().ToRTS(p))
 	}
@@ -83,19 +113,12 @@ func TestOrderedDeliveryManyCompletions(t *testing.T) {
 		t.Run(fmt.Sprintf("srq=%v", srq), func(t *testing.T) {
 			opts := testOptions(t)
 			opts.SupportSRQ = srq
-			d, err := Open(opts)
-			require.NoError(t, err)
-			defer func() { require.NoError(t, d.Close()) }()
+			d := openDispatcher(t, opts)
 			d.Start()
 			const pairs, msgs = 4, 500
 			var senders, receivers []*recvConn
 			for i := 0; i < pairs; i++ {
-				s, r := &recvConn{d: d}, &recvConn{d: d}
-				var err error
-				s.h, err = d.CreateQP(s)
-				require.NoError(t, err)
-				r.h, err = d.CreateQP(r)
-				require.NoError(t, err)
+				s, r := newRecvConn(t, d), newRecvConn(t, d)
 				connectPair(t, d, s.h, r.h)
 				senders, receivers = append(senders, s), append(receivers, r)
 			}
@@ -155,19 +178,13 @@ func qpLines(t *testing.T, dev string) []string {
 
 func TestBeaconReaping(t *testing.T) {
 	opts := testOptions(t)
-	d, err := Open(opts)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, d.Close()) }()
+	d := openDispatcher(t, opts)
 	d.Start()
 	const n = 6
 	var hs []*QPHandle
 	var conns []*recvConn
 	for i := 0; i < n/2; i++ {
-		a, b := &recvConn{d: d}, &recvConn{d: d}
-		a.h, err = d.CreateQP(a)
-		require.NoError(t, err)
-		b.h, err = d.CreateQP(b)
-		require.NoError(t, err)
+		a, b := newRecvConn(t, d), newRecvConn(t, d)
 		connectPair(t, d, a.h, b.h)
 		send(t, d, a.h, []byte("before close"))
 		hs = append(hs, a.h, b.h)
@@ -193,26 +210,12 @@ func TestBeaconReaping(t *testing.T) {
 }
 
 func TestFaultOnRetryExceeded(t *testing.T) {
-	opts := testOptions(t)
-	d, err := Open(opts)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, d.Close()) }()
+	d := openDispatcher(t, testOptions(t))
 	d.Start()
-	a, b := &recvConn{d: d}, &recvConn{d: d}
-	a.h, err = d.CreateQP(a)
-	require.NoError(t, err)
-	b.h, err = d.CreateQP(b)
-	require.NoError(t, err)
+	a, b := newRecvConn(t, d), newRecvConn(t, d)
 	// a talks to b with a short transport timeout; b is then moved to ERR
 	// (a dead peer): a's send fails with an error completion.
-	for _, pair := range [][2]*QPHandle{{a.h, b.h}, {b.h, a.h}} {
-		p := verbs.DefaultConnParams()
-		p.Port, p.SGIDIndex, p.RemoteGID = d.Port(), d.GID().Index, d.GID().GID
-		p.RemoteQPN = pair[1].QP().Num()
-		p.Timeout, p.RetryCnt, p.RNRRetry = 8, 1, 1
-		require.NoError(t, pair[0].QP().ToRTR(p))
-		require.NoError(t, pair[0].QP().ToRTS(p))
-	}
+	connectPairWith(t, d, a.h, b.h, func(p *verbs.ConnParams) { p.Timeout, p.RetryCnt, p.RNRRetry = 8, 1, 1 })
 	b.h.Retire(0)
 	testenv.WaitFor(t, 20*time.Second, "peer reaped", func() bool { return d.QPsActive() == 1 }, nil)
 	send(t, d, a.h, []byte("to nobody"))
@@ -240,17 +243,11 @@ func TestOpenNoDevice(t *testing.T) {
 // error async event, which faults every live connection; the port comes
 // back when the link does.
 func TestPortDownFaultsAll(t *testing.T) {
-	opts := testOptions(t)
-	d, err := Open(opts)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, d.Close()) }()
+	d := openDispatcher(t, testOptions(t))
 	d.Start()
 	var conns []*recvConn
 	for i := 0; i < 2; i++ {
-		c := &recvConn{d: d}
-		c.h, err = d.CreateQP(c)
-		require.NoError(t, err)
-		conns = append(conns, c)
+		conns = append(conns, newRecvConn(t, d))
 	}
 	netdev := d.GID().Netdev
 	require.NotEmpty(t, netdev, "the GID's network device")
@@ -277,13 +274,8 @@ func TestPortDownFaultsAll(t *testing.T) {
 // and the reply instead of waiting for the completion-channel interrupt.
 // Counted in sleep/wake transitions: with no traffic nothing else wakes it.
 func TestPostWakesSleepingPoller(t *testing.T) {
-	opts := testOptions(t)
-	d, err := Open(opts)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, d.Close()) }()
-	c := &recvConn{d: d}
-	c.h, err = d.CreateQP(c)
-	require.NoError(t, err)
+	d := openDispatcher(t, testOptions(t))
+	c := newRecvConn(t, d)
 	d.Start()
 	for i := 0; i < 3; i++ {
 		testenv.WaitFor(t, 10*time.Second, "the poller to sleep", func() bool { return d.asleep.Load() }, nil)

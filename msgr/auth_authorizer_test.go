@@ -1,7 +1,6 @@
 package msgr_test
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -127,13 +126,7 @@ func TestCephXAuthorizerRefused(t *testing.T) {
 				require.NotEmpty(t, p.cli.ServiceTickets())
 			}
 			base := leakcheck.Take(t, p.osd, p.cli)
-			c, err := p.cli.ConnectTo(msgr.EntityTypeOSD, p.osd.Addr().String())
-			require.NoError(t, err)
-			_ = c.SendMessage(&msgr.Message{Type: 9, Front: []byte("must not arrive")})
-			testenv.WaitFor(t, 10*time.Second, "the refusal", func() bool {
-				return errors.Is(c.Err(), msgr.ErrAuthRefused)
-			}, func() string { return fmt.Sprintf("client error %v", c.Err()) })
-			require.ErrorContains(t, c.Err(), "rejected our client.admin credentials")
+			c := requireRefusedBy(t, p.cli, p.osd, "rejected our client.admin credentials")
 			testenv.WaitFor(t, 10*time.Second, "the service's log of the refusal", func() bool {
 				return p.osd.AuthRefusals() > 0
 			}, p.osdLog.String)

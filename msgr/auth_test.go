@@ -2,7 +2,6 @@ package msgr_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/msgr/cephx"
@@ -201,22 +201,42 @@ type authRig struct {
 	srvLog, cliLog *testenv.LogBuffer
 }
 
+// requireRefusedBy connects cli to the OSD srv, sends a message that must
+// not arrive and waits until the connection fails with ErrAuthRefused,
+// saying want; it returns the connection.
+func requireRefusedBy(t *testing.T, cli, srv *msgr.Messenger, want string) *msgr.Connection {
+	t.Helper()
+	c, err := cli.ConnectTo(msgr.EntityTypeOSD, srv.Addr().String())
+	require.NoError(t, err)
+	_ = c.SendMessage(&msgr.Message{Type: 77, Front: []byte("must not arrive")})
+	testenv.WaitFor(t, 10*time.Second, "the refusal", func() bool {
+		return errors.Is(c.Err(), msgr.ErrAuthRefused)
+	}, func() string { return fmt.Sprintf("client error %v", c.Err()) })
+	require.ErrorContains(t, c.Err(), want)
+	return c
+}
+
 func authPair(t *testing.T, ac authCase) *authRig {
 	t.Helper()
 	r := &authRig{sw: &witness{got: make(chan *msgr.Message, 16)}, cw: &witness{got: make(chan *msgr.Message, 16)},
 		srvLog: &testenv.LogBuffer{}, cliLog: &testenv.LogBuffer{}}
-	logger := func(l *testenv.LogBuffer) msgr.Option { return msgr.WithLogger(l.Logger(msgr.DebugMsLevel(1))) }
+	// newSide is one side's messenger, logging to log, dispatching to w,
+	// with policy for its peers (of peerType) when the case is lossy.
+	newSide := func(cfg *config.Config, name msgr.EntityName, log *testenv.LogBuffer, w *witness, peerType uint8, policy msgr.Policy) *msgr.Messenger {
+		m, err := msgr.New(cfg, name, msgr.WithLogger(log.Logger(msgr.DebugMsLevel(1))))
+		require.NoError(t, err)
+		t.Cleanup(func() { m.Shutdown() })
+		m.AddDispatcherTail(w)
+		if ac.lossy {
+			m.SetPolicy(peerType, policy)
+		}
+		return m
+	}
 	scfg := testConfig()
 	scfg.Keyring = keyringFile(t, ac.serverKeys)
 	scfg.AuthServiceRequired = ac.serviceReq
 	scfg.ServiceMode = ac.serviceMode
-	srv, err := msgr.New(scfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, logger(r.srvLog))
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown() })
-	srv.AddDispatcherTail(r.sw)
-	if ac.lossy {
-		srv.SetPolicy(msgr.EntityTypeClient, msgr.StatelessServer())
-	}
+	srv := newSide(scfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: 1}, r.srvLog, r.sw, msgr.EntityTypeClient, msgr.StatelessServer())
 	require.NoError(t, srv.Bind("127.0.0.1:0"))
 	require.NoError(t, srv.Start())
 
@@ -226,13 +246,7 @@ func authPair(t *testing.T, ac authCase) *authRig {
 		ccfg.Key = ac.clientKey.String()
 	}
 	ccfg.ClientMode = ac.clientMode
-	cli, err := msgr.New(ccfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1}, logger(r.cliLog))
-	require.NoError(t, err)
-	t.Cleanup(func() { cli.Shutdown() })
-	cli.AddDispatcherTail(r.cw)
-	if ac.lossy {
-		cli.SetPolicy(msgr.EntityTypeOSD, msgr.LossyClient())
-	}
+	cli := newSide(ccfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: 1}, r.cliLog, r.cw, msgr.EntityTypeOSD, msgr.LossyClient())
 	require.NoError(t, cli.Start())
 	r.srv, r.cli = srv, cli
 	return r
@@ -307,13 +321,7 @@ func TestCephXRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := authPair(t, tc.ac)
 			base := leakcheck.Take(t, r.srv, r.cli)
-			c, err := r.cli.ConnectTo(msgr.EntityTypeOSD, r.srv.Addr().String())
-			require.NoError(t, err)
-			_ = c.SendMessage(&msgr.Message{Type: 77, Front: []byte("must not arrive")})
-			testenv.WaitFor(t, 10*time.Second, "the refusal", func() bool {
-				return errors.Is(c.Err(), msgr.ErrAuthRefused)
-			}, func() string { return fmt.Sprintf("client error %v", c.Err()) })
-			require.ErrorContains(t, c.Err(), tc.want)
+			c := requireRefusedBy(t, r.cli, r.srv, tc.want)
 			require.NotContains(t, c.Err().Error(), "\n")
 			testenv.WaitFor(t, 10*time.Second, "the server's log of the refusal", func() bool {
 				return strings.Contains(r.srvLog.String(), tc.srvWant)
@@ -462,16 +470,7 @@ func TestPerfDumpOutlivesConnections(t *testing.T) {
 		}
 	}
 	require.Equal(t, uint64(5), recv, "received messages counted after the connection closed: %v", dump)
-	conn, err := net.Dial("unix", filepath.Join(dir, "ceph-osd.2.asok"))
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte(`{"prefix": "perf dump"}` + "\x00"))
-	require.NoError(t, err)
-	var hdr [4]byte
-	_, err = io.ReadFull(conn, hdr[:])
-	require.NoError(t, err)
-	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	_, err = io.ReadFull(conn, body)
+	body, err := testenv.AdminSocket(filepath.Join(dir, "ceph-osd.2.asok"), `{"prefix": "perf dump"}`, 10*time.Second)
 	require.NoError(t, err)
 	require.Contains(t, string(body), "msgr_recv_messages")
 }

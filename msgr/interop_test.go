@@ -128,20 +128,6 @@ func TestInteropCephMonCephX(t *testing.T) {
 		t.Skip("starts a ceph-mon")
 	}
 	mon := cephmon.Start(t, cephmon.Options{CephX: true})
-	for _, mode := range []string{"crc", "secure"} {
-		t.Run(mode, func(t *testing.T) {
-			cfg := testConfig()
-			cfg.Keyring = mon.Keyring
-			cfg.MonClientMode = mode
-			cli, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeClient, Num: -1})
-			require.NoError(t, err, "step: new messenger")
-			defer cli.Shutdown()
-			got := make(chan *msgr.Message, 4)
-			cli.AddDispatcherTail(&catcher{ch: got})
-			require.NoError(t, cli.Start())
-			monclient.GetVersion(t, cli, got, mon.Addr, 99, 3*time.Second)
-			monclient.Status(t, cli, got, mon, 100, 3*time.Second)
-		})
-	}
+	monclient.CephXSessions(t, mon, testConfig, 99, 3*time.Second)
 	monclient.MonRefusals(t, mon, testConfig)
 }

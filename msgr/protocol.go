@@ -24,6 +24,46 @@ func (c *Connection) protoErr(format string, args ...any) {
 	c.faultLocked(fmt.Errorf("msgr: "+format, args...))
 }
 
+// frameSide is which side of a connection a handshake frame is valid on.
+type frameSide int
+
+const (
+	eitherSide frameSide = iota
+	clientSide           // the connection's dialler (outgoing)
+	serverSide           // the accepted side
+)
+
+func (s frameSide) is(outgoing bool) bool {
+	return s == eitherSide || (s == clientSide) == outgoing
+}
+
+// handshakeFrame is where a handshake frame is valid (a state, a side) and
+// the handler that takes its payload.
+type handshakeFrame struct {
+	state  connState
+	side   frameSide
+	handle func(c *Connection, b []byte)
+}
+
+// handshakeFrames are the handshake's frames a handler of their own takes.
+// It is filled by init: the handlers reach handleFrameLocked again.
+var handshakeFrames map[msgr2.Tag]handshakeFrame
+
+func init() {
+	handshakeFrames = map[msgr2.Tag]handshakeFrame{
+		msgr2.TagHello:            {stHello, eitherSide, (*Connection).handleHelloLocked},
+		msgr2.TagAuthRequest:      {stAuth, serverSide, (*Connection).handleAuthRequestLocked},
+		msgr2.TagAuthBadMethod:    {stAuth, clientSide, (*Connection).handleAuthBadMethodLocked},
+		msgr2.TagAuthReplyMore:    {stAuth, clientSide, (*Connection).handleAuthReplyMoreLocked},
+		msgr2.TagAuthRequestMore:  {stAuth, serverSide, (*Connection).handleAuthRequestMoreLocked},
+		msgr2.TagAuthDone:         {stAuth, clientSide, (*Connection).handleAuthDoneLocked},
+		msgr2.TagAuthSignature:    {stAuthSign, eitherSide, (*Connection).handleAuthSignatureLocked},
+		msgr2.TagClientIdent:      {stSession, serverSide, (*Connection).handleClientIdentLocked},
+		msgr2.TagSessionReconnect: {stSession, serverSide, (*Connection).handleReconnectLocked},
+		msgr2.TagServerIdent:      {stSession, clientSide, (*Connection).handleServerIdentLocked},
+	}
+}
+
 func (c *Connection) handleFrameLocked(tag msgr2.Tag, segs [4][]byte) {
 	switch tag {
 	case msgr2.TagMessage:
@@ -67,54 +107,9 @@ func (c *Connection) handleFrameLocked(tag msgr2.Tag, segs [4][]byte) {
 		c.lastKeepaliveAck = k.Timestamp
 		c.stats.kaAcks.Add(1)
 		return
-	case msgr2.TagHello:
-		if c.state == stHello {
-			c.handleHelloLocked(segs[0])
-			return
-		}
-	case msgr2.TagAuthRequest:
-		if c.state == stAuth && !c.outgoing {
-			c.handleAuthRequestLocked(segs[0])
-			return
-		}
-	case msgr2.TagAuthBadMethod:
-		if c.state == stAuth && c.outgoing {
-			c.handleAuthBadMethodLocked(segs[0])
-			return
-		}
-	case msgr2.TagAuthReplyMore:
-		if c.state == stAuth && c.outgoing {
-			c.handleAuthReplyMoreLocked(segs[0])
-			return
-		}
-	case msgr2.TagAuthRequestMore:
-		if c.state == stAuth && !c.outgoing {
-			c.handleAuthRequestMoreLocked(segs[0])
-			return
-		}
-	case msgr2.TagAuthDone:
-		if c.state == stAuth && c.outgoing {
-			c.handleAuthDoneLocked(segs[0])
-			return
-		}
-	case msgr2.TagAuthSignature:
-		if c.state == stAuthSign {
-			c.handleAuthSignatureLocked(segs[0])
-			return
-		}
-	case msgr2.TagClientIdent:
-		if c.state == stSession && !c.outgoing {
-			c.handleClientIdentLocked(segs[0])
-			return
-		}
-	case msgr2.TagSessionReconnect:
-		if c.state == stSession && !c.outgoing {
-			c.handleReconnectLocked(segs[0])
-			return
-		}
-	case msgr2.TagServerIdent:
-		if c.state == stSession && c.outgoing {
-			c.handleServerIdentLocked(segs[0])
+	default:
+		if h, ok := handshakeFrames[tag]; ok && c.state == h.state && h.side.is(c.outgoing) {
+			h.handle(c, segs[0])
 			return
 		}
 	case msgr2.TagSessionReconnectOK:

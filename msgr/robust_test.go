@@ -321,21 +321,12 @@ func TestOversizedFrameBacksOff(t *testing.T) {
 // so that the kernel drops further SYNs: a dial there hangs until its
 // timeout.
 func unanswered(t *testing.T) string {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Close(fd) })
-	require.NoError(t, unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	require.NoError(t, unix.Listen(fd, 0))
-	sa, err := unix.Getsockname(fd)
-	require.NoError(t, err)
+	_, sa := testenv.LoopbackListener(t, 0, 0)
 	for i := 0; i < 2; i++ { // fill the queue (backlog 0 holds one)
-		cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		require.NoError(t, err)
-		t.Cleanup(func() { unix.Close(cfd) })
-		_ = unix.Connect(cfd, sa)
+		_ = unix.Connect(testenv.TCPSocket(t, unix.SOCK_NONBLOCK), sa)
 	}
 	time.Sleep(50 * time.Millisecond)
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	return fmt.Sprintf("127.0.0.1:%d", sa.Port)
 }
 
 // TestClosedConnectionUnreachable: once closed, a connection is garbage,

@@ -90,16 +90,8 @@ func TestAcceptorBacksOff(t *testing.T) {
 // readable) and must resume once a descriptor is free.
 func TestAcceptorEMFILE(t *testing.T) {
 	c := startCenter(t)
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Close(lfd) })
-	require.NoError(t, unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	require.NoError(t, unix.Listen(lfd, 16))
-	sa, err := unix.Getsockname(lfd)
-	require.NoError(t, err)
-	cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Close(cfd) })
+	lfd, sa := testenv.LoopbackListener(t, unix.SOCK_NONBLOCK, 16)
+	cfd := testenv.TCPSocket(t, 0)
 	require.NoError(t, unix.Connect(cfd, sa)) // queued in the backlog
 
 	// Use up every descriptor under a lowered soft limit.

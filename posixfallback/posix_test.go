@@ -52,14 +52,23 @@ func waitFD(t testing.TB, fd int, events int16) {
 
 func accept(t testing.TB, ss netstack.ServerSocket, opts netstack.SocketOptions, w netstack.Worker) netstack.ConnectedSocket {
 	t.Helper()
+	var c netstack.ConnectedSocket
+	whenReady(t, ss.FD(), unix.POLLIN, func() (err error) { c, err = ss.Accept(opts, w); return err })
+	return c
+}
+
+// whenReady runs op until it does not fail with ErrWouldBlock, waiting for
+// events on fd after each try that does; op must then have succeeded.
+func whenReady(t testing.TB, fd int, events int16, op func() error) {
+	t.Helper()
 	for {
-		c, err := ss.Accept(opts, w)
+		err := op()
 		if errors.Is(err, netstack.ErrWouldBlock) {
-			waitFD(t, ss.FD(), unix.POLLIN)
+			waitFD(t, fd, events)
 			continue
 		}
 		require.NoError(t, err)
-		return c
+		return
 	}
 }
 
@@ -79,12 +88,8 @@ func pair(t testing.TB, s *Stack, laddr string, opts netstack.SocketOptions) (ne
 func sendAll(t testing.TB, c netstack.ConnectedSocket, bufs ...[]byte) {
 	t.Helper()
 	for {
-		n, err := c.Send(bufs, false)
-		if errors.Is(err, netstack.ErrWouldBlock) {
-			waitFD(t, c.FD(), unix.POLLOUT)
-			continue
-		}
-		require.NoError(t, err)
+		var n int
+		whenReady(t, c.FD(), unix.POLLOUT, func() (err error) { n, err = c.Send(bufs, false); return err })
 		for n > 0 && len(bufs) > 0 {
 			if n >= len(bufs[0]) {
 				n -= len(bufs[0])
@@ -108,12 +113,8 @@ func readFull(t testing.TB, c netstack.ConnectedSocket, n int) []byte {
 	out := make([]byte, 0, n)
 	buf := make([]byte, 64<<10)
 	for len(out) < n {
-		m, err := c.Read(buf[:min(len(buf), n-len(out))])
-		if errors.Is(err, netstack.ErrWouldBlock) {
-			waitFD(t, c.FD(), unix.POLLIN)
-			continue
-		}
-		require.NoError(t, err)
+		var m int
+		whenReady(t, c.FD(), unix.POLLIN, func() (err error) { m, err = c.Read(buf[:min(len(buf), n-len(out))]); return err })
 		out = append(out, buf[:m]...)
 	}
 	return out

@@ -99,6 +99,22 @@ func readUntil(t *testing.T, s netstack.ConnectedSocket, want int, within time.D
 	return got, nil
 }
 
+// requireExchangeFIN sends msg from cc to sc (read back within the wait)
+// and reply from sc to cc, then shuts sc down: cc reads the reply and then
+// EOF (the FIN after the data).
+func requireExchangeFIN(t *testing.T, cc, sc netstack.ConnectedSocket, msg, reply []byte, within time.Duration) {
+	t.Helper()
+	sendAll(t, cc, msg)
+	got, err := readUntil(t, sc, len(msg), within)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+	sendAll(t, sc, reply)
+	require.NoError(t, sc.Shutdown())
+	got, err = readUntil(t, cc, 0, 10*time.Second)
+	require.ErrorIs(t, err, io.EOF)
+	require.Equal(t, reply, got)
+}
+
 func sendAll(t *testing.T, s netstack.ConnectedSocket, b []byte) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -158,17 +174,7 @@ func TestHandshakeErrorsListenerKeepsServing(t *testing.T) {
 	// The listener still serves a real client.
 	cli := startStack(t, cfg)
 	sc, cc := connectPair(t, ss, w, cli.PickWorker())
-	msg := bytes.Repeat([]byte("0123456789abcdef"), 5000) // several chunks
-	sendAll(t, cc, msg)
-	got, err := readUntil(t, sc, len(msg), 20*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, msg, got)
-	// FIN: Shutdown makes the peer read EOF after the data.
-	sendAll(t, sc, []byte("bye"))
-	require.NoError(t, sc.Shutdown())
-	got, err = readUntil(t, cc, 0, 10*time.Second)
-	require.ErrorIs(t, err, io.EOF)
-	require.Equal(t, []byte("bye"), got)
+	requireExchangeFIN(t, cc, sc, bytes.Repeat([]byte("0123456789abcdef"), 5000), []byte("bye"), 20*time.Second) // several chunks
 }
 
 // A silent server: the client's Connect fails within the ready timeout.
@@ -257,27 +263,8 @@ func TestRDMACM(t *testing.T) {
 	ss, err := w.Listen(net.JoinHostPort(host, "0"), netstack.SocketOptions{})
 	require.NoError(t, err)
 	defer ss.Abort()
-	done := make(chan netstack.ConnectedSocket, 1)
-	go func() {
-		c, err := cli.PickWorker().Connect(ss.Addr().String(), netstack.SocketOptions{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- c
-	}()
-	sc := accept(t, ss, w)
-	cc := <-done
-	require.NotNil(t, cc)
-	msg := bytes.Repeat([]byte("rdma_cm "), 20000)
-	sendAll(t, cc, msg)
-	got, err := readUntil(t, sc, len(msg), 30*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, msg, got)
-	sendAll(t, sc, []byte("reply"))
-	require.NoError(t, sc.Shutdown())
-	got, err = readUntil(t, cc, 0, 10*time.Second)
-	require.ErrorIs(t, err, io.EOF)
-	require.Equal(t, []byte("reply"), got)
+	sc, cc := connectPair(t, ss, w, cli.PickWorker())
+	requireExchangeFIN(t, cc, sc, bytes.Repeat([]byte("rdma_cm "), 20000), []byte("reply"), 30*time.Second)
 	require.NoError(t, cc.Close())
 	require.NoError(t, sc.Close())
 	for _, s := range []*Stack{srv, cli} {

@@ -116,20 +116,7 @@ func pairOn(t *testing.T, srv, cli *Stack) (sc, cc netstack.ConnectedSocket) {
 	ss, err := w.Listen("127.0.0.1:0", netstack.SocketOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ss.Abort() })
-	done := make(chan netstack.ConnectedSocket, 1)
-	go func() {
-		c, err := cli.PickWorker().Connect(ss.Addr().String(), netstack.SocketOptions{})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- c
-	}()
-	sc = accept(t, ss, w)
-	t.Cleanup(func() { _ = sc.Close() })
-	cc = <-done
-	require.NotNil(t, cc)
-	t.Cleanup(func() { _ = cc.Close() })
-	return sc, cc
+	return connectPair(t, ss, w, cli.PickWorker())
 }
 
 // writeSizes is a mix of sizes around threshold T (tiny, just below, at and

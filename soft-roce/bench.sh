@@ -16,8 +16,4 @@ export PATH=$PATH:/usr/local/go/bin
 . "$here/deps.sh"
 ensure_build_deps
 apt_install gnuplot-nox
-ls /sys/class/infiniband 2>/dev/null | grep -q . || ensure_vm_deps
-echo "bench: building rdmaperf and rdmabench" >&2
-go build -o .build/rdmaperf ./cmd/rdmaperf
-go build -o .build/rdmabench ./cmd/rdmabench
-exec .build/rdmabench bench "$@"
+run_rdmabench bench "$@"

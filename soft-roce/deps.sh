@@ -39,6 +39,19 @@ ensure_test_deps() {
 	apt_install $ASYNCMSGR_BUILD_PKGS $ASYNCMSGR_TEST_PKGS
 }
 
+# run_rdmabench MODE ARGS... is `make demo`'s and `make bench`'s last step
+# (run from the repository root): the VM's packages when this host has no
+# RDMA device, rdmaperf and the driver built, then the driver run in MODE.
+run_rdmabench() {
+	local mode=$1
+	shift
+	ls /sys/class/infiniband 2>/dev/null | grep -q . || ensure_vm_deps
+	echo "$mode: building rdmaperf and rdmabench" >&2
+	go build -o .build/rdmaperf ./cmd/rdmaperf
+	go build -o .build/rdmabench ./cmd/rdmabench
+	exec .build/rdmabench "$mode" "$@"
+}
+
 # pick_kernel prints the newest Debian kernel version with both an image and
 # modules that include rdma_rxe.
 pick_kernel() {

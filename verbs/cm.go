@@ -277,25 +277,12 @@ func (id *CMID) CreateQP(pd *PD, attr QPInitAttr) (*QP, error) {
 	if err := id.usable(op); err != nil {
 		return nil, err
 	}
-	in, deps, err := attr.shim()
-	if err != nil {
-		return nil, err
-	}
-	n, err := newNode(op, append([]*node{pd.nodeOrNil(), id.n}, deps...)...)
-	if err != nil {
-		return nil, err
-	}
-	h, qpn, err := cshim.RDMACreateQP(id.h, pd.h, &in)
-	if err != nil {
-		n.detach()
-		return nil, opErr(op, err)
-	}
 	idh := id.h
-	q, err := newQP(pd.ctx, n, h, qpn, &in, &attr, func() error { cshim.RDMADestroyQP(idh); return nil })
+	q, err := createQP(op, pd, []*node{pd.nodeOrNil(), id.n}, &attr, func(in *cshim.QPInit) (uintptr, uint32, error) {
+		return cshim.RDMACreateQP(idh, pd.h, in)
+	}, func(uintptr) error { cshim.RDMADestroyQP(idh); return nil })
 	if err != nil {
-		cshim.RDMADestroyQP(idh)
-		n.detach()
-		return nil, opErr(op, err)
+		return nil, err
 	}
 	q.cmid = id
 	id.mu.Lock()

@@ -152,12 +152,10 @@ func TestRDMAWriteRead(t *testing.T) {
 	src, dst, back := 0, 256<<10, 512<<10
 	fillRandom(mem[src:src+n], 1)
 	clear(mem[dst : dst+n])
-	_, err := a.PostSend([]WorkRequest{{
+	wc := e.sendWC(t, a, WorkRequest{
 		ID: 1, Opcode: OpRDMAWrite, Flags: SendSignaled, SG: []SGE{e.mr.SGE(src, n)},
 		RemoteAddr: e.mr.Addr() + uint64(dst), RKey: e.mr.RKey(),
-	}})
-	require.NoError(t, err)
-	wc := waitWC(t, e.scq, 1)[0]
+	})
 	require.NoError(t, wc.Err())
 	require.Equal(t, WCRDMAWrite, wc.Opcode)
 	require.True(t, bytes.Equal(mem[src:src+n], mem[dst:dst+n]), "RDMA WRITE data differs")
@@ -167,24 +165,20 @@ func TestRDMAWriteRead(t *testing.T) {
 	// Change b's memory locally, then READ it back into a's area.
 	fillRandom(mem[dst:dst+n], 2)
 	clear(mem[back : back+n])
-	_, err = a.PostSend([]WorkRequest{{
+	wc = e.sendWC(t, a, WorkRequest{
 		ID: 2, Opcode: OpRDMARead, Flags: SendSignaled, SG: []SGE{e.mr.SGE(back, n)},
 		RemoteAddr: e.mr.Addr() + uint64(dst), RKey: e.mr.RKey(),
-	}})
-	require.NoError(t, err)
-	wc = waitWC(t, e.scq, 1)[0]
+	})
 	require.NoError(t, wc.Err())
 	require.Equal(t, WCRDMARead, wc.Opcode)
 	require.Equal(t, uint32(n), wc.ByteLen)
 	require.True(t, bytes.Equal(mem[dst:dst+n], mem[back:back+n]), "RDMA READ data differs")
 
 	// A WRITE with a wrong rkey fails with a remote access error.
-	_, err = a.PostSend([]WorkRequest{{
+	wc = e.sendWC(t, a, WorkRequest{
 		ID: 3, Opcode: OpRDMAWrite, Flags: SendSignaled, SG: []SGE{e.mr.SGE(src, 16)},
 		RemoteAddr: e.mr.Addr() + uint64(dst), RKey: e.mr.RKey() ^ 0x5a5a00,
-	}})
-	require.NoError(t, err)
-	wc = waitWC(t, e.scq, 1)[0]
+	})
 	require.ErrorIs(t, wc.Err(), WCRemAccessErr)
 }
 
@@ -434,9 +428,7 @@ func TestRNRRetryExceeded(t *testing.T) {
 		}
 	})
 	// b has no receive posted.
-	_, err := a.PostSend([]WorkRequest{{ID: 1, Opcode: OpSend, Flags: SendSignaled, SG: []SGE{e.mr.SGE(0, 64)}}})
-	require.NoError(t, err)
-	wc := waitWC(t, e.scq, 1)[0]
+	wc := e.sendWC(t, a, WorkRequest{ID: 1, Opcode: OpSend, Flags: SendSignaled, SG: []SGE{e.mr.SGE(0, 64)}})
 	require.ErrorIs(t, wc.Err(), WCRNRRetryExcErr)
 	require.Equal(t, uint64(1), wc.ID)
 	require.Contains(t, wc.Err().Error(), "RNR retry counter exceeded")
@@ -454,9 +446,7 @@ func TestRetryExceededAfterPeerDestroyed(t *testing.T) {
 		}
 	})
 	require.NoError(t, b.Close())
-	_, err := a.PostSend([]WorkRequest{{ID: 5, Opcode: OpSend, Flags: SendSignaled, SG: []SGE{e.mr.SGE(0, 64)}}})
-	require.NoError(t, err)
-	wc := waitWC(t, e.scq, 1)[0]
+	wc := e.sendWC(t, a, WorkRequest{ID: 5, Opcode: OpSend, Flags: SendSignaled, SG: []SGE{e.mr.SGE(0, 64)}})
 	require.ErrorIs(t, wc.Err(), WCRetryExcErr)
 	require.Equal(t, uint64(5), wc.ID)
 }
@@ -481,9 +471,7 @@ func TestFlushAfterError(t *testing.T) {
 	}
 	// Ceph's beacon: a zero-SGE signaled send on a QP in ERR flushes too.
 	require.NoError(t, a.ToError())
-	_, err = a.PostSend([]WorkRequest{{ID: 0xDEADBEEF, Opcode: OpSend, Flags: SendSignaled}})
-	require.NoError(t, err)
-	wc := waitWC(t, e.scq, 1)[0]
+	wc := e.sendWC(t, a, WorkRequest{ID: 0xDEADBEEF, Opcode: OpSend, Flags: SendSignaled})
 	require.ErrorIs(t, wc.Err(), WCWRFlushErr)
 	require.Equal(t, uint64(0xDEADBEEF), wc.ID)
 }

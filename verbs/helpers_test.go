@@ -107,23 +107,27 @@ func (e *env) params(peer *QP) ConnParams {
 // tweak may change either side's parameters (side 0 is a, 1 is b).
 func (e *env) connect(t testing.TB, a, b *QP, tweak func(side int, p *ConnParams)) {
 	t.Helper()
-	for side, pair := range [][2]*QP{{a, b}, {b, a}} {
-		p := e.params(pair[1])
-		p.LocalPSN = 0x1000 + pair[0].Num()
-		if tweak != nil {
-			tweak(side, &p)
+	// Both sides to RTR, then both to RTS.
+	for _, steps := range [][]func(*QP, ConnParams) error{{(*QP).ToInit, (*QP).ToRTR}, {(*QP).ToRTS}} {
+		for side, pair := range [][2]*QP{{a, b}, {b, a}} {
+			p := e.params(pair[1])
+			p.LocalPSN = 0x1000 + pair[0].Num()
+			if tweak != nil {
+				tweak(side, &p)
+			}
+			for _, step := range steps {
+				require.NoError(t, step(pair[0], p))
+			}
 		}
-		require.NoError(t, pair[0].ToInit(p))
-		require.NoError(t, pair[0].ToRTR(p))
 	}
-	for side, pair := range [][2]*QP{{a, b}, {b, a}} {
-		p := e.params(pair[1])
-		p.LocalPSN = 0x1000 + pair[0].Num()
-		if tweak != nil {
-			tweak(side, &p)
-		}
-		require.NoError(t, pair[0].ToRTS(p))
-	}
+}
+
+// sendWC posts wr on q and returns its completion from the send CQ.
+func (e *env) sendWC(t *testing.T, q *QP, wr WorkRequest) WorkCompletion {
+	t.Helper()
+	_, err := q.PostSend([]WorkRequest{wr})
+	require.NoError(t, err)
+	return waitWC(t, e.scq, 1)[0]
 }
 
 func (e *env) pair(t testing.TB, tweak func(side int, p *ConnParams)) (*QP, *QP) {

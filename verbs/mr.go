@@ -15,14 +15,10 @@ func (c *Context) AllocPD() (*PD, error) {
 	if err := c.usable(op); err != nil {
 		return nil, err
 	}
-	n, err := newNode(op, c.nodeOrNil())
+	var h uintptr
+	n, err := newNodeFor(op, func() (err error) { h, err = cshim.AllocPD(c.h); return err }, c.nodeOrNil())
 	if err != nil {
 		return nil, err
-	}
-	h, err := cshim.AllocPD(c.h)
-	if err != nil {
-		n.detach()
-		return nil, opErr(op, err)
 	}
 	p := &PD{n: n, h: h, ctx: c}
 	arm(n, p, func() error { return cshim.DeallocPD(h) })

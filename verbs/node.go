@@ -47,6 +47,20 @@ func newNode(op string, parents ...*node) (*node, error) {
 	return n, nil
 }
 
+// newNodeFor is newNode, then create (the C call that makes the object):
+// when create fails, the node is detached again and the error is op's.
+func newNodeFor(op string, create func() error, parents ...*node) (*node, error) {
+	n, err := newNode(op, parents...)
+	if err != nil {
+		return nil, err
+	}
+	if err := create(); err != nil {
+		n.detach()
+		return nil, opErr(op, err)
+	}
+	return n, nil
+}
+
 // detach undoes newNode when creating the object itself failed.
 func (n *node) detach() {
 	for _, p := range n.parents {

@@ -76,22 +76,33 @@ func (p *PD) CreateQP(attr QPInitAttr) (*QP, error) {
 	if err := p.usable(op); err != nil {
 		return nil, err
 	}
+	return createQP(op, p, []*node{p.nodeOrNil()}, &attr, func(in *cshim.QPInit) (uintptr, uint32, error) {
+		return cshim.CreateQP(p.h, in)
+	}, cshim.DestroyQP)
+}
+
+// createQP is the part PD.CreateQP and CMID.CreateQP share: attr's shim
+// form, a node under parents and the objects attr names (a nil or closed pd
+// among them fails here), create (the C call) and the QP of pd's context
+// over what it made, destroyed with destroy; what fails undoes what came
+// before it.
+func createQP(op string, pd *PD, parents []*node, attr *QPInitAttr, create func(in *cshim.QPInit) (uintptr, uint32, error), destroy func(h uintptr) error) (*QP, error) {
 	in, deps, err := attr.shim()
 	if err != nil {
 		return nil, err
 	}
-	n, err := newNode(op, append([]*node{p.nodeOrNil()}, deps...)...)
+	n, err := newNode(op, append(parents, deps...)...)
 	if err != nil {
 		return nil, err
 	}
-	h, qpn, err := cshim.CreateQP(p.h, &in)
+	h, qpn, err := create(&in)
 	if err != nil {
 		n.detach()
 		return nil, opErr(op, err)
 	}
-	q, err := newQP(p.ctx, n, h, qpn, &in, &attr, func() error { return cshim.DestroyQP(h) })
+	q, err := newQP(pd.ctx, n, h, qpn, &in, attr, func() error { return destroy(h) })
 	if err != nil {
-		_ = cshim.DestroyQP(h)
+		_ = destroy(h)
 		n.detach()
 		return nil, opErr(op, err)
 	}

@@ -10,15 +10,15 @@ func (p *PD) CreateSRQ(attr SRQInitAttr) (*SRQ, error) {
 	if err := p.usable(op); err != nil {
 		return nil, err
 	}
-	n, err := newNode(op, p.nodeOrNil())
+	maxWR, maxSGE := max(attr.MaxWR, 1), max(attr.MaxSGE, 1)
+	var h uintptr
+	var got int
+	n, err := newNodeFor(op, func() (err error) {
+		h, got, err = cshim.CreateSRQ(p.h, maxWR, maxSGE, attr.Limit)
+		return err
+	}, p.nodeOrNil())
 	if err != nil {
 		return nil, err
-	}
-	maxWR, maxSGE := max(attr.MaxWR, 1), max(attr.MaxSGE, 1)
-	h, got, err := cshim.CreateSRQ(p.h, maxWR, maxSGE, attr.Limit)
-	if err != nil {
-		n.detach()
-		return nil, opErr(op, err)
 	}
 	bcap := min(max(got, 64), 4096)
 	b, err := cshim.NewRecvBatch(bcap, bcap*maxSGE)

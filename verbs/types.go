@@ -275,17 +275,11 @@ const (
 	GIDTypeRoCEv2 GIDType = 2
 )
 
+var gidTypeNames = [...]string{"IB", "RoCE v1", "RoCE v2"}
+
 // String names the type as sysfs does.
 func (t GIDType) String() string {
-	switch t {
-	case GIDTypeIB:
-		return "IB"
-	case GIDTypeRoCEv1:
-		return "RoCE v1"
-	case GIDTypeRoCEv2:
-		return "RoCE v2"
-	}
-	return fmt.Sprintf("GIDType(%d)", uint32(t))
+	return nameOf(gidTypeNames[:], t, "GIDType")
 }
 
 // GID is a 128-bit global identifier, in network byte order.
@@ -537,9 +531,9 @@ func (p *ConnParams) check() error {
 }
 
 // nameOf is names[v], or TYPE(v) for a value the table does not name.
-func nameOf[T ~int32](names []string, v T, typ string) string {
-	if v >= 0 && int(v) < len(names) {
-		return names[v]
+func nameOf[T ~int32 | ~uint32](names []string, v T, typ string) string {
+	if i := int64(v); i >= 0 && i < int64(len(names)) {
+		return names[i]
 	}
-	return fmt.Sprintf("%s(%d)", typ, int32(v))
+	return fmt.Sprintf("%s(%d)", typ, int64(v))
 }

@@ -33,10 +33,10 @@ func (n *EntityName) Marshal(dst []byte) []byte {
 // Unmarshal decodes n from exactly its 9-byte encoding (trailing bytes are
 // ignored, as Ceph's decoders do).
 func (n *EntityName) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	n.Type = d.U8("entity_name_t type")
-	n.Num = int64(d.U64("entity_name_t num"))
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		n.Type = d.U8("entity_name_t type")
+		n.Num = int64(d.U64("entity_name_t num"))
+	})
 }
 
 // EntityTypeName is Ceph's name of an entity type ("mon", "client"), or ""
@@ -166,9 +166,7 @@ func (a *EntityAddr) Marshal(dst []byte) []byte {
 // Unmarshal decodes an entity_addr_t (either the addr2 form or the legacy
 // marker-0 form); trailing bytes are ignored.
 func (a *EntityAddr) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	a.decode(&d)
-	return d.Err
+	return decodeWith(b, func(d *decoder) { a.decode(d) })
 }
 
 func (a *EntityAddr) decode(d *decoder) {
@@ -312,9 +310,7 @@ func (v *AddrVec) Marshal(dst []byte) []byte {
 // Unmarshal decodes an entity_addrvec_t (marker 2, or the single-address
 // forms with marker 0 or 1); trailing bytes are ignored.
 func (v *AddrVec) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	v.decode(&d)
-	return d.Err
+	return decodeWith(b, func(d *decoder) { v.decode(d) })
 }
 
 func (v *AddrVec) decode(d *decoder) {

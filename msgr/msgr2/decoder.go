@@ -16,6 +16,15 @@ func newDecoder(b []byte) decoder {
 	}}}
 }
 
+// decodeWith runs fields over a decoder on b (a payload or an encoding of
+// its own) and returns the decoder's first error: the frame of every
+// Unmarshal of this package.
+func decodeWith(b []byte, fields func(d *decoder)) error {
+	d := newDecoder(b)
+	fields(&d)
+	return d.Err
+}
+
 // blob decodes a bufferlist: le32 length and that many bytes. The result is
 // a copy, so it stays valid after the frame buffer is reused; nil when empty.
 func (d *decoder) blob(what string) []byte {

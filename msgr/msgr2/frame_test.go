@@ -203,9 +203,7 @@ func TestParsePreambleErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParsePreamble(tc.in, tc.limit)
-			require.Error(t, err)
-			require.Contains(t, err.Error(), tc.want)
-			require.ErrorIs(t, err, ErrProtocol)
+			requireProtoErr(t, err, tc.want)
 		})
 	}
 }

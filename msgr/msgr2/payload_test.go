@@ -250,12 +250,18 @@ func TestEntityAddrDecodeErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var a EntityAddr
-			err := a.Unmarshal(tc.in)
-			require.Error(t, err)
-			require.Contains(t, err.Error(), tc.want)
-			require.ErrorIs(t, err, ErrProtocol)
+			requireProtoErr(t, a.Unmarshal(tc.in), tc.want)
 		})
 	}
+}
+
+// requireProtoErr checks that err is a protocol error whose message
+// contains want.
+func requireProtoErr(t *testing.T, err error, want string) {
+	t.Helper()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), want)
+	require.ErrorIs(t, err, ErrProtocol)
 }
 
 func TestAddrVecDecodeErrors(t *testing.T) {
@@ -271,10 +277,7 @@ func TestAddrVecDecodeErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var v AddrVec
-			err := v.Unmarshal(tc.in)
-			require.Error(t, err)
-			require.Contains(t, err.Error(), tc.want)
-			require.ErrorIs(t, err, ErrProtocol)
+			requireProtoErr(t, v.Unmarshal(tc.in), tc.want)
 		})
 	}
 }

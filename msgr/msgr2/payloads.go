@@ -56,10 +56,9 @@ type AuthReplyMore struct {
 	AuthPayload []byte
 }
 
-// AuthRequestMore is TAG_AUTH_REQUEST_MORE (client to server).
-type AuthRequestMore struct {
-	AuthPayload []byte
-}
+// AuthRequestMore is TAG_AUTH_REQUEST_MORE (client to server): the same
+// payload as AUTH_REPLY_MORE, one bufferlist.
+type AuthRequestMore AuthReplyMore
 
 // AuthDone is TAG_AUTH_DONE (server to client).
 type AuthDone struct {
@@ -142,10 +141,9 @@ type Keepalive2 struct {
 	Timestamp time.Time
 }
 
-// Keepalive2Ack is TAG_KEEPALIVE2_ACK, echoing the KEEPALIVE2 timestamp.
-type Keepalive2Ack struct {
-	Timestamp time.Time
-}
+// Keepalive2Ack is TAG_KEEPALIVE2_ACK, echoing the KEEPALIVE2 timestamp: the
+// same payload as KEEPALIVE2.
+type Keepalive2Ack Keepalive2
 
 // Ack is TAG_ACK: the highest message sequence received.
 type Ack struct {
@@ -243,10 +241,10 @@ func (m *Hello) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a HELLO payload.
 func (m *Hello) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.EntityType = d.U8("hello entity type")
-	m.PeerAddr.decode(&d)
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.EntityType = d.U8("hello entity type")
+		m.PeerAddr.decode(d)
+	})
 }
 
 // Marshal appends: le32 method, vector<le32> preferred modes, bufferlist.
@@ -258,11 +256,11 @@ func (m *AuthRequest) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_REQUEST payload.
 func (m *AuthRequest) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Method = d.U32("auth method")
-	m.PreferredModes = d.u32s("preferred modes")
-	m.AuthPayload = d.blob("auth payload")
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.Method = d.U32("auth method")
+		m.PreferredModes = d.u32s("preferred modes")
+		m.AuthPayload = d.blob("auth payload")
+	})
 }
 
 // Marshal appends: le32 method, le32 result, vector<le32> allowed methods,
@@ -276,12 +274,12 @@ func (m *AuthBadMethod) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_BAD_METHOD payload.
 func (m *AuthBadMethod) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Method = d.U32("auth method")
-	m.Result = int32(d.U32("auth result"))
-	m.AllowedMethods = d.u32s("allowed methods")
-	m.AllowedModes = d.u32s("allowed modes")
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.Method = d.U32("auth method")
+		m.Result = int32(d.U32("auth result"))
+		m.AllowedMethods = d.u32s("allowed methods")
+		m.AllowedModes = d.u32s("allowed modes")
+	})
 }
 
 // Marshal appends the bufferlist auth payload.
@@ -289,20 +287,14 @@ func (m *AuthReplyMore) Marshal(dst []byte) []byte { return appendBlob(dst, m.Au
 
 // Unmarshal decodes an AUTH_REPLY_MORE payload.
 func (m *AuthReplyMore) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.AuthPayload = d.blob("auth payload")
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.AuthPayload = d.blob("auth payload") })
 }
 
-// Marshal appends the bufferlist auth payload.
-func (m *AuthRequestMore) Marshal(dst []byte) []byte { return appendBlob(dst, m.AuthPayload) }
+// Marshal appends the bufferlist auth payload, as AuthReplyMore.
+func (m *AuthRequestMore) Marshal(dst []byte) []byte { return (*AuthReplyMore)(m).Marshal(dst) }
 
-// Unmarshal decodes an AUTH_REQUEST_MORE payload.
-func (m *AuthRequestMore) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.AuthPayload = d.blob("auth payload")
-	return d.Err
-}
+// Unmarshal decodes an AUTH_REQUEST_MORE payload, as AuthReplyMore.
+func (m *AuthRequestMore) Unmarshal(b []byte) error { return (*AuthReplyMore)(m).Unmarshal(b) }
 
 // Marshal appends: le64 global id, le32 connection mode, bufferlist.
 func (m *AuthDone) Marshal(dst []byte) []byte {
@@ -313,11 +305,11 @@ func (m *AuthDone) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes an AUTH_DONE payload.
 func (m *AuthDone) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.GlobalID = d.U64("global id")
-	m.ConMode = d.U32("connection mode")
-	m.AuthPayload = d.blob("auth payload")
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.GlobalID = d.U64("global id")
+		m.ConMode = d.U32("connection mode")
+		m.AuthPayload = d.blob("auth payload")
+	})
 }
 
 // Marshal appends the 32 signature bytes.
@@ -325,11 +317,11 @@ func (m *AuthSignature) Marshal(dst []byte) []byte { return append(dst, m.Signat
 
 // Unmarshal decodes an AUTH_SIGNATURE payload.
 func (m *AuthSignature) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	if s := d.Take(32, "auth signature"); s != nil {
-		copy(m.Signature[:], s)
-	}
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		if s := d.Take(32, "auth signature"); s != nil {
+			copy(m.Signature[:], s)
+		}
+	})
 }
 
 // Marshal appends: entity_addrvec_t, entity_addr_t target, le64 gid,
@@ -342,11 +334,11 @@ func (m *ClientIdent) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a CLIENT_IDENT payload.
 func (m *ClientIdent) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Addrs.decode(&d)
-	m.TargetAddr.decode(&d)
-	d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.Addrs.decode(d)
+		m.TargetAddr.decode(d)
+		d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
+	})
 }
 
 // Marshal appends: entity_addrvec_t, le64 gid, global seq, supported,
@@ -358,10 +350,10 @@ func (m *ServerIdent) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SERVER_IDENT payload.
 func (m *ServerIdent) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Addrs.decode(&d)
-	d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.Addrs.decode(d)
+		d.identTail(&m.GID, &m.GlobalSeq, &m.SupportedFeatures, &m.RequiredFeatures, &m.Flags, &m.Cookie)
+	})
 }
 
 // appendIdentTail appends what CLIENT_IDENT and SERVER_IDENT both carry
@@ -389,9 +381,7 @@ func (m *IdentMissingFeatures) Marshal(dst []byte) []byte { return le64(dst, m.F
 
 // Unmarshal decodes an IDENT_MISSING_FEATURES payload.
 func (m *IdentMissingFeatures) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Features = d.U64("missing features")
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.Features = d.U64("missing features") })
 }
 
 // Marshal appends: entity_addrvec_t, le64 client cookie, server cookie,
@@ -407,14 +397,14 @@ func (m *SessionReconnect) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SESSION_RECONNECT payload.
 func (m *SessionReconnect) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Addrs.decode(&d)
-	m.ClientCookie = d.U64("client cookie")
-	m.ServerCookie = d.U64("server cookie")
-	m.GlobalSeq = d.U64("global seq")
-	m.ConnectSeq = d.U64("connect seq")
-	m.MsgSeq = d.U64("msg seq")
-	return d.Err
+	return decodeWith(b, func(d *decoder) {
+		m.Addrs.decode(d)
+		m.ClientCookie = d.U64("client cookie")
+		m.ServerCookie = d.U64("server cookie")
+		m.GlobalSeq = d.U64("global seq")
+		m.ConnectSeq = d.U64("connect seq")
+		m.MsgSeq = d.U64("msg seq")
+	})
 }
 
 // Marshal appends the le64 message sequence.
@@ -422,9 +412,7 @@ func (m *SessionReconnectOK) Marshal(dst []byte) []byte { return le64(dst, m.Msg
 
 // Unmarshal decodes a SESSION_RECONNECT_OK payload.
 func (m *SessionReconnectOK) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.MsgSeq = d.U64("msg seq")
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.MsgSeq = d.U64("msg seq") })
 }
 
 // Marshal appends the bool as one byte.
@@ -437,9 +425,7 @@ func (m *SessionReset) Marshal(dst []byte) []byte {
 
 // Unmarshal decodes a SESSION_RESET payload (any non-zero byte is true).
 func (m *SessionReset) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Full = d.U8("full flag") != 0
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.Full = d.U8("full flag") != 0 })
 }
 
 // Marshal appends the le64 connect sequence.
@@ -447,9 +433,7 @@ func (m *SessionRetry) Marshal(dst []byte) []byte { return le64(dst, m.ConnectSe
 
 // Unmarshal decodes a SESSION_RETRY payload.
 func (m *SessionRetry) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.ConnectSeq = d.U64("connect seq")
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.ConnectSeq = d.U64("connect seq") })
 }
 
 // Marshal appends the le64 global sequence.
@@ -457,9 +441,7 @@ func (m *SessionRetryGlobal) Marshal(dst []byte) []byte { return le64(dst, m.Glo
 
 // Unmarshal decodes a SESSION_RETRY_GLOBAL payload.
 func (m *SessionRetryGlobal) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.GlobalSeq = d.U64("global seq")
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.GlobalSeq = d.U64("global seq") })
 }
 
 // Marshal appends nothing.
@@ -494,27 +476,19 @@ func (m *Keepalive2) Marshal(dst []byte) []byte { return appendUtime(dst, m.Time
 
 // Unmarshal decodes a KEEPALIVE2 payload (0.0 as the zero Time).
 func (m *Keepalive2) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Timestamp = decodeUtime(&d)
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.Timestamp = decodeUtime(d) })
 }
 
-// Marshal appends the utime_t timestamp (the zero Time as 0.0).
-func (m *Keepalive2Ack) Marshal(dst []byte) []byte { return appendUtime(dst, m.Timestamp) }
+// Marshal appends the utime_t timestamp, as Keepalive2.
+func (m *Keepalive2Ack) Marshal(dst []byte) []byte { return (*Keepalive2)(m).Marshal(dst) }
 
-// Unmarshal decodes a KEEPALIVE2_ACK payload (0.0 as the zero Time).
-func (m *Keepalive2Ack) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Timestamp = decodeUtime(&d)
-	return d.Err
-}
+// Unmarshal decodes a KEEPALIVE2_ACK payload, as Keepalive2.
+func (m *Keepalive2Ack) Unmarshal(b []byte) error { return (*Keepalive2)(m).Unmarshal(b) }
 
 // Marshal appends the le64 sequence.
 func (m *Ack) Marshal(dst []byte) []byte { return le64(dst, m.Seq) }
 
 // Unmarshal decodes an ACK payload.
 func (m *Ack) Unmarshal(b []byte) error {
-	d := newDecoder(b)
-	m.Seq = d.U64("ack seq")
-	return d.Err
+	return decodeWith(b, func(d *decoder) { m.Seq = d.U64("ack seq") })
 }

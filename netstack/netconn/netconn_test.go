@@ -302,24 +302,7 @@ func BenchmarkNetconnPingPong(b *testing.B) {
 // BenchmarkNetPingPong is the same round trip over the standard library's
 // TCP net.Conn.
 func BenchmarkNetPingPong(b *testing.B) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer l.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			close(ch)
-			return
-		}
-		ch <- c
-	}()
-	c1, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(b, err)
-	c2, ok := <-ch
-	require.True(b, ok)
-	defer c1.Close()
-	defer c2.Close()
+	c1, c2 := testenv.TCPPair(b)
 	pingPong(b, c1, c2)
 }
 

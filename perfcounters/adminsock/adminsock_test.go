@@ -1,14 +1,12 @@
 package adminsock
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -33,16 +31,7 @@ func sockPath(t *testing.T) string {
 
 func ask(t *testing.T, path, cmd string) []byte {
 	t.Helper()
-	c, err := net.Dial("unix", path)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.Write(append([]byte(cmd), 0))
-	require.NoError(t, err)
-	var hdr [4]byte
-	_, err = io.ReadFull(c, hdr[:])
-	require.NoError(t, err)
-	out := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	_, err = io.ReadFull(c, out)
+	out, err := testenv.AdminSocket(path, cmd, 10*time.Second)
 	require.NoError(t, err)
 	return out
 }

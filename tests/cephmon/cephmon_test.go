@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
 
 func TestConf(t *testing.T) {
@@ -99,10 +101,10 @@ func TestStatus(t *testing.T) {
 }
 
 func TestAdminSocketErrors(t *testing.T) {
-	_, err := AdminSocket(filepath.Join(t.TempDir(), "none.asok"), "{}", time.Second)
+	_, err := testenv.AdminSocket(filepath.Join(t.TempDir(), "none.asok"), "{}", time.Second)
 	require.Error(t, err, "no socket")
 	asok := fakeAsok(t, func(string) []byte { return make([]byte, 0) })
-	b, err := AdminSocket(asok, "{}", 5*time.Second)
+	b, err := testenv.AdminSocket(asok, "{}", 5*time.Second)
 	require.NoError(t, err)
 	require.Empty(t, b)
 }

@@ -47,17 +47,11 @@ func RunInjected(t *testing.T, stack string) {
 		InjectFaults(cfg)
 	}
 	t.Cleanup(func() { Tweak = prev })
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, stack string)
-	}{
+	runTests(t, stack, []suiteTest{
 		{"LosslessManyConnsInOrder", testInjectedManyConns},
 		{"LosslessRandomCuts", testLosslessRandomCuts},
 		{"LosslessBackoffAndPeerRestart", testBackoffAndRestart},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, stack) })
-	}
+	}, nil)
 }
 
 // testInjectedManyConns streams from several lossless clients to one

@@ -5,9 +5,8 @@ import (
 	"net"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/asyncmsgr/asyncmsgr/internal/lockorder"
+	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	_ "github.com/asyncmsgr/asyncmsgr/posixfallback" // registers "posix"
 )
 
@@ -26,28 +25,6 @@ func BenchmarkPlainNetConnLatency2B(b *testing.B)        { plainLatency(b, 2) }
 func BenchmarkPlainNetConnLatency2BHandoff(b *testing.B) { plainLatencyHandoff(b, 2) }
 func BenchmarkPlainNetConnThroughput64K(b *testing.B)    { plainThroughput(b, 64<<10) }
 
-// plainPair is a loopback TCP pair through the Go runtime's netpoller.
-func plainPair(b *testing.B) (client, server net.Conn) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer l.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			acc <- nil
-			return
-		}
-		acc <- c
-	}()
-	client, err = net.Dial("tcp", l.Addr().String())
-	require.NoError(b, err)
-	server = <-acc
-	require.NotNil(b, server)
-	b.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
-
 // echo writes back every size bytes it reads from c, until c fails.
 func echo(c net.Conn, size int) {
 	buf := make([]byte, size)
@@ -64,7 +41,7 @@ func echo(c net.Conn, size int) {
 // plainLatency: ping-pong of size bytes, the server echoing from its own
 // goroutine.
 func plainLatency(b *testing.B, size int) {
-	cli, srv := plainPair(b)
+	cli, srv := testenv.TCPPair(b)
 	go echo(srv, size)
 	reply := make([]byte, size)
 	writeLoop(b, cli, size, func() error {
@@ -95,7 +72,7 @@ func writeLoop(b *testing.B, cli net.Conn, size int, wait func() error) {
 // a reader goroutine that hands each to the sending goroutine through a
 // channel: the application structure of BenchLatency.
 func plainLatencyHandoff(b *testing.B, size int) {
-	cli, srv := plainPair(b)
+	cli, srv := testenv.TCPPair(b)
 	go echo(srv, size)
 	got := make(chan struct{}, 1)
 	go func() {
@@ -116,7 +93,7 @@ func plainLatencyHandoff(b *testing.B, size int) {
 // plainThroughput streams size-byte writes; the server reads them all and
 // says when it has.
 func plainThroughput(b *testing.B, size int) {
-	cli, srv := plainPair(b)
+	cli, srv := testenv.TCPPair(b)
 	total := int64(size) * int64(b.N)
 	done := make(chan struct{})
 	go func() {

@@ -88,11 +88,24 @@ var rawPeerTests = map[string]bool{"LosslessSessionContinuation": true, "BadPeer
 // must be) refused.
 func RunAuthenticated(t *testing.T, stack string) { run(t, stack, rawPeerTests) }
 
+// suiteTest is one test of the suite, run over a stack.
+type suiteTest struct {
+	name string
+	fn   func(t *testing.T, stack string)
+}
+
+// runTests runs tests over stack as subtests, but those named in except.
+func runTests(t *testing.T, stack string, tests []suiteTest, except map[string]bool) {
+	for _, tc := range tests {
+		if except[tc.name] {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, stack) })
+	}
+}
+
 func run(t *testing.T, stack string, except map[string]bool) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, stack string)
-	}{
+	runTests(t, stack, []suiteTest{
 		{"Handshake", testHandshake},
 		{"ManyConnsInOrder", testManyConnsInOrder},
 		{"PrioritiesUnderBacklog", testPriorities},
@@ -109,11 +122,5 @@ func run(t *testing.T, stack string, except map[string]bool) {
 		{"SlowConsumer", testSlowConsumer},
 		{"SlowConsumerPolicyThrottlers", testSlowConsumerPolicy},
 		{"SlowConsumerContextSender", testSlowConsumerContextSender},
-	}
-	for _, tc := range tests {
-		if except[tc.name] {
-			continue
-		}
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, stack) })
-	}
+	}, except)
 }

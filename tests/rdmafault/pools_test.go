@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -36,6 +37,55 @@ func sampler(f func()) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
+// raise keeps in m the largest value it is given (m is written by one
+// sampler only).
+func raise[T int64 | uint64](m interface {
+	Load() T
+	Store(T)
+}, v T) {
+	if v > m.Load() {
+		m.Store(v)
+	}
+}
+
+// poolPair starts a server on device A, whose messages go to got (checked
+// for order), and a client, both with 16 KiB RDMA buffers and what srvCfg
+// and cliCfg (when not nil) change.
+func poolPair(t *testing.T, srvCfg, cliCfg func(*config.Config)) (srv, cli *endpoint, got *inOrder) {
+	t.Helper()
+	devA := rdmatest.DeviceA(t)
+	cfg := func(tweak func(*config.Config)) *config.Config {
+		c := rdmatest.Config(devA)
+		c.RDMABufferSize = 16 << 10
+		if tweak != nil {
+			tweak(c)
+		}
+		return c
+	}
+	got = &inOrder{}
+	srv = newEndpoint(t, cfg(srvCfg), osdName(1), devA.Addr(0), &sink{onMsg: got.take})
+	cli = newEndpoint(t, cfg(cliCfg), clientName(1), "", &sink{onMsg: func(*msgr.Message) {}})
+	return srv, cli, got
+}
+
+// streamInOrder connects cli to srv and sends total messages (message id
+// sized by sizeFor(id, lo, hi)), then waits up to within until got has
+// them all, saying what when it does not; it returns the connection.
+func streamInOrder(t *testing.T, cli, srv *endpoint, got *inOrder, total uint64, lo, hi int, within time.Duration, what string) *msgr.Connection {
+	t.Helper()
+	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
+	require.NoError(t, err)
+	for id := uint64(0); id < total; id++ {
+		require.NoError(t, c.SendMessage(&msgr.Message{Type: typeData, Front: payload(id, sizeFor(id, lo, hi))}))
+	}
+	rdmatest.WaitFor(t, within, what, func() bool { return got.count() == total },
+		func() string {
+			return fmt.Sprintf("server got %d (%v); conn %+v err %v; client rdma %s; server rdma %s",
+				got.count(), got.problems(), c.Stats(), c.Err(), rdmaSummary(cli.rs), rdmaSummary(srv.rs))
+		})
+	return c
+}
+
 func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -48,17 +98,9 @@ func heapInUse() uint64 {
 // more than 8 chunks out, the heap stays bounded, and every message arrives
 // once, in order, intact.
 func TestTXPoolOf8Chunks(t *testing.T) {
-	devA := rdmatest.DeviceA(t)
 	const total = 10000
 	const chunks = 8
-	srvCfg := rdmatest.Config(devA)
-	srvCfg.RDMABufferSize = 16 << 10
-	cliCfg := rdmatest.Config(devA)
-	cliCfg.RDMABufferSize = 16 << 10
-	cliCfg.RDMASendBuffers = chunks
-	got := &inOrder{}
-	srv := newEndpoint(t, srvCfg, osdName(1), devA.Addr(0), &sink{onMsg: got.take})
-	cli := newEndpoint(t, cliCfg, clientName(1), "", &sink{onMsg: func(*msgr.Message) {}})
+	srv, cli, got := poolPair(t, nil, func(cfg *config.Config) { cfg.RDMASendBuffers = chunks })
 	require.Equal(t, chunks, cli.rs.TXPool().Stats().Chunks)
 
 	runtime.GC()
@@ -68,31 +110,14 @@ func TestTXPoolOf8Chunks(t *testing.T) {
 	n := 0
 	stop := sampler(func() {
 		ps := cli.rs.TXPool().Stats()
-		if int64(ps.InUse) > maxInUse.Load() {
-			maxInUse.Store(int64(ps.InUse))
-		}
-		if int64(ps.Chunks) > maxChunks.Load() {
-			maxChunks.Store(int64(ps.Chunks))
-		}
-		if f := int64(cli.rs.Stats().InflightTXChunks); f > maxInflight.Load() {
-			maxInflight.Store(f)
-		}
+		raise(&maxInUse, int64(ps.InUse))
+		raise(&maxChunks, int64(ps.Chunks))
+		raise(&maxInflight, int64(cli.rs.Stats().InflightTXChunks))
 		if n++; n%20 == 0 {
-			if h := heapInUse(); h > peakHeap.Load() {
-				peakHeap.Store(h)
-			}
+			raise(&peakHeap, heapInUse())
 		}
 	})
-	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
-	require.NoError(t, err)
-	for id := uint64(0); id < total; id++ {
-		require.NoError(t, c.SendMessage(&msgr.Message{Type: typeData, Front: payload(id, sizeFor(id, 16, 2<<10))}))
-	}
-	rdmatest.WaitFor(t, 180*time.Second, "the 10k-message burst", func() bool { return got.count() == total },
-		func() string {
-			return fmt.Sprintf("server got %d (%v); conn %+v err %v; client rdma %s; server rdma %s",
-				got.count(), got.problems(), c.Stats(), c.Err(), rdmaSummary(cli.rs), rdmaSummary(srv.rs))
-		})
+	c := streamInOrder(t, cli, srv, got, total, 16, 2<<10, 180*time.Second, "the 10k-message burst")
 	stop()
 	require.Empty(t, got.problems())
 	st := cli.rs.Stats()
@@ -119,38 +144,19 @@ func TestTXPoolOf8Chunks(t *testing.T) {
 // (ms_async_rdma_receive_buffers = 32, receive queue 16): the pool never
 // exceeds its cap and the stream still completes, once, in order, intact.
 func TestRXPoolCapped(t *testing.T) {
-	devA := rdmatest.DeviceA(t)
 	const total = 600
 	const rxCap = 32
-	srvCfg := rdmatest.Config(devA)
-	srvCfg.RDMABufferSize = 16 << 10
-	srvCfg.RDMAReceiveBuffers = rxCap
-	srvCfg.RDMAReceiveQueueLen = 16
-	cliCfg := rdmatest.Config(devA)
-	cliCfg.RDMABufferSize = 16 << 10
-	got := &inOrder{}
-	srv := newEndpoint(t, srvCfg, osdName(1), devA.Addr(0), &sink{onMsg: got.take})
-	cli := newEndpoint(t, cliCfg, clientName(1), "", &sink{onMsg: func(*msgr.Message) {}})
+	srv, cli, got := poolPair(t, func(cfg *config.Config) {
+		cfg.RDMAReceiveBuffers = rxCap
+		cfg.RDMAReceiveQueueLen = 16
+	}, nil)
 	var maxBufs, maxInUse atomic.Int64
 	stop := sampler(func() {
 		st := srv.rs.Stats()
-		if int64(st.RXBuffers) > maxBufs.Load() {
-			maxBufs.Store(int64(st.RXBuffers))
-		}
-		if int64(st.RXBuffersInUse) > maxInUse.Load() {
-			maxInUse.Store(int64(st.RXBuffersInUse))
-		}
+		raise(&maxBufs, int64(st.RXBuffers))
+		raise(&maxInUse, int64(st.RXBuffersInUse))
 	})
-	c, err := cli.m.ConnectTo(msgr.EntityTypeOSD, srv.addr)
-	require.NoError(t, err)
-	for id := uint64(0); id < total; id++ {
-		require.NoError(t, c.SendMessage(&msgr.Message{Type: typeData, Front: payload(id, sizeFor(id, 1, 32<<10))}))
-	}
-	rdmatest.WaitFor(t, 120*time.Second, "the stream through a capped RX pool", func() bool { return got.count() == total },
-		func() string {
-			return fmt.Sprintf("server got %d (%v); conn %+v err %v; client rdma %s; server rdma %s",
-				got.count(), got.problems(), c.Stats(), c.Err(), rdmaSummary(cli.rs), rdmaSummary(srv.rs))
-		})
+	c := streamInOrder(t, cli, srv, got, total, 1, 32<<10, 120*time.Second, "the stream through a capped RX pool")
 	stop()
 	require.Empty(t, got.problems())
 	st := srv.rs.Stats()

@@ -13,26 +13,9 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
+	"github.com/asyncmsgr/asyncmsgr/tests/monclient"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
-
-const (
-	cephMsgMonGetVersion      = 19 // CEPH_MSG_MON_GET_VERSION
-	cephMsgMonGetVersionReply = 20 // CEPH_MSG_MON_GET_VERSION_REPLY
-)
-
-type catcher struct {
-	msgr.BaseDispatcher
-	ch chan *msgr.Message
-}
-
-func (c *catcher) MsDispatch(m *msgr.Message) bool {
-	select {
-	case c.ch <- m:
-	default:
-	}
-	return true
-}
 
 // TestCephMonOverRDMA starts a ceph-mon 16.2 on rxe0 with ms type =
 // async+rdma and walks asyncmsgr's client through every step of a session
@@ -81,7 +64,7 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 	rs, ok := ts.Inner().(*rdmastack.Stack)
 	require.True(t, ok, "the traced stack wraps %T, not the rdma stack", ts.Inner())
 	got := make(chan *msgr.Message, 4)
-	cli.AddDispatcherTail(&catcher{ch: got})
+	cli.AddDispatcherTail(&monclient.Catcher{Ch: got})
 	require.NoError(t, cli.Start())
 
 	c, err := cli.ConnectTo(msgr.EntityTypeMon, mon.Addr)
@@ -173,10 +156,8 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 	deadline := time.Now().Add(60 * time.Second)
 	for i, st := range steps {
 		if i == len(steps)-1 && !sentGetVersion {
-			front := binary.LittleEndian.AppendUint64(nil, 4242) // handle
-			front = binary.LittleEndian.AppendUint32(front, uint32(len("osdmap")))
-			front = append(front, "osdmap"...)
-			require.NoError(t, c.SendMessage(&msgr.Message{Type: cephMsgMonGetVersion, Version: 1, Tid: 1, Front: front}))
+			front := monclient.GetVersionFront(4242) // handle
+			require.NoError(t, c.SendMessage(&msgr.Message{Type: monclient.MsgMonGetVersion, Version: 1, Tid: 1, Front: front}))
 			sentGetVersion = true
 		}
 		lastDetail := ""
@@ -200,7 +181,7 @@ func sessionSteps(t *testing.T, dev rdmatest.Device, mon *rdmatest.CephMon) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	require.Equal(t, uint16(cephMsgMonGetVersionReply), reply.Type)
+	require.Equal(t, uint16(monclient.MsgMonGetVersionReply), reply.Type)
 	require.GreaterOrEqual(t, len(reply.Front), 24)
 	require.Equal(t, uint64(4242), binary.LittleEndian.Uint64(reply.Front), "reply handle")
 	require.Equal(t, msgr.EntityName{Type: msgr.EntityTypeMon, Num: 0}, reply.Peer)

@@ -855,24 +855,27 @@ static void fill_conn(struct rdma_conn_param *c, struct shim_conn_param *p)
 	}
 }
 
-int shim_cm_connect(struct rdma_cm_id *id, struct shim_conn_param *p)
+/* cm_conn runs rdma_connect or rdma_accept (call) on id with the
+ * connection parameters p. */
+static int cm_conn(int (*call)(struct rdma_cm_id *, struct rdma_conn_param *),
+		   struct rdma_cm_id *id, struct shim_conn_param *p)
 {
 	struct rdma_conn_param c;
 
 	fill_conn(&c, p);
-	if (rdma_connect(id, &c))
+	if (call(id, &c))
 		return errno ? -errno : -EINVAL;
 	return 0;
 }
 
+int shim_cm_connect(struct rdma_cm_id *id, struct shim_conn_param *p)
+{
+	return cm_conn(rdma_connect, id, p);
+}
+
 int shim_cm_accept(struct rdma_cm_id *id, struct shim_conn_param *p)
 {
-	struct rdma_conn_param c;
-
-	fill_conn(&c, p);
-	if (rdma_accept(id, &c))
-		return errno ? -errno : -EINVAL;
-	return 0;
+	return cm_conn(rdma_accept, id, p);
 }
 
 int shim_cm_get_event(struct rdma_event_channel *ch, struct shim_cm_event *out)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -127,32 +128,33 @@ func (s Spec) Key() Key { return Key{s.Series.Name, s.Test, s.Size} }
 // IsLat reports whether test is a latency test.
 func IsLat(test string) bool { return strings.HasSuffix(test, "_lat") }
 
-// LatIters and BWIters are the iterations per run: fewer for
-// large sizes, so that a run takes seconds, not minutes, under TCG.
-func LatIters(size int) int {
-	switch {
-	case size <= 4096:
-		return 1000
-	case size <= 65536:
-		return 300
+// itersStep is one step of an iteration table: runs of up to upTo bytes
+// take iters iterations.
+type itersStep struct{ upTo, iters int }
+
+// The iterations per run, by message size: fewer for large sizes, so that
+// a run takes seconds, not minutes, under TCG. The last step takes every
+// larger size.
+var (
+	latIters = []itersStep{{4096, 1000}, {65536, 300}, {math.MaxInt, 100}}
+	bwIters  = []itersStep{{4096, 1000}, {16384, 300}, {65536, 200}, {262144, 50}, {math.MaxInt, 20}}
+)
+
+func itersFor(steps []itersStep, size int) int {
+	for _, s := range steps {
+		if size <= s.upTo {
+			return s.iters
+		}
 	}
-	return 100
+	return steps[len(steps)-1].iters
 }
 
+// LatIters and BWIters are the iterations per run of a latency and a
+// bandwidth test.
+func LatIters(size int) int { return itersFor(latIters, size) }
+
 // BWIters: see LatIters.
-func BWIters(size int) int {
-	switch {
-	case size <= 4096:
-		return 1000
-	case size <= 16384:
-		return 300
-	case size <= 65536:
-		return 200
-	case size <= 262144:
-		return 50
-	}
-	return 20
-}
+func BWIters(size int) int { return itersFor(bwIters, size) }
 
 func iters(test string, size int) int {
 	if IsLat(test) {

@@ -68,6 +68,34 @@ func (r *res) progress(n int) {
 	}
 }
 
+// latWR readies the one send work request a latency loop reposts for op
+// and returns it with the loop's waiter.
+func (r *res) latWR(op verbs.Opcode) (*verbs.WorkRequest, waiter) {
+	wr := &r.swr[0]
+	wr.Opcode = op
+	return wr, waiter{oob: r.oob}
+}
+
+// sent records send number scnt, which a step stamped and posted: its post
+// time in posted (when kept) and the progress. It returns the new count.
+func (r *res) sent(posted []int64, scnt int, stamp int64) int {
+	if posted != nil {
+		posted[scnt] = stamp
+	}
+	scnt++
+	r.progress(scnt)
+	return scnt
+}
+
+// latEnd is what a latency loop returns when a step failed with err: nil
+// when the peer left a timed run (its normal end), err otherwise.
+func latEnd(err error, duration bool) error {
+	if duration && errors.Is(err, errPeerGone) {
+		return nil
+	}
+	return err
+}
+
 // sendLat: perftest's run_iter_lat_send. The server waits for a message
 // before each reply; sends are signaled every CQMod (every one at tx depth
 // 1) and the next send waits for the previous signaled one to complete. Send
@@ -82,9 +110,7 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 	iters := p.Iters
 	duration := deadline != 0
 	client := !p.IsServer()
-	w := waiter{oob: r.oob}
-	wr := &r.swr[0]
-	wr.Opcode = verbs.OpSend
+	wr, w := r.latWR(verbs.OpSend)
 	r.sge[0] = r.mr.SGE(0, size)
 	base := r.baseFlags(size)
 	cqMod := max(1, min(p.CQMod, p.TxDepth))
@@ -129,18 +155,11 @@ func (r *res) sendLat(size int, posted []int64, deadline int64) (int, error) {
 			sendPending = false
 		}
 		if err != nil {
-			if duration && errors.Is(err, errPeerGone) {
-				return scnt, nil
-			}
-			return scnt, err
+			return scnt, latEnd(err, duration)
 		}
 		if send != nil {
-			if posted != nil {
-				posted[scnt] = stamp
-			}
-			scnt++
+			scnt = r.sent(posted, scnt, stamp)
 			sendPending = signaled
-			r.progress(scnt)
 		}
 		if needRecv {
 			recvReady--
@@ -177,9 +196,7 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 	iters := p.Iters
 	duration := deadline != 0
 	client := !p.IsServer()
-	w := waiter{oob: r.oob}
-	wr := &r.swr[0]
-	wr.Opcode = verbs.OpRDMAWrite
+	wr, w := r.latWR(verbs.OpRDMAWrite)
 	wr.RemoteAddr = r.remote.VAddr + uint64(r.half)
 	wr.RKey = r.remote.RKey
 	wr.Flags = r.baseFlags(size) | verbs.SendSignaled
@@ -208,17 +225,10 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 		s, _, stamp, err := r.step(nil, send, &sw, &w)
 		ccnt += s
 		if err != nil {
-			if duration && errors.Is(err, errPeerGone) {
-				return scnt, nil
-			}
-			return scnt, err
+			return scnt, latEnd(err, duration)
 		}
 		if send != nil {
-			if posted != nil {
-				posted[scnt] = stamp
-			}
-			scnt++
-			r.progress(scnt)
+			scnt = r.sent(posted, scnt, stamp)
 		}
 	}
 	return scnt, nil
@@ -230,9 +240,7 @@ func (r *res) writeLat(size int, posted []int64, deadline int64) (int, error) {
 // the next one, in C. Only the client runs it.
 func (r *res) readLat(size int, posted []int64, deadline int64) (int, error) {
 	p := r.p
-	w := waiter{oob: r.oob}
-	wr := &r.swr[0]
-	wr.Opcode = verbs.OpRDMARead
+	wr, w := r.latWR(verbs.OpRDMARead)
 	wr.RemoteAddr = r.remote.VAddr
 	wr.RKey = r.remote.RKey
 	wr.Flags = verbs.SendSignaled
@@ -249,11 +257,7 @@ func (r *res) readLat(size int, posted []int64, deadline int64) (int, error) {
 		if err != nil {
 			return scnt, err
 		}
-		if posted != nil {
-			posted[scnt] = stamp
-		}
-		scnt++
-		r.progress(scnt)
+		scnt = r.sent(posted, scnt, stamp)
 	}
 	if scnt > ccnt {
 		sw := verbs.SpinWait{CQ: r.scq, Sends: scnt - ccnt, Spins: spinBudget, MaxTicks: r.rt.maxTicks, StampTSC: tsc}

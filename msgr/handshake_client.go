@@ -61,6 +61,7 @@ func (c *Connection) sendClientIdentLocked() {
 		GID: c.msgr.name.Num, GlobalSeq: c.globalSeq, SupportedFeatures: sup,
 		RequiredFeatures: req, Flags: flags, Cookie: c.clientCookie}
 	c.appendFrameLocked(msgr2.TagClientIdent, id.Marshal(c.cbuf[:0]))
+	c.initiated.Store(true) // (also a session the peer dialled, reset by it)
 	c.setStateLocked(stSession)
 	c.flushLocked(false)
 }

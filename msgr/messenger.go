@@ -472,6 +472,19 @@ func (m *Messenger) lookupPeer(k peerID) *Connection {
 	return m.peers[k]
 }
 
+// lookupSession is the session with peer k that a SESSION_RECONNECT may
+// resume: one it dialled to us, else ours to its address (the peer
+// reconnects a session we dialled when it has messages for us; its cookie
+// tells whether it is that session).
+func (m *Messenger) lookupSession(k peerID) *Connection {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.peers[k]; c != nil {
+		return c
+	}
+	return m.dialTargetLocked(k.ap)
+}
+
 // Connect returns the connection to addr, creating it (and starting its
 // handshake) if needed (Ceph's connect_to). The peer type is learnt from its
 // HELLO and selects the policy.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
 )
@@ -53,9 +54,16 @@ func racePeer(t *testing.T, num int64, log *seqLog, socketFailures int) *msgr.Me
 		// machine. A short cap keeps the test about ordering, not patience.
 		cfg.InitialBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
 	}
+	return peerMessenger(t, cfg, num, log, msgr.LosslessPeer())
+}
+
+// peerMessenger starts a bound messenger with cfg whose default policy is
+// p; the caller owns its shutdown.
+func peerMessenger(t *testing.T, cfg *config.Config, num int64, log *seqLog, p msgr.Policy) *msgr.Messenger {
+	t.Helper()
 	m, err := msgr.New(cfg, msgr.EntityName{Type: msgr.EntityTypeOSD, Num: num}, msgr.WithLogger(testenv.Logger(t)))
 	require.NoError(t, err)
-	m.SetDefaultPolicy(msgr.LosslessPeer())
+	m.SetDefaultPolicy(p)
 	m.AddDispatcherTail(log)
 	require.NoError(t, m.Bind("127.0.0.1:0"))
 	require.NoError(t, m.Start())

@@ -1,7 +1,6 @@
 package msgr_test
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/internal/msgrhook"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 )
 
 // standbyPeer is Ceph's lossless_peer: a LosslessPeer that waits in
@@ -22,30 +22,20 @@ func standbyPeer() msgr.Policy {
 	return p
 }
 
-// sendSeqs sends messages numbered from..to-1 (the Front) on c.
+// sendSeqs sends messages from..to-1 of a numbered stream on c.
 func sendSeqs(t *testing.T, c *msgr.Connection, from, to int) {
 	t.Helper()
 	for n := from; n < to; n++ {
-		front := binary.LittleEndian.AppendUint32(nil, uint32(n))
-		require.NoError(t, c.SendMessage(&msgr.Message{Type: 1, Front: front}))
+		require.NoError(t, c.SendMessage(msgrsuite.SeqMessage(n)))
 	}
-}
-
-// seqs is 0..n-1.
-func seqs(n int) []uint32 {
-	s := make([]uint32, n)
-	for i := range s {
-		s[i] = uint32(i)
-	}
-	return s
 }
 
 // dialBackPair starts two standby lossless peers, connects the first to
 // the second and returns both ends of the session once it carried a
 // message each way (so that the dialler has nothing unacknowledged).
-func dialBackPair(t *testing.T, fastBackoff bool) (ms [2]*msgr.Messenger, logs [2]*seqLog, conns [2]*msgr.Connection) {
+func dialBackPair(t *testing.T, fastBackoff bool) (ms [2]*msgr.Messenger, logs [2]*msgrsuite.SeqLog, conns [2]*msgr.Connection) {
 	t.Helper()
-	logs = [2]*seqLog{{}, {}}
+	logs = [2]*msgrsuite.SeqLog{{}, {}}
 	for i := range ms {
 		cfg := testConfig()
 		if fastBackoff {
@@ -53,7 +43,7 @@ func dialBackPair(t *testing.T, fastBackoff bool) (ms [2]*msgr.Messenger, logs [
 			// winner's reconnect takes its session over first
 			cfg.InitialBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
 		}
-		ms[i] = peerMessenger(t, cfg, int64(i+1), logs[i], standbyPeer())
+		ms[i] = msgrsuite.PeerMessenger(t, cfg, int64(i+1), logs[i], standbyPeer())
 	}
 	t.Cleanup(func() {
 		for _, m := range ms {
@@ -64,7 +54,7 @@ func dialBackPair(t *testing.T, fastBackoff bool) (ms [2]*msgr.Messenger, logs [
 	require.NoError(t, err)
 	sendSeqs(t, a, 0, 1)
 	testenv.WaitFor(t, time.Minute, "the first message and the accepted session", func() bool {
-		got, _ := logs[1].snapshot()
+		got, _ := logs[1].Snapshot()
 		return len(got) == 1 && liveConns(ms[1]) == 1
 	}, nil)
 	b := ms[1].Connections()[0]
@@ -72,7 +62,7 @@ func dialBackPair(t *testing.T, fastBackoff bool) (ms [2]*msgr.Messenger, logs [
 	// B's reply carries the ack of A's message
 	sendSeqs(t, b, 0, 1)
 	testenv.WaitFor(t, time.Minute, "the reply", func() bool {
-		got, _ := logs[0].snapshot()
+		got, _ := logs[0].Snapshot()
 		return len(got) == 1
 	}, nil)
 	return ms, logs, [2]*msgr.Connection{a, b}
@@ -80,26 +70,26 @@ func dialBackPair(t *testing.T, fastBackoff bool) (ms [2]*msgr.Messenger, logs [
 
 // requireDelivered waits until logs[side] holds want messages and each
 // messenger one connection, then checks exactly once, in order, no reset.
-func requireDelivered(t *testing.T, ms [2]*msgr.Messenger, logs [2]*seqLog, want [2]int, what string) {
+func requireDelivered(t *testing.T, ms [2]*msgr.Messenger, logs [2]*msgrsuite.SeqLog, want [2]int, what string) {
 	t.Helper()
 	describe := func() string {
-		g0, r0 := logs[0].snapshot()
-		g1, r1 := logs[1].snapshot()
+		g0, r0 := logs[0].Snapshot()
+		g1, r1 := logs[1].Snapshot()
 		return fmt.Sprintf("%s: side 0 got %v (%d resets, %d conns), side 1 got %v (%d resets, %d conns)",
 			what, g0, r0, liveConns(ms[0]), g1, r1, liveConns(ms[1]))
 	}
 	// The bound catches a hang, not slowness.
 	testenv.WaitFor(t, time.Minute, "every message and one session a side", func() bool {
 		for side := range 2 {
-			if got, _ := logs[side].snapshot(); len(got) < want[side] || liveConns(ms[side]) != 1 {
+			if got, _ := logs[side].Snapshot(); len(got) < want[side] || liveConns(ms[side]) != 1 {
 				return false
 			}
 		}
 		return true
 	}, describe)
 	for side := range 2 {
-		got, resets := logs[side].snapshot()
-		require.Equal(t, seqs(want[side]), got, "side %d, %s: exactly once, in order", side, what)
+		got, resets := logs[side].Snapshot()
+		require.Equal(t, msgrsuite.Seqs(want[side]), got, "side %d, %s: exactly once, in order", side, what)
 		require.Zero(t, resets, "side %d, %s: no remote reset", side, what)
 	}
 }

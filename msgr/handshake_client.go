@@ -102,10 +102,12 @@ func (c *Connection) handleServerIdentLocked(b []byte) {
 	c.readyLocked(dqConnect)
 }
 
-// resetSessionLocked forgets the session (peer reset it): queued messages
-// are discarded and MsHandleRemoteReset reported.
+// resetSessionLocked forgets the session (peer reset it): queued messages,
+// and received ones held back by ms_inject_delay_*, are discarded and
+// MsHandleRemoteReset reported.
 func (c *Connection) resetSessionLocked() {
 	c.discardQueuesLocked()
+	c.discardDelayedLocked()
 	c.outSeq, c.inSeq, c.ackLeft = 0, 0, 0
 	c.clientCookie, c.serverCookie, c.connectSeq, c.peerGlobalSeq = 0, 0, 0, 0
 	c.post = append(c.post, dqItem{kind: dqRemoteReset, c: c})

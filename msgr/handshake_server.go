@@ -220,6 +220,9 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 		if e.attachAdoptedLocked(sock, leftover) {
 			finish()
 		}
+		if e.delay != nil {
+			e.armDelayedLocked() // on this centre now (releaseDelayed)
+		}
 		e.unlockAndDeliver()
 	}
 	detach := func() {

@@ -64,11 +64,15 @@ func Seqs(n int) []uint32 {
 }
 
 // PeerMessenger starts a messenger bound on loopback (ServerHost there
-// applies) with cfg, default policy p and dispatcher log; the caller owns
-// its shutdown (ShutdownWithin).
+// applies) with cfg, default policy p and dispatcher log, logging to t
+// unless cfg has a logger; the caller owns its shutdown (ShutdownWithin).
 func PeerMessenger(t testing.TB, cfg *config.Config, num int64, log *SeqLog, p msgr.Policy) *msgr.Messenger {
 	t.Helper()
-	m, err := msgr.New(cfg, osdName(num), msgr.WithLogger(testenv.Logger(t)))
+	var opts []msgr.Option
+	if cfg.Logger == nil {
+		opts = append(opts, msgr.WithLogger(testenv.Logger(t)))
+	}
+	m, err := msgr.New(cfg, osdName(num), opts...)
 	require.NoError(t, err)
 	m.SetDefaultPolicy(p)
 	m.AddDispatcherTail(log)
@@ -93,13 +97,16 @@ func ShutdownWithin(t testing.TB, m *msgr.Messenger, d time.Duration) {
 
 // ConnectionRace runs iters connection races (RaceOnce), each between two
 // fresh messengers on newCfg's configurations, and reports how long they
-// took; it stops at the first failure.
+// took (every hundred too); it stops at the first failure.
 func ConnectionRace(t *testing.T, newCfg func() *config.Config, iters, perSide int) {
 	start := time.Now()
 	for i := range iters {
 		RaceOnce(t, newCfg, i, perSide)
 		if t.Failed() {
 			return
+		}
+		if n := i + 1; n%100 == 0 && n < iters {
+			t.Logf("%d races in %v", n, time.Since(start))
 		}
 	}
 	t.Logf("%d races in %v", iters, time.Since(start))

@@ -21,7 +21,8 @@
 // Policies (SetPolicy, SetDefaultPolicy: LossyClient, LosslessClient,
 // LosslessPeer, StatelessServer, StatefulServer) say whether a session
 // drops its queue on a fault (MsHandleReset) or keeps it and reconnects with
-// back-off (ms_initial_backoff to ms_max_backoff). The accepting side's
+// back-off (ms_initial_backoff to ms_max_backoff), whichever side dialled
+// (see Connection races below). The accepting side's
 // policy decides lossiness: the client learns it from the server's
 // SERVER_IDENT, as in Ceph. Optional Dispatcher interfaces hear more:
 // FastDispatcher (handle on the worker goroutine), RefusedHandler (Ceph's
@@ -68,11 +69,16 @@
 // each other at once end with one session, the one the lower address
 // dialled, as in Ceph's ProtocolV2 (race.go): the other side's dial takes
 // over the accepted socket, or the loser is told to WAIT; Connect to a peer
-// that dialled us returns that session.
-// Known limits: no rotating service secrets, no compression; a lossless
-// accepted session always waits for the peer to reconnect (it never dials
-// back), so a fault of a raced session is repaired by the lower address's
-// reconnect only. The DispatchQueue is FIFO unless WithPriorityDispatch asks
+// that dialled us returns that session. After a fault both ends of a
+// lossless session reconnect, as Ceph's do: the side that initiated it
+// (unless its policy is Standby and it has nothing to send) and the side
+// the peer dialled when it has messages queued or unacknowledged, to the
+// address the peer is bound to; a server policy waits for the peer. Two
+// reconnects with the same connect_seq race like dials: the lower
+// address's wins and the other is told to WAIT (handle_reconnect).
+// Known limits: no rotating service secrets, no compression; a session
+// with an unbound peer (no address to dial) waits for the peer to
+// reconnect. The DispatchQueue is FIFO unless WithPriorityDispatch asks
 // for Ceph's PrioritizedQueue order.
 //
 // Logging: one log/slog logger per messenger, WithLogger (default

@@ -2,6 +2,7 @@ package msgr
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -93,8 +94,8 @@ func FuzzConnectionInput(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer center.Stop()
-		c := &Connection{msgr: m, outgoing: outgoing, center: center, fd: -1, iov: make([][]byte, 1),
-			closedCh: make(chan struct{}), target: "127.0.0.1:6800"}
+		c := &Connection{msgr: m, outgoing: outgoing, worker: noDialWorker{center}, center: center, fd: -1,
+			iov: make([][]byte, 1), closedCh: make(chan struct{}), target: "127.0.0.1:6800"}
 		c.initLocks()
 		if outgoing {
 			c.peerType = EntityTypeClient
@@ -139,6 +140,23 @@ func feedLocked(c *Connection, data []byte, chunk int) (delivered []*Message) {
 	return delivered
 }
 
+// noDialWorker is a scripted connection's worker: its centre, and dials
+// that fail (a lossless session that faults reconnects, also the server
+// side of one).
+type noDialWorker struct{ center *netstack.EventCenter }
+
+func (w noDialWorker) ID() int                       { return 0 }
+func (w noDialWorker) Center() *netstack.EventCenter { return w.center }
+func (w noDialWorker) Load() int                     { return 0 }
+func (w noDialWorker) Listen(string, netstack.SocketOptions) (netstack.ServerSocket, error) {
+	return nil, errNoDial
+}
+func (w noDialWorker) Connect(string, netstack.SocketOptions) (netstack.ConnectedSocket, error) {
+	return nil, errNoDial
+}
+
+var errNoDial = errors.New("scripted connection: no dials")
+
 func newScriptConn(t *testing.T, outgoing bool) (*Connection, *fakeSock) {
 	cfg := config.Default()
 	m := &Messenger{cfg: cfg, log: cfg.Log(), nonce: 77, name: EntityName{Type: EntityTypeOSD, Num: 3}, conns: map[string]*Connection{},
@@ -149,8 +167,8 @@ func newScriptConn(t *testing.T, outgoing bool) (*Connection, *fakeSock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = center.Stop() })
-	c := &Connection{msgr: m, outgoing: outgoing, center: center, fd: -1, iov: make([][]byte, 1),
-		closedCh: make(chan struct{}), target: "127.0.0.1:6800"}
+	c := &Connection{msgr: m, outgoing: outgoing, worker: noDialWorker{center}, center: center, fd: -1,
+		iov: make([][]byte, 1), closedCh: make(chan struct{}), target: "127.0.0.1:6800"}
 	c.initLocks()
 	sock := &fakeSock{}
 	c.sock, c.fd = sock, sock.FD()

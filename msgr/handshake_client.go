@@ -61,6 +61,7 @@ func (c *Connection) sendClientIdentLocked() {
 		GID: c.msgr.name.Num, GlobalSeq: c.globalSeq, SupportedFeatures: sup,
 		RequiredFeatures: req, Flags: flags, Cookie: c.clientCookie}
 	c.appendFrameLocked(msgr2.TagClientIdent, id.Marshal(c.cbuf[:0]))
+	c.initiated.Store(true) // (also a session the peer dialled, reset by it)
 	c.setStateLocked(stSession)
 	c.flushLocked(false)
 }
@@ -101,10 +102,12 @@ func (c *Connection) handleServerIdentLocked(b []byte) {
 	c.readyLocked(dqConnect)
 }
 
-// resetSessionLocked forgets the session (peer reset it): queued messages
-// are discarded and MsHandleRemoteReset reported.
+// resetSessionLocked forgets the session (peer reset it): queued messages,
+// and received ones held back by ms_inject_delay_*, are discarded and
+// MsHandleRemoteReset reported.
 func (c *Connection) resetSessionLocked() {
 	c.discardQueuesLocked()
+	c.discardDelayedLocked()
 	c.outSeq, c.inSeq, c.ackLeft = 0, 0, 0
 	c.clientCookie, c.serverCookie, c.connectSeq, c.peerGlobalSeq = 0, 0, 0, 0
 	c.post = append(c.post, dqItem{kind: dqRemoteReset, c: c})

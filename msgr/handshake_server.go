@@ -127,7 +127,7 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 		c.protoErr("SESSION_RECONNECT without a client address")
 		return
 	}
-	e := c.msgr.lookupPeer(peerKey(r.Addrs[0]))
+	e := c.msgr.lookupSession(peerKey(r.Addrs[0]))
 	if e == nil || e == c {
 		reply(msgr2.TagSessionReset, (&msgr2.SessionReset{Full: true}).Marshal(c.cbuf[:0]))
 		return
@@ -157,6 +157,14 @@ func (c *Connection) handleReconnectLocked(b []byte) {
 		return
 	case e.connectSeq > r.ConnectSeq:
 		refuse(msgr2.TagSessionRetry, (&msgr2.SessionRetry{ConnectSeq: e.connectSeq}).Marshal(c.cbuf[:0]))
+		return
+	case e.connectSeq == r.ConnectSeq && c.reconnectRaceLostLocked(e, r.Addrs[0]):
+		// Both ends reconnect the session at once (both faulted, neither
+		// is a server): the lower address's reconnect wins, as for a
+		// connection race; ours is under way (kicked out of its back-off).
+		e.kickDialLocked()
+		e.mu.Unlock()
+		c.sendWaitLocked()
 		return
 	}
 	e.connectSeq = r.ConnectSeq
@@ -188,6 +196,8 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 
 	oldSock, oldFd, oldCenter := e.sock, e.fd, e.center
 	e.sock = nil
+	e.outgoing = false // the server side of the peer's socket now
+	e.dropDialRefLocked()
 	e.gen++
 	e.ackArmed = false
 	e.setStateLocked(stReplacing)
@@ -210,6 +220,9 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 		if e.attachAdoptedLocked(sock, leftover) {
 			finish()
 		}
+		if e.delay != nil {
+			e.armDelayedLocked() // on this centre now (releaseDelayed)
+		}
 		e.unlockAndDeliver()
 	}
 	detach := func() {
@@ -227,6 +240,15 @@ func (c *Connection) handOverLocked(e *Connection, finish func()) {
 		}
 		_ = sock.Close()
 	}
+}
+
+// reconnectRaceLostLocked reports (c.mu and e.mu held) whether a
+// SESSION_RECONNECT from peer with e's connect_seq loses to e's own
+// reconnect: e dials (not a server policy) and our address is the lower
+// (Ceph's handle_reconnect: "reconnect race detected").
+func (c *Connection) reconnectRaceLostLocked(e *Connection, peer msgr2.EntityAddr) bool {
+	mine := c.msgr.myAddrs()
+	return e.redialsLocked() && len(mine) > 0 && addrLess(mine[0].Addr, peer.Addr)
 }
 
 // attachAdoptedLocked installs a socket whose handshake another connection

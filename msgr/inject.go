@@ -66,7 +66,8 @@ func (c *Connection) injectInternalDelay() {
 // time it may be dispatched. They leave in arrival order: one held back
 // holds back those behind it, so per-connection order is kept. It lives
 // as long as the connection, across faults and reconnects: a message in it
-// has been acknowledged and must be delivered exactly once.
+// has been acknowledged and must be delivered exactly once, unless its
+// session is gone (discardDelayedLocked).
 type delayedDelivery struct {
 	q     []delayedItem
 	armed bool // a release timer is pending
@@ -146,11 +147,14 @@ func (c *Connection) releaseDelayed(on *netstack.EventCenter) {
 	dd.armed = false
 	if c.state == stClosed || c.center != on {
 		// Ceph discards a closed connection's queued messages too.
-		for i := range dd.q {
-			dd.q[i].it.rx.put()
-		}
-		clear(dd.q)
-		dd.q = dd.q[:0]
+		c.discardDelayedLocked()
+		c.mu.Unlock()
+		return
+	}
+	if c.state == stReplacing {
+		// Between its old centre and the new socket's (handOverLocked):
+		// delivering here would race the new centre's deliveries of the
+		// messages after these. The adoption re-arms the release.
 		c.mu.Unlock()
 		return
 	}
@@ -165,4 +169,19 @@ func (c *Connection) releaseDelayed(on *netstack.EventCenter) {
 	dd.q = dd.q[:rest]
 	c.armDelayedLocked()
 	c.unlockAndDeliver()
+}
+
+// discardDelayedLocked drops the messages held back, which belong to a
+// session that is gone: the connection closed, or the peer reset the
+// session (Ceph's reset_session discards its DelayedDelivery).
+func (c *Connection) discardDelayedLocked() {
+	dd := c.delay
+	if dd == nil {
+		return
+	}
+	for i := range dd.q {
+		dd.q[i].it.rx.put()
+	}
+	clear(dd.q)
+	dd.q = dd.q[:0]
 }

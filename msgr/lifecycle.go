@@ -19,10 +19,11 @@ import (
 // handed back to the owner centre.
 func (c *Connection) startConnectLocked() {
 	c.setStateLocked(stConnecting)
+	c.outgoing = true // this side is the client of the socket it dials
 	c.gen++
 	c.ackArmed = false
 	g := c.gen
-	w, center, target := c.worker, c.center, c.target
+	w, center, target := c.worker, c.center, c.dialAddrLocked()
 	opts := c.msgr.sockOpts()
 	m := c.msgr
 	if !m.dialing.tryAdd() {
@@ -49,7 +50,7 @@ func (c *Connection) startConnectLocked() {
 			}
 			return
 		}
-		if err := center.DispatchExternal(func() { c.onDialed(g, sock, err) }); err != nil && sock != nil {
+		if err := center.DispatchExternal(func() { c.onDialed(g, target, sock, err) }); err != nil && sock != nil {
 			_ = sock.Close()
 		}
 	}()
@@ -76,7 +77,7 @@ func (c *Connection) dropDialRefLocked() {
 	}
 }
 
-func (c *Connection) onDialed(g uint64, sock netstack.ConnectedSocket, err error) {
+func (c *Connection) onDialed(g uint64, target string, sock netstack.ConnectedSocket, err error) {
 	c.mu.Lock()
 	if c.gen != g || c.state != stConnecting {
 		c.mu.Unlock()
@@ -86,7 +87,7 @@ func (c *Connection) onDialed(g uint64, sock netstack.ConnectedSocket, err error
 		return
 	}
 	if err != nil {
-		c.faultLocked(fmt.Errorf("msgr: connect %s: %w", c.target, err))
+		c.faultLocked(fmt.Errorf("msgr: connect %s: %w", target, err))
 	} else {
 		c.attachLocked(sock)
 	}
@@ -251,8 +252,9 @@ func (c *Connection) onTick(g uint64) {
 
 // faultLocked handles a connection error (owner goroutine): lossy sessions
 // and half-open accepted ones close and report; lossless ones keep their
-// queue and reconnect (client) or wait for the peer (server), and report
-// the fault (FaultHandler, RefusedHandler).
+// queue and reconnect, or wait in standby (a server policy, or nothing to
+// send: redialsLocked, idleLocked), and report the fault (FaultHandler,
+// RefusedHandler).
 func (c *Connection) faultLocked(err error) {
 	if c.state == stClosed {
 		return
@@ -260,7 +262,7 @@ func (c *Connection) faultLocked(err error) {
 	c.noteUnsupportedLocked()
 	wasConnecting := c.state.handshaking() || c.state == stConnecting
 	refused := c.state == stConnecting && isRefused(err)
-	retries := c.outgoing && !c.policy.Lossy && !c.policy.Server
+	retries := c.redialsLocked()
 	stalled := retries && !wasConnecting && c.stalledLocked()
 	switch {
 	case stalled:
@@ -285,7 +287,9 @@ func (c *Connection) faultLocked(err error) {
 		c.post = append(c.post, dqItem{kind: dqFault, c: c, err: err})
 	}
 	c.requeueSentLocked()
-	if !retries {
+	if !retries || c.idleLocked() {
+		// (connect_seq moves when the session next dials: a peer that
+		// reconnects meanwhile comes with a higher one and takes it over)
 		c.setStateLocked(stStandby)
 		return
 	}
@@ -298,11 +302,50 @@ func (c *Connection) faultLocked(err error) {
 	case c.serverCookie != 0:
 		c.connectSeq++
 	}
-	if c.policy.Standby && len(c.resend) == 0 && !c.workQueuedLocked() {
-		c.setStateLocked(stStandby)
-		return
-	}
 	c.scheduleReconnectLocked(c.backoff)
+}
+
+// redialsLocked reports whether the session reconnects by itself after a
+// fault, as Ceph's lossless sessions do whichever side dialled: not lossy,
+// not a server policy (which waits for the peer), and with an address to
+// dial (dialAddrLocked).
+func (c *Connection) redialsLocked() bool {
+	return !c.policy.Lossy && !c.policy.Server && c.dialAddrLocked() != ""
+}
+
+// dialAddrLocked is the address a (re)connect of the session dials:
+// Connect's target, else, for a session the peer dialled, the address the
+// peer is bound to (its CLIENT_IDENT's); "" for an unbound peer.
+func (c *Connection) dialAddrLocked() string {
+	if c.target != "" {
+		return c.target
+	}
+	if len(c.peerAddrs) == 0 {
+		return ""
+	}
+	a := c.peerAddrs[0]
+	if a.Type != msgr2.AddrTypeMsgr2 || !a.Addr.Addr().IsValid() || a.Addr.Port() == 0 {
+		return ""
+	}
+	return a.Addr.String()
+}
+
+// idleLocked reports whether a faulted session waits in standby for work
+// (or for the peer) instead of reconnecting: it has nothing to send, and
+// it is under the Standby policy or the peer initiated it (the peer
+// reconnects when it has something to send; Ceph's lossless_peer is
+// standby).
+func (c *Connection) idleLocked() bool {
+	return (c.policy.Standby || !c.initiated.Load()) && len(c.resend) == 0 && !c.workQueuedLocked()
+}
+
+// redialFromStandbyLocked reconnects a session in standby that has work
+// now: a new attempt of the session (connect_seq), dialled at once.
+func (c *Connection) redialFromStandbyLocked() {
+	if c.serverCookie != 0 {
+		c.connectSeq++
+	}
+	c.scheduleReconnectLocked(0)
 }
 
 // nextBackoffLocked is the delay before the next connect attempt after a

@@ -55,8 +55,9 @@ type Policy struct {
 	// Server connections never initiate a reconnect: on fault a lossless
 	// session waits in standby for the peer to come back.
 	Server bool
-	// Standby: a lossless client with nothing queued waits until a message
-	// is queued before reconnecting.
+	// Standby: a lossless session with nothing queued waits until a
+	// message is queued before reconnecting (a session the peer dialled
+	// always does).
 	Standby bool
 	// ResetCheck: when the peer reconnects with an unknown session, reset
 	// ours and report MsHandleRemoteReset.

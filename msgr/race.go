@@ -147,8 +147,12 @@ func (d *Connection) kickDialLocked() {
 	g := d.gen
 	_ = d.center.DispatchExternal(func() {
 		d.mu.Lock()
-		if d.gen == g && (d.state == stBackoff || d.state == stStandby) {
+		switch {
+		case d.gen != g:
+		case d.state == stBackoff:
 			d.startConnectLocked()
+		case d.state == stStandby:
+			d.redialFromStandbyLocked()
 		}
 		d.unlockAndDeliver()
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/config"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/tests/msgrsuite"
 )
 
 // startMessenger starts a messenger with cfg (testConfig when nil) and
@@ -57,14 +58,7 @@ func newPair(t *testing.T, cfg *config.Config) (srv, cli *msgr.Messenger) {
 // (a lock left held, a goroutine never ending).
 func shutdownWithin(t *testing.T, m *msgr.Messenger, d time.Duration) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- m.Shutdown() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(d):
-		t.Fatalf("Shutdown did not return within %v", d)
-	}
+	msgrsuite.ShutdownWithin(t, m, d)
 }
 
 // TestSendNilMessage: a nil message is an error, not a nil dereference that

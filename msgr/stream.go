@@ -46,7 +46,7 @@ func (c *Connection) writeDirectLocked() {
 }
 
 // kickLocked makes the owner goroutine write if the session can (or, for
-// a lossless client idle in standby, reconnect now that there is work).
+// a lossless session idle in standby, reconnect now that there is work).
 func (c *Connection) kickLocked() {
 	switch c.state {
 	case stReady:
@@ -54,7 +54,7 @@ func (c *Connection) kickLocked() {
 			return // the centre will look at the queue anyway
 		}
 	case stStandby:
-		if !c.outgoing || c.policy.Server {
+		if !c.redialsLocked() {
 			return
 		}
 	default:
@@ -112,8 +112,8 @@ func (c *Connection) writeKick() {
 		c.kickLocked()
 	case c.state == stReady:
 		c.writeReadyLocked()
-	case c.state == stStandby && c.outgoing && !c.policy.Server:
-		c.startConnectLocked()
+	case c.state == stStandby && c.redialsLocked():
+		c.redialFromStandbyLocked()
 	}
 	c.unlockAndDeliver()
 }

@@ -122,7 +122,8 @@ func testLosslessReconnect(t *testing.T, stack string) {
 			// still adopting the new socket) cuts nothing: aim again until
 			// the client notices, within the same bound.
 			deadline := time.Now().Add(20 * time.Second)
-			for c.Stats().Faults < uint64(cuts) {
+			before := c.Stats().Faults
+			for c.Stats().Faults == before {
 				require.True(t, time.Now().Before(deadline), "fault noticed after cut %d", cuts)
 				side := c
 				if serverSide {
@@ -130,7 +131,7 @@ func testLosslessReconnect(t *testing.T, stack string) {
 					require.NotNil(t, side)
 				}
 				msgrhook.FaultConn(side)
-				for i := 0; i < 100 && c.Stats().Faults < uint64(cuts); i++ {
+				for i := 0; i < 100 && c.Stats().Faults == before; i++ {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}
@@ -143,13 +144,30 @@ func testLosslessReconnect(t *testing.T, stack string) {
 	st := c.Stats()
 	require.GreaterOrEqual(t, st.Reconnects, uint64(cuts))
 	require.GreaterOrEqual(t, st.Faults, uint64(cuts))
-	require.Empty(t, e.srvRec.resetList(), "a lossless session must not be reset")
+	if Config(stack).InjectSocketFailures > 0 {
+		// An injected failure in a reconnect's handshake resets that
+		// half-open accepted connection, as in Ceph; the session lives on.
+		require.Empty(t, resetsOf(e.srvRec.resetList(), e.atSrv.serverConn()), "a lossless session must not be reset")
+	} else {
+		require.Empty(t, e.srvRec.resetList(), "a lossless session must not be reset")
+	}
 	require.Empty(t, e.cliRec.resetList(), "a lossless session must not be reset")
 	require.False(t, c.IsLossy())
 	sst := e.atSrv.serverConn().Stats()
 	t.Logf("client: %+v", st)
 	t.Logf("server: %+v", sst)
 	require.Equal(t, uint64(n), sst.MsgsRecv, "server delivered each message once")
+}
+
+// resetsOf are the events of evs that reset c.
+func resetsOf(evs []resetEvent, c *msgr.Connection) []resetEvent {
+	var of []resetEvent
+	for _, ev := range evs {
+		if ev.c == c {
+			of = append(of, ev)
+		}
+	}
+	return of
 }
 
 // testLosslessRandomCuts cuts the socket every 150 messages without waiting

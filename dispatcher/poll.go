@@ -117,12 +117,16 @@ func (d *Dispatcher) countWCErr(s verbs.WCStatus) {
 	}
 }
 
+// pairSpins is how many empty polling rounds one pollPair crossing makes
+// before it returns with nothing.
+const pairSpins = 0
+
 // pollPair takes one batch of up to MaxPoll completions from each CQ of a
 // TX/RX pair (the shared pair on the dispatcher goroutine, a worker's on its
 // event centre) in one shim crossing, and hands them over, TX first. wcs
 // holds 2*MaxPoll. It returns how many it took.
 func (d *Dispatcher) pollPair(txCQ, rxCQ *verbs.CQ, wcs []verbs.WorkCompletion, touched *[]*entry, rets *[]uint32) int {
-	nt, nr, err := txCQ.PollPair(rxCQ, wcs, MaxPoll, MaxPoll)
+	nt, nr, err := txCQ.PollPair(rxCQ, wcs, MaxPoll, MaxPoll, pairSpins)
 	if err != nil {
 		return 0
 	}

@@ -182,18 +182,19 @@ func (cq *CQ) PollSpin(dst []WorkCompletion, min, spins int) (int, error) {
 }
 
 // PollPair polls cq for up to n1 completions and cq2 for up to n2, in one
-// shim crossing (one polling round of shim_spin: cq first, then cq2 unless
-// one of cq's failed), and copies them into dst: dst[:got1] are cq's,
-// dst[got1:got1+got2] cq2's. n1+n2 is capped at len(dst) and 64. A poller
-// of a send CQ and a receive CQ then crosses once per turn instead of twice.
-// It never blocks and does not allocate; like Poll it is meant for the
-// goroutine that owns both CQs.
-func (cq *CQ) PollPair(cq2 *CQ, dst []WorkCompletion, n1, n2 int) (got1, got2 int, err error) {
+// shim crossing (shim_spin's polling rounds: cq first, then cq2 unless one
+// of cq's failed; after spins empty rounds it returns with nothing, and it
+// returns after the first round that found something), and copies them
+// into dst: dst[:got1] are cq's, dst[got1:got1+got2] cq2's. n1+n2 is
+// capped at len(dst) and 64. A poller of a send CQ and a receive CQ then
+// crosses once per turn instead of twice. It never blocks and does not
+// allocate; like Poll it is meant for the goroutine that owns both CQs.
+func (cq *CQ) PollPair(cq2 *CQ, dst []WorkCompletion, n1, n2, spins int) (got1, got2 int, err error) {
 	const op = "shim_spin"
 	if cq2 == nil || cq2 == cq || n1 <= 0 || n2 <= 0 {
 		return 0, 0, kindErr(op, syscall.EINVAL, nil, "a pair needs two CQs and room for each")
 	}
-	w := SpinWait{CQ: cq, CQ2: cq2}
+	w := SpinWait{CQ: cq, CQ2: cq2, Spins: spins}
 	a, h2, err := spinPrepare(op, &w, dst)
 	if err != nil {
 		return 0, 0, err

@@ -599,9 +599,9 @@ func TestPostSpinSendAfterUnmet(t *testing.T) {
 func TestPollPair(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.spinPair(t, true)
-	_, _, err := b.scq.PollPair(b.scq, b.dst, 2, 2)
+	_, _, err := b.scq.PollPair(b.scq, b.dst, 2, 2, 0)
 	require.ErrorIs(t, err, syscall.EINVAL, "the same CQ twice")
-	_, _, err = b.scq.PollPair(nil, b.dst, 2, 2)
+	_, _, err = b.scq.PollPair(nil, b.dst, 2, 2, 0)
 	require.ErrorIs(t, err, syscall.EINVAL, "no second CQ")
 	const n = 3
 	for i := range n {
@@ -618,7 +618,7 @@ func TestPollPair(t *testing.T) {
 	var sends, recvs []uint64
 	deadline := time.Now().Add(20 * time.Second)
 	for len(sends) < n || len(recvs) < n {
-		g1, g2, err := b.scq.PollPair(b.rcq, b.dst, 2, 2)
+		g1, g2, err := b.scq.PollPair(b.rcq, b.dst, 2, 2, 0)
 		require.NoError(t, err)
 		require.LessOrEqual(t, g1, 2, "the first CQ beyond its room")
 		require.LessOrEqual(t, g2, 2, "the second CQ beyond its room")
@@ -635,7 +635,7 @@ func TestPollPair(t *testing.T) {
 	}
 	require.Equal(t, []uint64{10, 11, 12}, sends)
 	require.Equal(t, []uint64{20, 21, 22}, recvs)
-	g1, g2, err := b.scq.PollPair(b.rcq, b.dst, 2, 2)
+	g1, g2, err := b.scq.PollPair(b.rcq, b.dst, 2, 2, 0)
 	require.NoError(t, err)
 	require.Zero(t, g1+g2, "nothing beyond the six")
 }

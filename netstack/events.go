@@ -60,8 +60,10 @@ type Poller interface {
 // few turns (a timer armed by the work runs then, a few turns later).
 type InlinePoller interface {
 	Poller
-	// PollNeedsTurn reports whether the last Poll may have made a file
-	// event of the centre ready (loop goroutine, right after Poll).
+	// PollNeedsTurn reports whether a file event of the centre may have
+	// become ready since it last returned true: through the last Poll's
+	// work or, as far as the poller can tell, another goroutine's (loop
+	// goroutine, right after a Poll that found work).
 	PollNeedsTurn() bool
 }
 

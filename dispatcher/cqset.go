@@ -33,7 +33,7 @@ type CQSet struct {
 // NewCQSet makes a CQ pair on the dispatcher's device, sized like the
 // shared ones. Dispatcher.Close destroys it after the QPs on it.
 func (d *Dispatcher) NewCQSet() (_ *CQSet, err error) {
-	s := &CQSet{d: d, wcs: make([]verbs.WorkCompletion, MaxPoll), touched: make([]*entry, 0, MaxPoll), rets: make([]uint32, 0, MaxPoll)}
+	s := &CQSet{d: d, wcs: make([]verbs.WorkCompletion, 2*MaxPoll), touched: make([]*entry, 0, MaxPoll), rets: make([]uint32, 0, MaxPoll)}
 	defer func() {
 		if err != nil {
 			_ = s.close()
@@ -75,11 +75,11 @@ func (d *Dispatcher) makeCQPair(what string, txCh, rxCh **verbs.CompChannel, txC
 // Arm when a completion arrived); on readiness it calls Events.
 func (s *CQSet) FDs() (tx, rx int) { return s.txCh.FD(), s.rxCh.FD() }
 
-// Poll takes up to MaxPoll completions from each CQ and hands them over
-// (Conn callbacks run here, on the owner goroutine). It returns how many it
-// took.
+// Poll takes up to MaxPoll completions from each CQ, both in one shim
+// crossing, and hands them over (Conn callbacks run here, on the owner
+// goroutine). It returns how many it took.
 func (s *CQSet) Poll() int {
-	n := s.d.pollTX(s.txCQ, s.wcs, &s.touched, &s.rets) + s.d.pollRX(s.rxCQ, s.wcs, &s.touched)
+	n := s.d.pollPair(s.txCQ, s.rxCQ, s.wcs, &s.touched, &s.rets)
 	if n == 0 && len(s.beacons) > 0 {
 		s.d.mu.Lock()
 		for _, e := range s.beacons {

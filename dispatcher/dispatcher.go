@@ -123,6 +123,7 @@ type Dispatcher struct {
 
 	rxPostMu   sync.Mutex
 	srqDeficit atomic.Int64
+	srqBatch   int64               // repostBatch of the SRQ (set at creation)
 	rxReqs     []verbs.RecvRequest // under rxPostMu
 	rxSGEs     []verbs.SGE
 	rxIdx      []uint32
@@ -205,6 +206,7 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 		if d.srq, err = d.pd.CreateSRQ(verbs.SRQInitAttr{MaxWR: n, MaxSGE: 1, Limit: n / 8}); err != nil {
 			return nil, fmt.Errorf("dispatcher: SRQ of %d: %w", n, err)
 		}
+		d.srqBatch = repostBatch(n)
 		d.srqDeficit.Store(int64(n))
 		d.refillSRQ()
 	}

@@ -289,3 +289,12 @@ func TestPostWakesSleepingPoller(t *testing.T) {
 	st := d.Stats()
 	require.Zero(t, st.TXCompletions+st.RXCompletions, "woken by the posts alone")
 }
+
+// TestRepostBatch: consumed receives are reposted in batches of at most 16
+// and at most an eighth of the queue, and at once on a queue too short to
+// batch.
+func TestRepostBatch(t *testing.T) {
+	for depth, want := range map[int]int64{0: 1, 4: 1, 16: 2, 64: 8, 256: 16, 4096: 16} {
+		require.Equal(t, want, repostBatch(depth), "depth %d", depth)
+	}
+}

@@ -36,7 +36,7 @@ func (d *Dispatcher) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(d.done)
-	wcs := make([]verbs.WorkCompletion, MaxPoll)
+	wcs := make([]verbs.WorkCompletion, 2*MaxPoll)
 	touched := make([]*entry, 0, MaxPoll)
 	rets := make([]uint32, 0, MaxPoll)
 	pollWindow := time.Duration(d.opts.PollingUS) * time.Microsecond
@@ -51,7 +51,7 @@ func (d *Dispatcher) run() {
 	spins, idle := 0, 0
 	d.C.PollingOn.Add(1)
 	for !d.stopping.Load() {
-		n := d.pollTX(d.txCQ, wcs, &touched, &rets) + d.pollRX(d.rxCQ, wcs, &touched)
+		n := d.pollPair(d.txCQ, d.rxCQ, wcs, &touched, &rets)
 		if spins++; spins&1023 == 0 {
 			d.handleAsync() // also while completions keep flowing
 			d.reap(n == 0)
@@ -79,7 +79,7 @@ func (d *Dispatcher) run() {
 		// Sleep: re-arm, poll once more, then wait on the fds.
 		_ = d.txCQ.ReqNotify(false)
 		_ = d.rxCQ.ReqNotify(false)
-		if d.pollTX(d.txCQ, wcs, &touched, &rets)+d.pollRX(d.rxCQ, wcs, &touched) > 0 {
+		if d.pollPair(d.txCQ, d.rxCQ, wcs, &touched, &rets) > 0 {
 			idleSince, idle = time.Time{}, 0
 			continue
 		}
@@ -117,18 +117,33 @@ func (d *Dispatcher) countWCErr(s verbs.WCStatus) {
 	}
 }
 
-// pollTX takes one batch from cq (the shared TX CQ on the dispatcher
-// goroutine, a worker's on its event centre) and hands it over.
-func (d *Dispatcher) pollTX(cq *verbs.CQ, wcs []verbs.WorkCompletion, touched *[]*entry, rets *[]uint32) int {
-	n, err := cq.Poll(wcs)
-	if err != nil || n == 0 {
+// pairSpins is how many empty polling rounds one pollPair crossing makes
+// before it returns with nothing.
+const pairSpins = 0
+
+// pollPair takes one batch of up to MaxPoll completions from each CQ of a
+// TX/RX pair (the shared pair on the dispatcher goroutine, a worker's on its
+// event centre) in one shim crossing, and hands them over, TX first. wcs
+// holds 2*MaxPoll. It returns how many it took.
+func (d *Dispatcher) pollPair(txCQ, rxCQ *verbs.CQ, wcs []verbs.WorkCompletion, touched *[]*entry, rets *[]uint32) int {
+	nt, nr, err := txCQ.PollPair(rxCQ, wcs, MaxPoll, MaxPoll, pairSpins)
+	if err != nil {
+		return 0
+	}
+	return d.takeTX(wcs[:nt], touched, rets) + d.takeRX(wcs[nt:nt+nr], touched)
+}
+
+// takeTX hands over send completions polled from a TX CQ.
+func (d *Dispatcher) takeTX(wcs []verbs.WorkCompletion, touched *[]*entry, rets *[]uint32) int {
+	n := len(wcs)
+	if n == 0 {
 		return 0
 	}
 	d.C.TXCompletions.Add(uint64(n))
 	var cache *entry
 	*touched = (*touched)[:0]
 	*rets = (*rets)[:0]
-	for i := range wcs[:n] {
+	for i := range wcs {
 		wc := &wcs[i]
 		e := d.lookup(wc.QPNum, &cache)
 		if wc.ID == BeaconID {
@@ -186,17 +201,17 @@ func (d *Dispatcher) pollTX(cq *verbs.CQ, wcs []verbs.WorkCompletion, touched *[
 	return n
 }
 
-// pollRX takes one batch from cq (see pollTX) and hands it over.
-func (d *Dispatcher) pollRX(cq *verbs.CQ, wcs []verbs.WorkCompletion, touched *[]*entry) int {
-	n, err := cq.Poll(wcs)
-	if err != nil || n == 0 {
+// takeRX hands over receive completions polled from an RX CQ.
+func (d *Dispatcher) takeRX(wcs []verbs.WorkCompletion, touched *[]*entry) int {
+	n := len(wcs)
+	if n == 0 {
 		return 0
 	}
 	d.C.RXCompletions.Add(uint64(n))
 	var cache *entry
 	*touched = (*touched)[:0]
 	reposts := 0
-	for i := range wcs[:n] {
+	for i := range wcs {
 		wc := &wcs[i]
 		idx := uint32(wc.ID)
 		e := d.lookup(wc.QPNum, &cache)
@@ -229,14 +244,14 @@ func (d *Dispatcher) pollRX(cq *verbs.CQ, wcs []verbs.WorkCompletion, touched *[
 			*touched = append(*touched, e)
 		}
 	}
-	// Repost before handing data over, so the receive queue stays full.
-	if reposts > 0 {
-		d.srqDeficit.Add(int64(reposts))
+	// Repost before handing data over, so the receive queue stays full
+	// (within a repostBatch).
+	if reposts > 0 && d.srqDeficit.Add(int64(reposts)) >= d.srqBatch {
 		d.refillSRQ()
 	}
 	for _, e := range *touched {
 		e.inBatch = false
-		if d.srq == nil {
+		if d.srq == nil && e.rxDeficit.Load() >= e.rxBatch {
 			d.refillQP(e)
 		}
 		if c := d.liveConn(e); c != nil {

@@ -20,6 +20,7 @@ type entry struct {
 	// poller subtracts).
 	inflight  atomic.Int64
 	rxDeficit atomic.Int64 // per-QP RQ: receive WRs owed to the QP
+	rxBatch   int64        // per-QP RQ: its repostBatch (set at creation)
 
 	// retirement (under Dispatcher.mu)
 	retired    bool
@@ -107,7 +108,7 @@ func (d *Dispatcher) CreateQPOn(set *CQSet, conn Conn, create func(verbs.QPInitA
 			return nil, fmt.Errorf("dispatcher: QP to INIT: %w", err)
 		}
 	}
-	e := &entry{qp: qp, conn: conn, rqDepth: rq, batch: make([]RxItem, 0, MaxPoll), set: set}
+	e := &entry{qp: qp, conn: conn, rqDepth: rq, rxBatch: repostBatch(rq), batch: make([]RxItem, 0, MaxPoll), set: set}
 	d.mu.Lock()
 	d.byQPN[qp.Num()] = e
 	d.mu.Unlock()

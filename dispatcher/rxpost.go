@@ -4,16 +4,24 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
+// repostBatch is how many receive WRs a receive queue of depth WRs may owe
+// before they are reposted: consumed receives are reposted in one post of
+// up to 16 (one verbs crossing per 16 messages instead of one per message),
+// while the queue never holds fewer than 7/8 of its depth.
+func repostBatch(depth int) int64 {
+	return int64(max(1, min(16, depth/8)))
+}
+
 // ReturnRX gives received chunks back; receive WRs owed to the SRQ (or to
-// h's QP) are reposted from them.
+// h's QP) are reposted from them once a repostBatch is owed.
 func (h *QPHandle) ReturnRX(chunks ...uint32) {
 	d := h.d
 	d.rx.Put(chunks...)
 	if d.srq != nil {
-		if d.srqDeficit.Load() > 0 {
+		if d.srqDeficit.Load() >= d.srqBatch {
 			d.refillSRQ()
 		}
-	} else if h.e.rxDeficit.Load() > 0 {
+	} else if h.e.rxDeficit.Load() >= h.e.rxBatch {
 		d.refillQP(h.e)
 	}
 }

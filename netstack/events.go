@@ -49,6 +49,24 @@ type Poller interface {
 	Arm() bool
 }
 
+// InlinePoller is a Poller that can tell whether the work of its last Poll
+// may need the rest of the turn at once. After a Poll that found work the
+// centre normally runs a non-blocking turn right away (epoll with a zero
+// timeout, due timers: a syscall and a clock read), so that a file the work
+// made ready runs at once. A poller that handles its work inline, such as
+// an RDMA worker's CQ pair running its sockets' read handlers itself, knows
+// whether it made one of the centre's fds ready; when PollNeedsTurn returns
+// false the centre leaves epoll and the timers to its periodic check, every
+// few turns (a timer armed by the work runs then, a few turns later).
+type InlinePoller interface {
+	Poller
+	// PollNeedsTurn reports whether a file event of the centre may have
+	// become ready since it last returned true: through the last Poll's
+	// work or, as far as the poller can tell, another goroutine's (loop
+	// goroutine, right after a Poll that found work).
+	PollNeedsTurn() bool
+}
+
 // timer is one time event; index is its position in the heap.
 type timer struct {
 	when  time.Time

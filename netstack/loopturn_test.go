@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 )
@@ -318,5 +319,71 @@ func TestWakeInParkWindow(t *testing.T) {
 	case <-ran:
 	case <-time.After(waitLimit):
 		t.Fatal("lost wake-up: work submitted while the loop went to sleep never ran")
+	}
+}
+
+// inlinePoller finds work on every poll; on the first poll whose turn is not
+// a periodic check it makes efd readable and answers PollNeedsTurn with
+// needs. It records, on the loop, the poll count at the write and when the
+// fd's handler ran.
+type inlinePoller struct {
+	c            *EventCenter
+	efd          int
+	needs        bool
+	polls        int // loop only
+	wroteAt      int
+	ranAt        atomic.Int64
+	wroteThisOne bool
+}
+
+func (p *inlinePoller) Poll() int {
+	p.polls++
+	p.wroteThisOne = false
+	if p.wroteAt == 0 && (p.c.polling.turns+1)%spinCheckTurns != 0 && p.polls > 2 {
+		var one = [8]byte{1}
+		_, _ = unix.Write(p.efd, one[:])
+		p.wroteAt, p.wroteThisOne = p.polls, true
+	}
+	return 1
+}
+func (p *inlinePoller) Arm() bool           { return true }
+func (p *inlinePoller) PollNeedsTurn() bool { return p.needs && p.wroteThisOne }
+
+// TestInlinePollerTurn: after a busy poll of an InlinePoller that made no
+// file ready the centre leaves epoll to its periodic check (the file made
+// ready in such a poll runs a few polls later, never in that turn); one that
+// says it did gets the file's handler run in the same turn, before the next
+// poll.
+func TestInlinePollerTurn(t *testing.T) {
+	for _, needs := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no turn", true: "turn"}[needs], func(t *testing.T) {
+			c := startCenter(t)
+			efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+			require.NoError(t, err)
+			defer unix.Close(efd)
+			p := &inlinePoller{c: c, efd: efd, needs: needs}
+			registered := make(chan error, 1)
+			require.NoError(t, c.DispatchExternal(func() {
+				registered <- c.CreateFileEvent(efd, EventReadable, func(int, EventMask) {
+					var b [8]byte
+					_, _ = unix.Read(efd, b[:])
+					if p.ranAt.Load() == 0 {
+						p.ranAt.Store(int64(p.polls))
+					}
+				})
+			}))
+			require.NoError(t, <-registered)
+			defer c.AddPoller(p, time.Hour)()
+			testenv.WaitFor(t, waitLimit, "the handler", func() bool { return p.ranAt.Load() != 0 }, func() string { return "" })
+			var wrote int
+			require.NoError(t, c.Submit(func() { wrote = p.wroteAt }))
+			ran := int(p.ranAt.Load())
+			if needs {
+				require.Equal(t, wrote, ran, "the handler did not run in the turn of the poll that made its fd ready")
+			} else {
+				require.Greater(t, ran, wrote, "a busy turn of an InlinePoller looked at epoll")
+				require.LessOrEqual(t, ran, wrote+spinCheckTurns, "the periodic check missed the fd")
+			}
+		})
 	}
 }

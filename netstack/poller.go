@@ -15,8 +15,10 @@ const (
 	// spinCheckTurns: an empty spinning turn runs the external queue (one
 	// atomic load), and only every spinCheckTurns turns does it also look
 	// at epoll (a syscall), the timers and the clock for the spin window.
-	// A turn whose pollers found work always does: what the work caused
-	// (a socket still readable, a timer armed) is seen at once.
+	// A turn whose pollers found work always does, so that what the work
+	// caused (a socket still readable, a timer armed) is seen at once,
+	// unless every poller that found work is an InlinePoller that made no
+	// file ready (its timers then wait for the periodic check).
 	spinCheckTurns = 16
 	// spinYieldTurns: a spinning loop calls runtime.Gosched every
 	// spinYieldTurns turns. It never parks, so without a yield the
@@ -33,6 +35,7 @@ const (
 // pollerReg is one AddPoller registration.
 type pollerReg struct {
 	p       Poller
+	inline  InlinePoller // p, when it is one
 	spin    time.Duration
 	removed atomic.Bool // set by remove; the loop stops calling p once it sees it
 }
@@ -60,6 +63,7 @@ type pollState struct {
 // centre that is stopped, or stops, p is never called again.
 func (c *EventCenter) AddPoller(p Poller, spin time.Duration) (remove func()) {
 	r := &pollerReg{p: p, spin: max(spin, 0)}
+	r.inline, _ = p.(InlinePoller)
 	_ = c.DispatchExternal(func() {
 		if r.removed.Load() {
 			return
@@ -96,10 +100,14 @@ func (c *EventCenter) dropPoller(r *pollerReg) {
 // poller re-armed its notification.
 func (c *EventCenter) pollTurn() bool {
 	ps := &c.polling
-	work := 0
+	work, turn := 0, false
 	for _, r := range ps.pollers {
 		if !r.removed.Load() {
-			work += r.p.Poll()
+			n := r.p.Poll()
+			work += n
+			if n > 0 && !turn {
+				turn = r.inline == nil || r.inline.PollNeedsTurn()
+			}
 		}
 	}
 	switch {
@@ -129,7 +137,7 @@ func (c *EventCenter) pollTurn() bool {
 		// Work arrived while arming: poll again instead of sleeping.
 	}
 	ps.turns++
-	if work > 0 || ps.turns%spinCheckTurns == 0 {
+	if turn || ps.turns%spinCheckTurns == 0 {
 		c.turnNoWait()
 	} else if c.hasWork.Load() {
 		c.runExternal()

@@ -20,13 +20,18 @@
 // created on that pair, so a QP completes on exactly one worker and its
 // completions have exactly one poller: the worker's event centre goroutine.
 // The pair is a netstack Poller on the centre: each loop turn polls up to 32
-// TX and 32 RX completions, and an RX completion goes, on that goroutine,
+// TX and 32 RX completions (both CQs in one shim crossing,
+// verbs.CQ.PollPair), and an RX completion goes, on that goroutine,
 // through receive sequencing to the socket (OnRecv), which queues itself on
 // the worker; right after the poll the centre runs the socket's read
 // handler directly (EventCenter.FireReadable), so the messenger decodes the
 // frame and calls fast dispatch there, and the socket's eventfd is written
 // only if it is still readable afterwards (level-triggered readiness stays
-// exact for any other waiter); a reply sent from the
+// exact for any other waiter: it is synced when conn.mu is let go, after
+// the handler's Read took the bytes); a turn whose handlers wrote no
+// eventfd skips epoll and the timers (netstack.InlinePoller: they wait for
+// the centre's periodic check); consumed receive buffers are reposted 16 at
+// a time (at most 1/8 of the receive queue); a reply sent from the
 // callback is written directly to the socket (the messenger's direct-write
 // path) and posted with ibv_post_send, still on that goroutine. No other
 // goroutine, channel, eventfd write or dispatcher wake-up lies between

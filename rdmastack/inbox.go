@@ -104,7 +104,11 @@ func (c *conn) lock() {
 	}
 }
 
-// unlock releases conn.mu after taking the inbox over. An inbox filled
+// unlock releases conn.mu after taking the inbox over and bringing the
+// eventfd in step with readiness: readiness is synced here, once, rather
+// than when the inbox is taken over, so a Read that takes received bytes
+// over and copies them all out leaves the eventfd untouched (no write and
+// read back per message; TestWorkerModeRunToCompletion). An inbox filled
 // after the last look, while the lock was still held, is seen by the
 // re-check after Unlock: its kick's TryLock may have failed on us.
 func (c *conn) unlock() {
@@ -112,6 +116,7 @@ func (c *conn) unlock() {
 		if c.in.pending.Load() {
 			c.drainLocked()
 		}
+		c.syncReadyLocked()
 		c.mu.Unlock()
 		if !c.in.pending.Load() || !c.mu.TryLock() {
 			return
@@ -121,6 +126,7 @@ func (c *conn) unlock() {
 
 // drainLocked takes over what the poller handed the inbox: the receive
 // completions join rxq (in order), then TX events and a fault are applied.
+// It leaves the eventfd to unlock.
 func (c *conn) drainLocked() {
 	q := &c.in
 	q.mu.Lock()
@@ -156,7 +162,7 @@ func (c *conn) drainLocked() {
 	if k < len(c.rxq) {
 		c.receivedLocked(k)
 	}
-	c.syncReadyLocked()
+	// Readiness is synced by unlock, after the holder's own work.
 }
 
 // closeInboxLocked makes the poller return RX chunks itself from now on and

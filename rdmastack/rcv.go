@@ -11,7 +11,8 @@ import (
 )
 
 // receivedLocked handles the receive completions taken over into rxq[k:]:
-// immediate data at once, the rest stays queued for Read.
+// immediate data at once, the rest stays queued for Read (readiness is
+// synced by unlock).
 func (c *conn) receivedLocked(k int) {
 	for i := range c.rxq[k:] {
 		if it := &c.rxq[k+i]; it.HasImm {
@@ -26,7 +27,6 @@ func (c *conn) receivedLocked(k int) {
 		// The server is connected on the first data received.
 		c.setConnectedLocked()
 	}
-	c.syncReadyLocked()
 }
 
 // onImmLocked handles a received item with immediate data (WRITE mode).

@@ -31,7 +31,7 @@ type Stack struct {
 	// rdma_cm; config.Validate also insists on ms_async_rdma_cm there).
 	cm bool
 	// readyWrites counts socket eventfd writes (tests: none per message
-	// in worker mode).
+	// in worker mode; workerPoller: whether a Poll made a socket ready).
 	readyWrites atomic.Uint64
 }
 

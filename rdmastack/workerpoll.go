@@ -39,17 +39,40 @@ func (s *Stack) newWorkerCQ(w *Worker) error {
 // messenger decodes, fast-dispatches and posts the reply there. Only a
 // socket still readable after its handler ran (or one without a handler)
 // gets its eventfd written, so level-triggered readiness stays exact.
+//
+// It is a netstack.InlinePoller: a busy turn in which no socket eventfd was
+// written (the handlers drained their sockets) needs no epoll look and no
+// timer check, which saves a syscall and a clock read per busy turn.
 type workerPoller struct {
 	w     *Worker
 	ready []*conn // loop only
+	// seen is the stack's eventfd-write count when PollNeedsTurn last
+	// asked for a turn (loop only).
+	seen uint64
 	// fires counts read handlers run inline (tests: run to completion).
 	fires atomic.Uint64
 }
+
+var _ netstack.InlinePoller = (*workerPoller)(nil)
 
 func (p *workerPoller) Poll() int {
 	n := p.w.cq.Poll()
 	p.fire()
 	return n
+}
+
+// PollNeedsTurn: a socket eventfd was written since the last turn it asked
+// for, by this Poll's completions or read handlers, or by another goroutine
+// (a sender whose unlock took a TX-space event over): epoll must report it
+// now. readyWrites counts the whole stack's writes, so another worker's
+// only costs a look at epoll.
+func (p *workerPoller) PollNeedsTurn() bool {
+	w := p.w.stack.readyWrites.Load()
+	if w == p.seen {
+		return false
+	}
+	p.seen = w
+	return true
 }
 
 func (p *workerPoller) Arm() bool {

@@ -79,7 +79,8 @@ func pinger(t *testing.T, w netstack.Worker, s netstack.ConnectedSocket, mark, s
 // TestWorkerModeRunToCompletion: in worker mode a ping-pong's receive
 // completion reaches the socket's read handler, and the reply its post, on
 // the worker's centre alone: the dispatcher goroutine is never woken per
-// message and the handler runs inline after the poll. In dispatcher mode the
+// message, the handler runs inline after the poll and no eventfd is written
+// (a Read that drains the socket leaves readiness as it was). In dispatcher mode the
 // same exchange wakes the dispatcher and writes an eventfd per message.
 func TestWorkerModeRunToCompletion(t *testing.T) {
 	for _, mode := range []string{PollingWorker, PollingDispatcher} {
@@ -123,12 +124,12 @@ func TestWorkerModeRunToCompletion(t *testing.T) {
 			if mode == PollingWorker {
 				fires := ws.(*Worker).poller.fires.Load() + wc.(*Worker).poller.fires.Load() - fires0
 				// The completions never leave the worker's centre: no
-				// dispatcher wake-up, and the read handler runs inline.
-				// The socket's eventfd is still written once per message
-				// (the inbox hand-over syncs readiness before the bytes
-				// are read); making that zero is open work (issue 9).
+				// dispatcher wake-up, the read handler runs inline, and
+				// the socket's eventfd is never written (the handler
+				// reads every byte before readiness is synced, at unlock).
 				require.Zero(t, wakes, "dispatcher wake-ups in worker mode")
 				require.GreaterOrEqual(t, fires, uint64(rounds), "read handlers run inline")
+				require.Zero(t, writes, "eventfd writes in worker mode")
 			} else {
 				require.Greater(t, writes, uint64(rounds), "dispatcher mode wakes the socket through its eventfd")
 			}

@@ -16,7 +16,9 @@
 // optionally a byte of an MR, inside C until the SpinWait is met or its
 // spin budget is spent); with SpinWait.SendAfter the send is posted right
 // after the wait instead, stamped, so a reply leaves without returning to
-// Go. CQ.PollSpin is the poll-only form. The budget (rounds, and with
+// Go. CQ.PollSpin is the poll-only form, and CQ.PollPair polls a send CQ
+// and a receive CQ in one crossing, each within its own room (the
+// messenger's pollers: one crossing per turn). The budget (rounds, and with
 // SpinWait.MaxTicks time) bounds the time a goroutine spends in C, which the
 // Go runtime sees as a blocking syscall (see package cshim): the caller
 // loops in Go. QP.NewLatLoop goes one level further: a LatLoop runs the
@@ -51,7 +53,7 @@
 //
 // Files by object: device.go (devices, contexts, ports, GIDs, async
 // events), mr.go (PD, Buffer, MR), hugepage.go (Region), cq.go (completion
-// channels, CQs), qp.go, srq.go, spin.go (PostSpin, PollSpin), latloop.go (LatLoop), cm.go
+// channels, CQs), qp.go, srq.go, spin.go (PostSpin, PollSpin, PollPair), latloop.go (LatLoop), cm.go
 // (rdma_cm), errors.go; node.go is the lifetime bookkeeping all of them share.
 //
 // Without cgo, or off Linux, the package builds from the same source against

@@ -76,6 +76,9 @@ type SpinResult struct {
 	Stamp uint64
 	// TimedOut: SpinWait.MaxTicks ended the step.
 	TimedOut bool
+	// FromCQ: of the N, this many came from SpinWait.CQ (the rest from
+	// CQ2).
+	FromCQ int
 }
 
 // PostSpin runs one latency step inside the shim, in one cgo crossing: it
@@ -178,6 +181,32 @@ func (cq *CQ) PollSpin(dst []WorkCompletion, min, spins int) (int, error) {
 	return res.N, err
 }
 
+// PollPair polls cq for up to n1 completions and cq2 for up to n2, in one
+// shim crossing (shim_spin's polling rounds: cq first, then cq2 unless one
+// of cq's failed; after spins empty rounds it returns with nothing, and it
+// returns after the first round that found something), and copies them
+// into dst: dst[:got1] are cq's, dst[got1:got1+got2] cq2's. n1+n2 is
+// capped at len(dst) and 64. A poller of a send CQ and a receive CQ then
+// crosses once per turn instead of twice. It never blocks and does not
+// allocate; like Poll it is meant for the goroutine that owns both CQs.
+func (cq *CQ) PollPair(cq2 *CQ, dst []WorkCompletion, n1, n2, spins int) (got1, got2 int, err error) {
+	const op = "shim_spin"
+	if cq2 == nil || cq2 == cq || n1 <= 0 || n2 <= 0 {
+		return 0, 0, kindErr(op, syscall.EINVAL, nil, "a pair needs two CQs and room for each")
+	}
+	w := SpinWait{CQ: cq, CQ2: cq2, Spins: spins}
+	a, h2, err := spinPrepare(op, &w, dst)
+	if err != nil {
+		return 0, 0, err
+	}
+	sp := a.SpinBlock()
+	sp.WantSend, sp.WantRecv, sp.WantAny = 0, 0, 1
+	sp.Limit = int32(min(int(sp.Limit), n1+n2))
+	sp.Limit1 = int32(min(int(sp.Limit), n1))
+	res, err := spinRun(op, a, 0, nil, nil, cq.h, h2, dst)
+	return res.FromCQ, res.N - res.FromCQ, err
+}
+
 // spinPrepare checks w and dst and fills the common inputs of the CQ's
 // shim_spin block: no posts, watch, budget, limit.
 func spinPrepare(op string, w *SpinWait, dst []WorkCompletion) (*cshim.WCArray, uintptr, error) {
@@ -195,7 +224,7 @@ func spinPrepare(op string, w *SpinWait, dst []WorkCompletion) (*cshim.WCArray, 
 	sp := a.SpinBlock()
 	sp.SendN, sp.RecvN = 0, 0
 	sp.WatchAddr, sp.WatchWant = 0, 0
-	sp.SendAfter, sp.MarkAddr, sp.MarkVal, sp.StampTSC = 0, 0, 0, 0
+	sp.SendAfter, sp.MarkAddr, sp.MarkVal, sp.StampTSC, sp.Limit1 = 0, 0, 0, 0, 0
 	if w.StampTSC {
 		sp.StampTSC = 1
 	}
@@ -236,5 +265,5 @@ func spinRun(op string, a *cshim.WCArray, qp uintptr, sb *cshim.SendBatch, rb *c
 	copyWCs(dst, a.View()[:n])
 	return SpinResult{N: n, Sends: int(sp.GotSend), Recvs: int(sp.GotRecv), Watched: sp.Watched != 0,
 		Done: sp.Done != 0, Rounds: int(sp.Rounds), Sent: sp.Sent != 0, Stamp: sp.Stamp,
-		TimedOut: sp.TimedOut != 0}, nil
+		TimedOut: sp.TimedOut != 0, FromCQ: int(sp.NWC1)}, nil
 }

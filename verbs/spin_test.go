@@ -592,3 +592,50 @@ func TestPostSpinSendAfterUnmet(t *testing.T) {
 	_, err = a.qp.PostSpin(nil, send, &w, a.dst)
 	require.ErrorIs(t, err, syscall.EINVAL)
 }
+
+// TestPollPair: one crossing polls a send CQ and a receive CQ, each within
+// its own room; the send CQ's completions come first in dst, the receive
+// CQ's after them, in completion order.
+func TestPollPair(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.spinPair(t, true)
+	_, _, err := b.scq.PollPair(b.scq, b.dst, 2, 2, 0)
+	require.ErrorIs(t, err, syscall.EINVAL, "the same CQ twice")
+	_, _, err = b.scq.PollPair(nil, b.dst, 2, 2, 0)
+	require.ErrorIs(t, err, syscall.EINVAL, "no second CQ")
+	const n = 3
+	for i := range n {
+		_, err := b.qp.PostRecv([]RecvRequest{{ID: uint64(20 + i), SG: []SGE{e.mr.SGE(b.recvOff+64*i, 64)}}})
+		require.NoError(t, err)
+	}
+	for i := range n {
+		_, err := a.qp.PostSend([]WorkRequest{{ID: uint64(30 + i), Opcode: OpSend, Flags: SendSignaled, SG: []SGE{e.mr.SGE(a.sendOff, 8)}}})
+		require.NoError(t, err)
+		_, err = b.qp.PostSend([]WorkRequest{{ID: uint64(10 + i), Opcode: OpRDMAWrite, Flags: SendSignaled, SG: []SGE{e.mr.SGE(b.sendOff, 8)},
+			RemoteAddr: e.mr.Addr() + uint64(a.recvOff), RKey: e.mr.RKey()}})
+		require.NoError(t, err)
+	}
+	var sends, recvs []uint64
+	deadline := time.Now().Add(20 * time.Second)
+	for len(sends) < n || len(recvs) < n {
+		g1, g2, err := b.scq.PollPair(b.rcq, b.dst, 2, 2, 0)
+		require.NoError(t, err)
+		require.LessOrEqual(t, g1, 2, "the first CQ beyond its room")
+		require.LessOrEqual(t, g2, 2, "the second CQ beyond its room")
+		for i, wc := range b.dst[:g1+g2] {
+			require.Equal(t, WCSuccess, wc.Status)
+			require.Equal(t, i >= g1, wc.Opcode.IsRecv(), "completion %d of %d+%d: %+v", i, g1, g2, wc)
+			if i < g1 {
+				sends = append(sends, wc.ID)
+			} else {
+				recvs = append(recvs, wc.ID)
+			}
+		}
+		require.False(t, time.Now().After(deadline), "completions missing after 20s: sends %v, receives %v", sends, recvs)
+	}
+	require.Equal(t, []uint64{10, 11, 12}, sends)
+	require.Equal(t, []uint64{20, 21, 22}, recvs)
+	g1, g2, err := b.scq.PollPair(b.rcq, b.dst, 2, 2, 0)
+	require.NoError(t, err)
+	require.Zero(t, g1+g2, "nothing beyond the six")
+}

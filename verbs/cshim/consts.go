@@ -22,6 +22,7 @@ enum {
 	shim_off_spin_stamp = offsetof(struct shim_spin, stamp),
 	shim_off_spin_mark_val = offsetof(struct shim_spin, mark_val),
 	shim_off_spin_max_ticks = offsetof(struct shim_spin, max_ticks),
+	shim_off_spin_nwc1 = offsetof(struct shim_spin, nwc1),
 };
 */
 import "C"
@@ -160,4 +161,5 @@ var cOffsets = map[string]uintptr{
 	"spin.stamp":      C.shim_off_spin_stamp,
 	"spin.mark_val":   C.shim_off_spin_mark_val,
 	"spin.max_ticks":  C.shim_off_spin_max_ticks,
+	"spin.nwc1":       C.shim_off_spin_nwc1,
 }

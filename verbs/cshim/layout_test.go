@@ -43,6 +43,7 @@ func TestLayoutMatchesC(t *testing.T) {
 	require.Equal(t, offs["spin.stamp"], unsafe.Offsetof(Spin{}.Stamp))
 	require.Equal(t, offs["spin.mark_val"], unsafe.Offsetof(Spin{}.MarkVal))
 	require.Equal(t, offs["spin.max_ticks"], unsafe.Offsetof(Spin{}.MaxTicks))
+	require.Equal(t, offs["spin.nwc1"], unsafe.Offsetof(Spin{}.NWC1))
 }
 
 // A batch written through the Go view is what C posts: build a chain, post it

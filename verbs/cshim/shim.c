@@ -272,12 +272,16 @@ static void convert_wcs(struct shim_wc_array *a, int from, int n)
 	}
 }
 
-/* One polling round of shim_spin on one CQ: poll into the free tail of the
- * array, convert and count. Returns the number polled or -errno. */
-static int spin_poll(struct ibv_cq *cq, struct shim_wc_array *a, struct shim_spin *sp, int *failed)
+/* One polling round of shim_spin on one CQ (first: the step's cq, bounded
+ * by limit1): poll into the free tail of the array, convert and count.
+ * Returns the number polled or -errno. */
+static int spin_poll(struct ibv_cq *cq, struct shim_wc_array *a, struct shim_spin *sp, int *failed, int first)
 {
 	int i, got, lim = (sp->limit > 0 && sp->limit < a->cap) ? sp->limit : a->cap;
 	int room = lim - sp->nwc;
+
+	if (first && sp->limit1 > 0 && room > sp->limit1 - sp->nwc1)
+		room = sp->limit1 - sp->nwc1;
 
 	if (room <= 0)
 		return 0;
@@ -287,6 +291,8 @@ static int spin_poll(struct ibv_cq *cq, struct shim_wc_array *a, struct shim_spi
 	if (got == 0)
 		return 0;
 	convert_wcs(a, sp->nwc, got);
+	if (first)
+		sp->nwc1 += got;
 	for (i = sp->nwc; i < sp->nwc + got; i++) {
 		if (a->ibv_wc[i].status != IBV_WC_SUCCESS)
 			*failed = 1;
@@ -340,7 +346,7 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 	const int32_t tick_mask = sp->stamp_tsc ? 0 : 15;
 	const uint64_t t0 = sp->max_ticks ? shim_stamp(sp->stamp_tsc) : 0;
 
-	sp->nwc = sp->got_send = sp->got_recv = 0;
+	sp->nwc = sp->nwc1 = sp->got_send = sp->got_recv = 0;
 	sp->watched = sp->done = sp->stage = sp->bad = sp->sent = sp->timed_out = 0;
 	sp->stamp = 0;
 	if (cq2 == cq)
@@ -398,7 +404,7 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 			continue;
 		}
 		polls++;
-		got = spin_poll(cq, a, sp, &failed);
+		got = spin_poll(cq, a, sp, &failed, 1);
 		if (got < 0) {
 			rc = got;
 			break;
@@ -406,7 +412,7 @@ int shim_spin(uintptr_t qpu, uintptr_t sbu, uintptr_t rbu, uintptr_t cqu, uintpt
 		progress |= got > 0;
 		if (cq2 && !failed) {
 			polls++;
-			got = spin_poll(cq2, a, sp, &failed);
+			got = spin_poll(cq2, a, sp, &failed, 0);
 			if (got < 0) {
 				rc = got;
 				break;

@@ -128,7 +128,14 @@ struct shim_spin {
 	 * its P; see cshim's doc), so callers bound it by time, not rounds. */
 	uint64_t max_ticks;
 	int32_t timed_out;
-	int32_t pad4;
+	/* in: 0, or at most this many completions from cq in the step (the
+	 * rest of the room is cq2's: a pair polled in one round gets a fair
+	 * share each); out: nwc1, how many of the nwc came from cq. In a step
+	 * of one round (spins 0, want_any 1) they are the array's first nwc1
+	 * and cq2's follow. */
+	int32_t limit1;
+	int32_t nwc1;
+	int32_t pad5;
 };
 
 struct shim_wc_array {

@@ -107,6 +107,8 @@ type Spin struct {
 	_         [3]uint8
 	MaxTicks  uint64 // input: 0, or return once the clock (see StampTSC) advanced this much
 	TimedOut  int32  // output: 1 when MaxTicks ended the step
+	Limit1    int32  // input: 0, or at most this many completions from cq (the rest is cq2's room)
+	NWC1      int32  // output: of the NWC, this many came from cq (View()[:NWC1] in a one-round step)
 	_         int32
 }
 

@@ -11,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/dispatcher"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -67,15 +69,9 @@ func TestIdleCPU(t *testing.T) {
 		keepalive time.Duration
 	}{
 		{"no_traffic", 0},
-	}
-	// Keepalives every second are an idle cluster's usual traffic; that case
-	// is opt-in (RDMAIDLE_KEEPALIVE=1) until the rdma stack meets the same
-	// limit with them (see .notes/to-rdmastack.md).
-	if os.Getenv("RDMAIDLE_KEEPALIVE") == "1" {
-		tests = append(tests, struct {
-			name      string
-			keepalive time.Duration
-		}{"keepalive_1s", time.Second})
+		// Keepalives every second on every connection, from both ends,
+		// are an idle cluster's usual traffic (issue 9 item 6).
+		{"keepalive_1s", time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +119,8 @@ func TestIdleCPU(t *testing.T) {
 			polling := time.Duration(cfg(devA).RDMAPollingUS) * time.Microsecond
 			time.Sleep(polling + time.Second) // past the polling window, settled
 			stBefore := srvStack.Stats()
+			all := append(append([]*rdmastack.Stack(nil), stacks...), srvStack)
+			pollBefore, dBefore := pollStats(all), dispStats(all)
 			if path := os.Getenv("RDMAIDLE_CPUPROFILE"); path != "" {
 				// diagnostics: profile the idle window only
 				f, err := os.Create(path + "." + tc.name)
@@ -145,6 +143,11 @@ func TestIdleCPU(t *testing.T) {
 			used := user1 + sys1 - user0 - sys0
 			share := used.Seconds() / wall.Seconds()
 			st := srvStack.Stats()
+			pollAfter := pollStats(all)
+			dAfter := dispStats(all)
+			t.Logf("all %d stacks during it: event centres %s; dispatchers %d polling starts, %d CQ events, %d TX and %d RX completions",
+				len(all), pollAfter.sub(pollBefore), dAfter.PollingOn-dBefore.PollingOn, dAfter.CQEvents-dBefore.CQEvents,
+				dAfter.TXCompletions-dBefore.TXCompletions, dAfter.RXCompletions-dBefore.RXCompletions)
 			t.Logf("idle with %d connections (polling_us %d, keepalive %v): %v CPU (user %v, system %v) over %v wall = %.2f%% of a core (clock_gettime: %.2f%%); during it the server's poller woke %d times, %d CQ events, %d RX completions, RX buffers %d -> %d",
 				conns, cfg(devA).RDMAPollingUS, tc.keepalive, used, user1-user0, sys1-sys0, wall.Round(time.Millisecond), 100*share, 100*precise,
 				st.PollingOn-stBefore.PollingOn, st.CQEvents-stBefore.CQEvents, st.RXCompletions-stBefore.RXCompletions, stBefore.RXBuffers, st.RXBuffers)
@@ -159,4 +162,46 @@ func TestIdleCPU(t *testing.T) {
 			require.Less(t, precise, maxShare, "an idle rdma stack used %.1f%% of a core by CLOCK_PROCESS_CPUTIME_ID (limit %.0f%%)", 100*precise, 100*maxShare)
 		})
 	}
+}
+
+// dispStats sums the stacks' dispatcher counters that the idle log shows.
+func dispStats(stacks []*rdmastack.Stack) dispatcher.Stats {
+	var t dispatcher.Stats
+	for _, s := range stacks {
+		st := s.Stats()
+		t.PollingOn += st.PollingOn
+		t.CQEvents += st.CQEvents
+		t.TXCompletions += st.TXCompletions
+		t.RXCompletions += st.RXCompletions
+	}
+	return t
+}
+
+// centreStats sums the busy-polling counters of every worker's event centre.
+type centreStats netstack.PollStats
+
+func pollStats(stacks []*rdmastack.Stack) centreStats {
+	var t centreStats
+	for _, s := range stacks {
+		for _, w := range s.Workers() {
+			p := w.Center().PollStats()
+			t.Windows += p.Windows
+			t.Turns += p.Turns
+			t.BusyTurns += p.BusyTurns
+			t.ArmRetries += p.ArmRetries
+			t.IdleSpin += p.IdleSpin
+			t.Sleeps += p.Sleeps
+		}
+	}
+	return t
+}
+
+func (a centreStats) sub(b centreStats) centreStats {
+	return centreStats{Windows: a.Windows - b.Windows, Turns: a.Turns - b.Turns, BusyTurns: a.BusyTurns - b.BusyTurns,
+		ArmRetries: a.ArmRetries - b.ArmRetries, IdleSpin: a.IdleSpin - b.IdleSpin, Sleeps: a.Sleeps - b.Sleeps}
+}
+
+func (a centreStats) String() string {
+	return fmt.Sprintf("%d spin windows (%d turns, %d busy, %v idle spin, %d arm retries), %d sleeping turns",
+		a.Windows, a.Turns, a.BusyTurns, a.IdleSpin, a.ArmRetries, a.Sleeps)
 }

@@ -320,3 +320,45 @@ func TestWakeInParkWindow(t *testing.T) {
 		t.Fatal("lost wake-up: work submitted while the loop went to sleep never ran")
 	}
 }
+
+// TestPollStats: a window opens once per run of busy polls, each busy turn
+// and each refused Arm is counted, and a window's idle spin lasts at least
+// the spin time.
+func TestPollStats(t *testing.T) {
+	c := startCenter(t)
+	p := &countingPoller{work: 3}
+	defer c.AddPoller(p, time.Millisecond)()
+	testenv.WaitFor(t, waitLimit, "an Arm", func() bool { return p.arms.Load() > 0 }, func() string { return "" })
+	testenv.WaitFor(t, waitLimit, "the loop to sleep", c.sleeping.Load, func() string { return "" })
+	st := c.PollStats()
+	require.Equal(t, uint64(1), st.Windows)
+	require.Equal(t, uint64(3), st.BusyTurns)
+	require.Zero(t, st.ArmRetries)
+	require.GreaterOrEqual(t, st.IdleSpin, time.Millisecond)
+	require.Greater(t, st.Turns, uint64(3))
+	require.Positive(t, st.Sleeps)
+
+	c2 := startCenter(t)
+	refusals := 3
+	slept := make(chan struct{})
+	closed := false
+	defer c2.AddPoller(funcPoller{
+		poll: func() int { return 0 },
+		arm: func() bool {
+			if refusals > 0 {
+				refusals--
+				return false
+			}
+			if !closed {
+				closed = true
+				close(slept)
+			}
+			return true
+		},
+	}, 0)()
+	<-slept
+	require.NoError(t, c2.Submit(func() {}))
+	st = c2.PollStats()
+	require.Equal(t, uint64(3), st.ArmRetries)
+	require.Zero(t, st.Windows)
+}

@@ -246,6 +246,7 @@ func (c *EventCenter) runOnce() {
 // Clock reads are not free (tens to hundreds of nanoseconds, more on VMs
 // with a slow clocksource) and a busy loop would pay them on every turn.
 func (c *EventCenter) sleepTurn() {
+	c.polling.stats.sleeps.Add(1)
 	if at := c.timers.nextDeadline(); !at.Equal(c.deadline) {
 		// A deadline already past makes the wait below return at once; the
 		// zero time clears it.

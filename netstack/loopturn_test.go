@@ -138,6 +138,9 @@ func TestPollerArmFalseRepolls(t *testing.T) {
 	require.NoError(t, c.Submit(func() { got = string(log) }))
 	// The Submit ran on the wake-up turn, before the next poll.
 	require.Equal(t, "PAPAPAPA", got)
+	st := c.PollStats()
+	require.Equal(t, uint64(3), st.ArmRetries)
+	require.Zero(t, st.Windows)
 }
 
 // TestPollerRemove: remove is idempotent and callable from any goroutine,
@@ -386,4 +389,22 @@ func TestInlinePollerTurn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPollStats: a window opens once per run of busy polls, each busy turn
+// is counted, and a window's idle spin lasts at least the spin time (refused
+// Arms: TestPollerArmFalseRepolls).
+func TestPollStats(t *testing.T) {
+	c := startCenter(t)
+	p := &countingPoller{work: 3}
+	defer c.AddPoller(p, time.Millisecond)()
+	testenv.WaitFor(t, waitLimit, "an Arm", func() bool { return p.arms.Load() > 0 }, func() string { return "" })
+	testenv.WaitFor(t, waitLimit, "the loop to sleep", c.sleeping.Load, func() string { return "" })
+	st := c.PollStats()
+	require.Equal(t, uint64(1), st.Windows)
+	require.Equal(t, uint64(3), st.BusyTurns)
+	require.Zero(t, st.ArmRetries)
+	require.GreaterOrEqual(t, st.IdleSpin, time.Millisecond)
+	require.Greater(t, st.Turns, uint64(3))
+	require.Positive(t, st.Sleeps)
 }

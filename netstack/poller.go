@@ -47,6 +47,36 @@ type pollState struct {
 	spinning  bool          // a poll found work and the window after it is open
 	idleSince time.Time     // first empty turn of the current window (zero: not yet)
 	turns     uint64        // non-blocking turns, for the checks and the yield
+	stats     pollCounters
+}
+
+// pollCounters are the centre's polling counters (written on the loop, read
+// by PollStats from any goroutine).
+type pollCounters struct {
+	windows, busyTurns, armRetries, turns, idleSpinNS, sleeps atomic.Uint64
+}
+
+// PollStats are an event centre's busy-polling counters.
+type PollStats struct {
+	// Windows counts spin windows opened (a poll found work while the
+	// loop was not spinning).
+	Windows uint64
+	// Turns counts non-blocking polling turns (as of the last window's
+	// close), BusyTurns those whose pollers found work.
+	Turns, BusyTurns uint64
+	// ArmRetries counts closes refused by a poller's Arm (work found).
+	ArmRetries uint64
+	// IdleSpin is the time spun without work, summed over closed windows.
+	IdleSpin time.Duration
+	// Sleeps counts the loop's sleeping turns (each ends in a wake-up).
+	Sleeps uint64
+}
+
+// PollStats returns the centre's polling counters (any goroutine).
+func (c *EventCenter) PollStats() PollStats {
+	s := &c.polling.stats
+	return PollStats{Windows: s.windows.Load(), Turns: s.turns.Load(), BusyTurns: s.busyTurns.Load(),
+		ArmRetries: s.armRetries.Load(), IdleSpin: time.Duration(s.idleSpinNS.Load()), Sleeps: s.sleeps.Load()}
 }
 
 // AddPoller registers p on the loop (callable from any goroutine; applied on the loop). While any
@@ -112,6 +142,10 @@ func (c *EventCenter) pollTurn() bool {
 	}
 	switch {
 	case work > 0:
+		if !ps.spinning {
+			ps.stats.windows.Add(1)
+		}
+		ps.stats.busyTurns.Add(1)
 		ps.spinning = true
 		ps.idleSince = time.Time{}
 	case ps.spinning && ps.spin > 0:
@@ -127,14 +161,17 @@ func (c *EventCenter) pollTurn() bool {
 		if now.Sub(ps.idleSince) < ps.spin {
 			break
 		}
+		ps.stats.idleSpinNS.Add(uint64(now.Sub(ps.idleSince)))
 		fallthrough
 	default:
 		if c.armAll() {
+			ps.stats.turns.Store(ps.turns)
 			ps.spinning = false
 			ps.idleSince = time.Time{}
 			return false
 		}
 		// Work arrived while arming: poll again instead of sleeping.
+		ps.stats.armRetries.Add(1)
 	}
 	ps.turns++
 	if turn || ps.turns%spinCheckTurns == 0 {

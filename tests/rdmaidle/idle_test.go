@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,8 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/asyncmsgr/asyncmsgr/config"
+	"github.com/asyncmsgr/asyncmsgr/dispatcher"
 	"github.com/asyncmsgr/asyncmsgr/internal/testenv"
 	"github.com/asyncmsgr/asyncmsgr/msgr"
+	"github.com/asyncmsgr/asyncmsgr/netstack"
 	"github.com/asyncmsgr/asyncmsgr/rdmastack"
 	"github.com/asyncmsgr/asyncmsgr/tests/rdmatest"
 )
@@ -55,39 +58,47 @@ func start(t *testing.T, cfg *config.Config, name msgr.EntityName, bind string, 
 // message on each so every QP and the poller have been busy, then leaves
 // them idle: after ms_async_rdma_polling_us the process must use under 5%
 // of a core, measured as CPU time over a 5 s window, with keepalives off
-// (strictly no traffic).
+// (strictly no traffic). With keepalives every second (both ends of every
+// connection send them) the connections must stay up and the keepalives be
+// acknowledged; issue 9's goal for that case, under 2% of a core, is not
+// met in the Soft-RoCE VM (12-44% there, two thirds of it system time, about
+// 25 messages a second; with ms_async_rdma_polling_us = 0, no busy polling
+// at all, it is no lower), so its CPU limit is checked only with
+// RDMAIDLE_KEEPALIVE_CPU=1.
 func TestIdleCPU(t *testing.T) {
 	devA := rdmatest.DeviceA(t)
 	devB := devA
 	if os.Getenv(testenv.EnvTwoHost) == "1" {
 		devB = rdmatest.DeviceB(t)
 	}
+	// Keepalives every second on every connection are an idle cluster's
+	// usual traffic (issue 9 item 6).
+	kaShare := 0.0 // not checked
+	if os.Getenv("RDMAIDLE_KEEPALIVE_CPU") == "1" {
+		kaShare = 0.02
+	}
 	tests := []struct {
 		name      string
 		keepalive time.Duration
+		maxShare  float64 // of a core; 0: not checked
 	}{
-		{"no_traffic", 0},
-	}
-	// Keepalives every second are an idle cluster's usual traffic; that case
-	// is opt-in (RDMAIDLE_KEEPALIVE=1) until the rdma stack meets the same
-	// limit with them (see .notes/to-rdmastack.md).
-	if os.Getenv("RDMAIDLE_KEEPALIVE") == "1" {
-		tests = append(tests, struct {
-			name      string
-			keepalive time.Duration
-		}{"keepalive_1s", time.Second})
+		{"no_traffic", 0, 0.05},
+		{"keepalive_1s", time.Second, kaShare},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			const conns = 4
 			const window = 5 * time.Second
-			const maxShare = 0.05
+			maxShare := tc.maxShare
 			cfg := func(d rdmatest.Device) *config.Config {
 				c := rdmatest.Config(d)
 				c.RDMASendBuffers = 32 // five stacks: keep pinned memory small
 				c.RDMAReceiveBuffers = 128
 				c.RDMAReceiveQueueLen = 32
 				c.KeepaliveInterval = tc.keepalive
+				if us, err := strconv.Atoi(os.Getenv("RDMAIDLE_POLLING_US")); err == nil {
+					c.RDMAPollingUS = us // diagnostics: the busy-poll windows' share
+				}
 				if m := os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE"); m != "" {
 					c.RDMAPollingMode = m // worker or dispatcher
 				}
@@ -123,6 +134,12 @@ func TestIdleCPU(t *testing.T) {
 			polling := time.Duration(cfg(devA).RDMAPollingUS) * time.Microsecond
 			time.Sleep(polling + time.Second) // past the polling window, settled
 			stBefore := srvStack.Stats()
+			all := append(append([]*rdmastack.Stack(nil), stacks...), srvStack)
+			pollBefore, dBefore := pollStats(all), dispStats(all)
+			kaBefore := make([]msgr.ConnStats, len(cs))
+			for i, c := range cs {
+				kaBefore[i] = c.Stats()
+			}
 			if path := os.Getenv("RDMAIDLE_CPUPROFILE"); path != "" {
 				// diagnostics: profile the idle window only
 				f, err := os.Create(path + "." + tc.name)
@@ -145,18 +162,73 @@ func TestIdleCPU(t *testing.T) {
 			used := user1 + sys1 - user0 - sys0
 			share := used.Seconds() / wall.Seconds()
 			st := srvStack.Stats()
+			pollAfter := pollStats(all)
+			dAfter := dispStats(all)
+			t.Logf("all %d stacks during it: event centres %s; dispatchers %d polling starts, %d CQ events, %d TX and %d RX completions",
+				len(all), pollAfter.sub(pollBefore), dAfter.PollingOn-dBefore.PollingOn, dAfter.CQEvents-dBefore.CQEvents,
+				dAfter.TXCompletions-dBefore.TXCompletions, dAfter.RXCompletions-dBefore.RXCompletions)
 			t.Logf("idle with %d connections (polling_us %d, keepalive %v): %v CPU (user %v, system %v) over %v wall = %.2f%% of a core (clock_gettime: %.2f%%); during it the server's poller woke %d times, %d CQ events, %d RX completions, RX buffers %d -> %d",
 				conns, cfg(devA).RDMAPollingUS, tc.keepalive, used, user1-user0, sys1-sys0, wall.Round(time.Millisecond), 100*share, 100*precise,
 				st.PollingOn-stBefore.PollingOn, st.CQEvents-stBefore.CQEvents, st.RXCompletions-stBefore.RXCompletions, stBefore.RXBuffers, st.RXBuffers)
 			for i, c := range cs {
 				require.True(t, c.IsConnected(), "connection %d dropped while idle: %v", i, c.Err())
 				require.Zero(t, c.Stats().Faults, "connection %d faulted while idle: %v", i, c.Err())
+				if tc.keepalive > 0 {
+					st := c.Stats()
+					require.Positive(t, st.KeepalivesSent-kaBefore[i].KeepalivesSent, "connection %d sent no keepalive in %v", i, window)
+					require.Positive(t, st.KeepaliveAcks-kaBefore[i].KeepaliveAcks, "connection %d got no keepalive ack in %v", i, window)
+				}
 			}
 			for _, rs := range append(stacks, srvStack) {
 				require.Positive(t, rs.Stats().PollingOff, "a poller never went to sleep after its busy-poll window")
+			}
+			if maxShare == 0 {
+				return
 			}
 			require.Less(t, share, maxShare, "an idle rdma stack used %.1f%% of a core by /proc/self/stat (limit %.0f%%)", 100*share, 100*maxShare)
 			require.Less(t, precise, maxShare, "an idle rdma stack used %.1f%% of a core by CLOCK_PROCESS_CPUTIME_ID (limit %.0f%%)", 100*precise, 100*maxShare)
 		})
 	}
+}
+
+// dispStats sums the stacks' dispatcher counters that the idle log shows.
+func dispStats(stacks []*rdmastack.Stack) dispatcher.Stats {
+	var t dispatcher.Stats
+	for _, s := range stacks {
+		st := s.Stats()
+		t.PollingOn += st.PollingOn
+		t.CQEvents += st.CQEvents
+		t.TXCompletions += st.TXCompletions
+		t.RXCompletions += st.RXCompletions
+	}
+	return t
+}
+
+// centreStats sums the busy-polling counters of every worker's event centre.
+type centreStats netstack.PollStats
+
+func pollStats(stacks []*rdmastack.Stack) centreStats {
+	var t centreStats
+	for _, s := range stacks {
+		for _, w := range s.Workers() {
+			p := w.Center().PollStats()
+			t.Windows += p.Windows
+			t.Turns += p.Turns
+			t.BusyTurns += p.BusyTurns
+			t.ArmRetries += p.ArmRetries
+			t.IdleSpin += p.IdleSpin
+			t.Sleeps += p.Sleeps
+		}
+	}
+	return t
+}
+
+func (a centreStats) sub(b centreStats) centreStats {
+	return centreStats{Windows: a.Windows - b.Windows, Turns: a.Turns - b.Turns, BusyTurns: a.BusyTurns - b.BusyTurns,
+		ArmRetries: a.ArmRetries - b.ArmRetries, IdleSpin: a.IdleSpin - b.IdleSpin, Sleeps: a.Sleeps - b.Sleeps}
+}
+
+func (a centreStats) String() string {
+	return fmt.Sprintf("%d spin windows (%d turns, %d busy, %v idle spin, %d arm retries), %d sleeping turns",
+		a.Windows, a.Turns, a.BusyTurns, a.IdleSpin, a.ArmRetries, a.Sleeps)
 }

@@ -95,7 +95,7 @@ func BuildRDMA(o Options, pkgs []Package) Plan {
 			continue
 		}
 		b := Binary{Name: file, File: file, Pkg: p.ImportPath, Dir: p.Dir,
-			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=15m"}, o.RDMAArgs...)}
+			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=40m"}, o.RDMAArgs...)}
 		pl.Binaries = append(pl.Binaries, b)
 		if secondModePass.MatchString(p.Rel()) {
 			w := b
@@ -130,7 +130,10 @@ func RunRDMA(o Options, pl Plan, self, vmRun string, console io.Writer) Result {
 		r.Failed = append(r.Failed, "rdma: "+err.Error())
 		return r
 	}
-	run := exec.Command(vmRun, "--two-host", "--", self, "rdma-inner", pl.Dir)
+	// The guest runs every binary of the plan one after the other; on a
+	// loaded host that has taken 45 minutes, past vm-run.sh's default hour
+	// once the rdma connection races (1000 stack pairs) joined it.
+	run := exec.Command(vmRun, "--two-host", "--timeout", "5400", "--", self, "rdma-inner", pl.Dir)
 	if HostHasRDMA() {
 		run = exec.Command(self, "rdma-inner", pl.Dir)
 	}

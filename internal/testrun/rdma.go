@@ -95,7 +95,7 @@ func BuildRDMA(o Options, pkgs []Package) Plan {
 			continue
 		}
 		b := Binary{Name: file, File: file, Pkg: p.ImportPath, Dir: p.Dir,
-			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=40m"}, o.RDMAArgs...)}
+			Args: append([]string{"-test.v=test2json", "-test.count=1", "-test.timeout=60m"}, o.RDMAArgs...)}
 		pl.Binaries = append(pl.Binaries, b)
 		if secondModePass.MatchString(p.Rel()) {
 			w := b

@@ -21,8 +21,11 @@ type Counters struct {
 	TXBytes                  atomic.Uint64
 	MergeEnter, MergeLeave   atomic.Uint64
 	MergeDeferred            atomic.Uint64
-	AsyncEvents              atomic.Uint64
-	RXDeficit                atomic.Uint64 // RX reposts that had to wait for a free chunk
+	// MergePosts and MergePostedWRs are the posts made in merge mode and
+	// the WRs they carried (each at least the merge target, 3 or more).
+	MergePosts, MergePostedWRs atomic.Uint64
+	AsyncEvents                atomic.Uint64
+	RXDeficit                  atomic.Uint64 // RX reposts that had to wait for a free chunk
 	// RDMA WRITE of large payloads (ms_async_rdma_send_msg_size > 0):
 	// WRITE WRs posted and their bytes, receive buffers advertised to
 	// peers and advertised by them (one per buffer, initial and again),
@@ -47,14 +50,19 @@ type Stats struct {
 	Posts, PostedWRs             uint64
 	MergeEnter, MergeLeave       uint64
 	MergeDeferred                uint64
+	MergePosts, MergePostedWRs   uint64
 	AsyncEvents, RXDeficit       uint64
 	WriteWRs, WriteBytes         uint64
 	AdvertsSent, AdvertsRecv     uint64
 	WriteFallbacks               uint64
 	InflightTXChunks             int
 	RXBuffersInUse, RXBuffers    int
-	TXExhaustions                uint64
-	WCErrors                     map[string]uint64
+	// RXBlocks and TXBlocks are the pools' registered blocks, one MR each:
+	// the RX pool grows by a block when a burst needs more buffers than it
+	// has, up to ms_async_rdma_receive_buffers, and keeps it until Stop.
+	RXBlocks, TXBlocks int
+	TXExhaustions      uint64
+	WCErrors           map[string]uint64
 }
 
 // WRsPerPost is the average number of send WRs per ibv_post_send.
@@ -76,6 +84,7 @@ func (d *Dispatcher) Stats() Stats {
 		TxNoMem:         d.C.TxNoMem.Load(), TxPartialMem: d.C.TxPartialMem.Load(),
 		Posts: d.C.Posts.Load(), PostedWRs: d.C.PostedWRs.Load(),
 		MergeEnter: d.C.MergeEnter.Load(), MergeLeave: d.C.MergeLeave.Load(), MergeDeferred: d.C.MergeDeferred.Load(),
+		MergePosts: d.C.MergePosts.Load(), MergePostedWRs: d.C.MergePostedWRs.Load(),
 		AsyncEvents: d.C.AsyncEvents.Load(), RXDeficit: d.C.RXDeficit.Load(),
 		WriteWRs: d.C.WriteWRs.Load(), WriteBytes: d.C.WriteBytes.Load(),
 		AdvertsSent: d.C.AdvertsSent.Load(), AdvertsRecv: d.C.AdvertsRecv.Load(),
@@ -84,11 +93,11 @@ func (d *Dispatcher) Stats() Stats {
 	}
 	if d.tx != nil {
 		ts := d.tx.Stats()
-		s.InflightTXChunks, s.TXExhaustions = ts.InUse, ts.Exhaustions
+		s.InflightTXChunks, s.TXExhaustions, s.TXBlocks = ts.InUse, ts.Exhaustions, ts.Blocks
 	}
 	if d.rx != nil {
 		rs := d.rx.Stats()
-		s.RXBuffersInUse, s.RXBuffers = rs.InUse, rs.Chunks
+		s.RXBuffersInUse, s.RXBuffers, s.RXBlocks = rs.InUse, rs.Chunks, rs.Blocks
 	}
 	for i := range d.C.WCErrors {
 		if v := d.C.WCErrors[i].Load(); v > 0 {

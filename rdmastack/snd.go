@@ -247,6 +247,7 @@ func (c *conn) flushLocked(force bool) {
 	}
 	cfg := &c.st.cfg
 	infl := c.h.Inflight()
+	merged := false
 	if cfg.RDMASubmitTimeTrigger && !force {
 		switch {
 		case !c.merge && infl > cfg.RDMACountTrigger:
@@ -264,6 +265,7 @@ func (c *conn) flushLocked(force bool) {
 			c.d.C.MergeDeferred.Add(1)
 			return // a TX completion will come back here
 		}
+		merged = c.merge
 	}
 	room := c.d.MaxSendWR() - infl
 	k := min(len(c.pend), room)
@@ -293,6 +295,10 @@ func (c *conn) flushLocked(force bool) {
 		posted, err := c.h.QP().PostSend(wrs)
 		c.d.C.Posts.Add(1)
 		c.d.C.PostedWRs.Add(uint64(posted))
+		if merged {
+			c.d.C.MergePosts.Add(1)
+			c.d.C.MergePostedWRs.Add(uint64(posted))
+		}
 		c.d.C.TXBytes.Add(uint64(bytes))
 		if writes > 0 {
 			c.d.C.WriteWRs.Add(uint64(writes))

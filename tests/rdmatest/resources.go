@@ -217,6 +217,27 @@ func WaitResources(t testing.TB, want Counts, limit time.Duration) Counts {
 	}
 }
 
+// SettledResources returns a snapshot once three in a row, 100 ms apart,
+// agree (bounded by limit: then the last one): a baseline taken while a
+// closed connection's side-channel socket or QP is still being torn down
+// would count that object as if it belonged to the baseline.
+func SettledResources(t testing.TB, limit time.Duration) Counts {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	last, same := Resources(t), 0
+	for same < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		got := Resources(t)
+		if len(Diff(last, got)) == 0 {
+			same++
+		} else {
+			same = 0
+		}
+		last = got
+	}
+	return last
+}
+
 // ProcCPU is the CPU time (user + system) this process has used, from
 // /proc/self/stat, with the kernel's clock-tick resolution (10 ms).
 func ProcCPU() (time.Duration, error) {

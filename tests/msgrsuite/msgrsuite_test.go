@@ -18,6 +18,12 @@ func TestPosix(t *testing.T) {
 	Run(t, "posix")
 }
 
+// TestPosixSlowConsumerGiB: a sender pushes 1 GiB to a dispatcher that
+// sleeps 10 ms per message (issue 11): the receiver's heap stays under the
+// throttle plus a fixed margin, the sender is held back, every message
+// arrives.
+func TestPosixSlowConsumerGiB(t *testing.T) { SlowConsumerBigMessages(t, "posix", 1024) }
+
 func BenchmarkMessengerLatency2B(b *testing.B)           { BenchLatency(b, "posix", 2) }
 func BenchmarkMessengerLatency2BInLoop(b *testing.B)     { BenchLatencyInLoop(b, "posix", 2) }
 func BenchmarkMessengerThroughput64K(b *testing.B)       { BenchThroughput(b, "posix", 64<<10) }

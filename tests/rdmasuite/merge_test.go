@@ -89,8 +89,8 @@ func mergeRun(t *testing.T, dev string, gid int, merge bool, msgs int) dispatche
 // TestSendMergingFewerPosts: a stream of small messages, each sent by the
 // application goroutine on its own (one socket flush per message), with
 // adaptive send-merging (ms_async_rdma_submit_time_trigger) enters merge
-// mode, defers posts there, and rings one doorbell for at least three WRs
-// whenever it posts in merge mode; with the trigger off it never merges.
+// mode and rings one doorbell for at least three WRs whenever it posts
+// there; with the trigger off it never merges.
 // (How many posts each run makes in all depends on how the completions
 // interleave with the sender, which a loaded host changes: on rxe the run
 // without merging has made from 0.2 to 1 post per message, so the totals
@@ -105,6 +105,9 @@ func TestSendMergingFewerPosts(t *testing.T) {
 	require.Zero(t, off.MergeEnter, "merge mode is never entered with the trigger off")
 	require.Zero(t, off.MergeDeferred+off.MergePosts, "no merging with the trigger off")
 	require.NotZero(t, on.MergeEnter, "merge mode entered")
-	require.NotZero(t, on.MergeDeferred, "posts deferred in merge mode")
+	// Entering merge mode, the flush either defers (fewer WRs pending than
+	// the target) or posts them all at once (a sender that got ahead
+	// queued more): how often each happens is timing.
+	require.NotZero(t, on.MergeDeferred+on.MergePosts, "merge mode deferred a post or merged WRs into one")
 	require.GreaterOrEqual(t, on.MergePostedWRs, 3*on.MergePosts, "every post in merge mode carries at least the first merge target (3 WRs)")
 }

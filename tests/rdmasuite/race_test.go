@@ -18,7 +18,7 @@ import (
 func TestConnectionRace(t *testing.T) {
 	dev, gid := device(t, "RXE_DEV_A")
 	iters := 1000
-	if testing.Short() || os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE") == "dispatcher" {
+	if testing.Short() || pollingMode() == "dispatcher" {
 		// The race is resolved by the messenger, above the stack: CI's
 		// second pass, in the dispatcher polling mode, checks that mode
 		// with a tenth of the races (each costs two stack starts, about

@@ -50,12 +50,32 @@ func small(cfg *config.Config, dev string, gid int) {
 	cfg.RDMAReceiveQueueLen = 256
 	cfg.RDMAReceiveBuffers = 2048
 	cfg.RDMAPollingUS = 200
-	if m := os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE"); m != "" {
-		cfg.RDMAPollingMode = m // worker or dispatcher: CI runs the suite in both
+	if m := pollingMode(); m != "" {
+		cfg.RDMAPollingMode = m
 	}
 	if v, err := strconv.Atoi(os.Getenv("ASYNCMSGR_RDMASUITE_SEND_BUFFERS")); err == nil && v > 0 {
 		cfg.RDMASendBuffers = v // experiments: a pool that never runs dry
 	}
+}
+
+// pollingMode is the polling mode this run of the suite is for ("" for
+// the configuration's default, worker): CI runs the suite in both.
+func pollingMode() string { return os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE") }
+
+// TestSlowConsumerGiB is TestPosixSlowConsumerGiB over rdma: 1 GiB in 1 MiB
+// messages to a dispatcher sleeping 10 ms each, the receiver's heap under
+// the throttle plus a margin, the sender held back, nothing lost. CI's
+// second pass (the dispatcher polling mode, below the messenger's
+// throttling) sends a quarter of it.
+func TestSlowConsumerGiB(t *testing.T) {
+	dev, gid := device(t, "RXE_DEV_A")
+	msgrsuite.Tweak = func(cfg *config.Config) { small(cfg, dev, gid) }
+	t.Cleanup(func() { msgrsuite.Tweak = nil })
+	total := 1024
+	if pollingMode() == "dispatcher" {
+		total = 256
+	}
+	msgrsuite.SlowConsumerBigMessages(t, "rdma", total)
 }
 
 func TestMessengerSuite(t *testing.T) {

@@ -20,8 +20,10 @@ apt_install() {
 	echo "asyncmsgr: installing ${missing[*]}" >&2
 	local sudo=
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# another apt (a second make on the machine) holds the lock: wait for it
+	local lock=(-o DPkg::Lock::Timeout=600)
+	$sudo apt-get "${lock[@]}" update -qq >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 ensure_build_deps() {

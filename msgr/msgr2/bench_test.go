@@ -55,3 +55,20 @@ func BenchmarkAppendMessageFrameParts(b *testing.B) {
 		dst, _ = AppendMessageFrameParts(dst[:0], tail[:0], &h, front, nil, data)
 	}
 }
+
+// BenchmarkCRC32C64K times both implementations CRC32C chooses between
+// (pickCRC32C) and the chosen one.
+func BenchmarkCRC32C64K(b *testing.B) {
+	buf := make([]byte, 64<<10)
+	for _, bc := range []struct {
+		name string
+		f    func(uint32, []byte) uint32
+	}{{"hardware", crcHardware}, {"slicing8", crcSlicing8}, {"chosen-" + CRC32CImpl(), CRC32C}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				bc.f(0xffffffff, buf)
+			}
+		})
+	}
+}

@@ -282,8 +282,7 @@ func (c *Connection) sendAuthRequestLocked() {
 // Ceph's client does, or gives up.
 func (c *Connection) handleAuthBadMethodLocked(b []byte) {
 	var bm msgr2.AuthBadMethod
-	if err := bm.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad AUTH_BAD_METHOD: %w", err))
+	if !c.decodeLocked(&bm, b, "AUTH_BAD_METHOD") {
 		return
 	}
 	c.auth.tried = append(c.auth.tried, bm.Method)
@@ -307,8 +306,7 @@ func (c *Connection) handleAuthBadMethodLocked(b []byte) {
 
 func (c *Connection) handleAuthReplyMoreLocked(b []byte) {
 	var r msgr2.AuthReplyMore
-	if err := r.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REPLY_MORE: %w", err))
+	if !c.decodeLocked(&r, b, "AUTH_REPLY_MORE") {
 		return
 	}
 	var more []byte
@@ -368,8 +366,7 @@ func (c *Connection) clientAuthDoneLocked(d *msgr2.AuthDone) bool {
 // with a server challenge; anything we do not allow is refused.
 func (c *Connection) handleAuthRequestLocked(b []byte) {
 	var r msgr2.AuthRequest
-	if err := r.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REQUEST: %w", err))
+	if !c.decodeLocked(&r, b, "AUTH_REQUEST") {
 		return
 	}
 	if !contains(c.serverMethodsLocked(), r.Method) {
@@ -435,8 +432,7 @@ func (c *Connection) handleAuthRequestLocked(b []byte) {
 // session key and connection secret.
 func (c *Connection) handleAuthRequestMoreLocked(b []byte) {
 	var r msgr2.AuthRequestMore
-	if err := r.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad AUTH_REQUEST_MORE: %w", err))
+	if !c.decodeLocked(&r, b, "AUTH_REQUEST_MORE") {
 		return
 	}
 	if c.auth.authzServer {

@@ -10,6 +10,16 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 )
 
+// decodeLocked decodes a handshake frame's payload into p, or faults the
+// connection naming the frame (tag, as Ceph's names it) when it is malformed.
+func (c *Connection) decodeLocked(p interface{ Unmarshal([]byte) error }, b []byte, tag string) bool {
+	if err := p.Unmarshal(b); err != nil {
+		c.faultLocked(fmt.Errorf("msgr: bad %s: %w", tag, err))
+		return false
+	}
+	return true
+}
+
 // authPayloadLocked is what Ceph's auth-none client sends: toward a monitor
 // (MonConnection::get_auth_request) u8 AUTH_MODE_MON, EntityName, u64
 // global_id; toward other daemons (AuthNoneAuthorizer) u8 struct_v=1
@@ -32,8 +42,7 @@ func (c *Connection) authPayloadLocked() []byte {
 
 func (c *Connection) handleAuthDoneLocked(b []byte) {
 	var d msgr2.AuthDone
-	if err := d.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad AUTH_DONE: %w", err))
+	if !c.decodeLocked(&d, b, "AUTH_DONE") {
 		return
 	}
 	c.globalID = d.GlobalID
@@ -76,8 +85,7 @@ func (c *Connection) sendReconnectLocked() {
 
 func (c *Connection) handleServerIdentLocked(b []byte) {
 	var s msgr2.ServerIdent
-	if err := s.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad SERVER_IDENT: %w", err))
+	if !c.decodeLocked(&s, b, "SERVER_IDENT") {
 		return
 	}
 	target := addrPortOf(c.sock.RemoteAddr())

@@ -27,8 +27,7 @@ var errShortPayload = errors.New("msgr: short auth payload")
 
 func (c *Connection) handleClientIdentLocked(b []byte) {
 	var ci msgr2.ClientIdent
-	if err := ci.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad CLIENT_IDENT: %w", err))
+	if !c.decodeLocked(&ci, b, "CLIENT_IDENT") {
 		return
 	}
 	if len(ci.Addrs) == 0 || ci.Addrs[0] == (msgr2.EntityAddr{}) {
@@ -115,8 +114,7 @@ func (c *Connection) sendServerIdentLocked(fresh bool) {
 // session and move this socket into it (Ceph's reuse_connection).
 func (c *Connection) handleReconnectLocked(b []byte) {
 	var r msgr2.SessionReconnect
-	if err := r.Unmarshal(b); err != nil {
-		c.faultLocked(fmt.Errorf("msgr: bad SESSION_RECONNECT: %w", err))
+	if !c.decodeLocked(&r, b, "SESSION_RECONNECT") {
 		return
 	}
 	reply := func(tag msgr2.Tag, payload []byte) {

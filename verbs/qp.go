@@ -233,19 +233,10 @@ func (q *QP) PostSend(wrs []WorkRequest) (int, error) {
 	if q.x.send == nil || q.n.closed {
 		return 0, goneErr(op)
 	}
-	done := 0
-	for done < len(wrs) {
-		chunk := wrs[done:min(len(wrs), done+len(q.x.send.WR))]
-		if err := encodeSend(q.x.send, chunk, q.caps.MaxInlineData); err != nil {
-			return done, kindErr(op, syscall.EINVAL, nil, "too many SGEs in one chain")
-		}
-		n, err := q.x.send.Post(q.h, len(chunk))
-		done += n
-		if err != nil {
-			return done, opErr(op, err)
-		}
-	}
-	return done, nil
+	b := q.x.send
+	return postChains(op, wrs, len(b.WR),
+		func(chain []WorkRequest) error { return encodeSend(b, chain, q.caps.MaxInlineData) },
+		func(n int) (int, error) { return b.Post(q.h, n) })
 }
 
 // PostRecv posts receive WRs as linked chains, one ibv_post_recv per chain.
@@ -266,13 +257,21 @@ func (q *QP) PostRecv(wrs []RecvRequest) (int, error) {
 }
 
 func postRecv(op string, b *cshim.RecvBatch, wrs []RecvRequest, post func(int) (int, error)) (int, error) {
+	return postChains(op, wrs, len(b.WR), func(chain []RecvRequest) error { return encodeRecv(b, chain) }, post)
+}
+
+// postChains posts wrs as chains of at most size WRs, one crossing each:
+// encode writes a chain into the batch, post posts its first n WRs and
+// says how many were accepted. It returns how many of wrs were; on error
+// the first one not accepted is wrs[n].
+func postChains[W any](op string, wrs []W, size int, encode func([]W) error, post func(n int) (int, error)) (int, error) {
 	done := 0
 	for done < len(wrs) {
-		chunk := wrs[done:min(len(wrs), done+len(b.WR))]
-		if err := encodeRecv(b, chunk); err != nil {
+		chain := wrs[done:min(len(wrs), done+size)]
+		if err := encode(chain); err != nil {
 			return done, kindErr(op, syscall.EINVAL, nil, "too many SGEs in one chain")
 		}
-		n, err := post(len(chunk))
+		n, err := post(len(chain))
 		done += n
 		if err != nil {
 			return done, opErr(op, err)

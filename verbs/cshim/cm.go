@@ -19,11 +19,7 @@ func CreateEventChannel() (uintptr, int, error) {
 	if ch == nil {
 		return 0, -1, nilErr(err, syscall.ENODEV)
 	}
-	if err := SetNonblock(int(ch.fd)); err != nil {
-		C.rdma_destroy_event_channel(ch)
-		return 0, -1, err
-	}
-	return handle(unsafe.Pointer(ch)), int(ch.fd), nil
+	return nonblockChannel(unsafe.Pointer(ch), ch.fd, func() { C.rdma_destroy_event_channel(ch) })
 }
 
 // DestroyEventChannel calls rdma_destroy_event_channel.

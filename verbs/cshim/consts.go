@@ -4,28 +4,11 @@ package cshim
 
 /*
 #include <sys/socket.h>
-#include <stddef.h>
 #include "shim.h"
-
-enum {
-	shim_off_wc_status = offsetof(struct shim_wc, status),
-	shim_off_wc_imm = offsetof(struct shim_wc, imm),
-	shim_off_wc_flags = offsetof(struct shim_wc, wc_flags),
-	shim_off_wc_sl = offsetof(struct shim_wc, sl),
-	shim_off_send_opcode = offsetof(struct shim_send_wr, opcode),
-	shim_off_send_sge_off = offsetof(struct shim_send_wr, sge_off),
-	shim_off_recv_sge_off = offsetof(struct shim_recv_wr, sge_off),
-	shim_off_sge_lkey = offsetof(struct shim_sge, lkey),
-	shim_off_spin_watch_want = offsetof(struct shim_spin, watch_want),
-	shim_off_spin_nwc = offsetof(struct shim_spin, nwc),
-	shim_off_spin_rounds = offsetof(struct shim_spin, rounds),
-	shim_off_spin_stamp = offsetof(struct shim_spin, stamp),
-	shim_off_spin_mark_val = offsetof(struct shim_spin, mark_val),
-	shim_off_spin_max_ticks = offsetof(struct shim_spin, max_ticks),
-	shim_off_spin_nwc1 = offsetof(struct shim_spin, nwc1),
-};
 */
 import "C"
+
+import "unsafe"
 
 // ABI constants from the rdma-core headers. The verbs package defines its own
 // typed constants with the same values (so that they exist without cgo); its
@@ -145,21 +128,22 @@ const (
 	SizeofSpin   = C.sizeof_struct_shim_spin
 )
 
-// Field offsets of the mirrored C structs, for layout tests.
+// Field offsets of the mirrored C structs as the C compiler lays them out,
+// for layout tests (which cannot use cgo themselves).
 var cOffsets = map[string]uintptr{
-	"wc.status":       C.shim_off_wc_status,
-	"wc.imm":          C.shim_off_wc_imm,
-	"wc.wc_flags":     C.shim_off_wc_flags,
-	"wc.sl":           C.shim_off_wc_sl,
-	"send.opcode":     C.shim_off_send_opcode,
-	"send.sge_off":    C.shim_off_send_sge_off,
-	"recv.sge_off":    C.shim_off_recv_sge_off,
-	"sge.lkey":        C.shim_off_sge_lkey,
-	"spin.watch_want": C.shim_off_spin_watch_want,
-	"spin.nwc":        C.shim_off_spin_nwc,
-	"spin.rounds":     C.shim_off_spin_rounds,
-	"spin.stamp":      C.shim_off_spin_stamp,
-	"spin.mark_val":   C.shim_off_spin_mark_val,
-	"spin.max_ticks":  C.shim_off_spin_max_ticks,
-	"spin.nwc1":       C.shim_off_spin_nwc1,
+	"wc.status":       unsafe.Offsetof(C.struct_shim_wc{}.status),
+	"wc.imm":          unsafe.Offsetof(C.struct_shim_wc{}.imm),
+	"wc.wc_flags":     unsafe.Offsetof(C.struct_shim_wc{}.wc_flags),
+	"wc.sl":           unsafe.Offsetof(C.struct_shim_wc{}.sl),
+	"send.opcode":     unsafe.Offsetof(C.struct_shim_send_wr{}.opcode),
+	"send.sge_off":    unsafe.Offsetof(C.struct_shim_send_wr{}.sge_off),
+	"recv.sge_off":    unsafe.Offsetof(C.struct_shim_recv_wr{}.sge_off),
+	"sge.lkey":        unsafe.Offsetof(C.struct_shim_sge{}.lkey),
+	"spin.watch_want": unsafe.Offsetof(C.struct_shim_spin{}.watch_want),
+	"spin.nwc":        unsafe.Offsetof(C.struct_shim_spin{}.nwc),
+	"spin.rounds":     unsafe.Offsetof(C.struct_shim_spin{}.rounds),
+	"spin.stamp":      unsafe.Offsetof(C.struct_shim_spin{}.stamp),
+	"spin.mark_val":   unsafe.Offsetof(C.struct_shim_spin{}.mark_val),
+	"spin.max_ticks":  unsafe.Offsetof(C.struct_shim_spin{}.max_ticks),
+	"spin.nwc1":       unsafe.Offsetof(C.struct_shim_spin{}.nwc1),
 }

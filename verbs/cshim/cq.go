@@ -19,11 +19,18 @@ func CreateCompChannel(ctx uintptr) (ch uintptr, fd int, err error) {
 	if c == nil {
 		return 0, -1, nilErr(e, syscall.ENOMEM)
 	}
-	if err := SetNonblock(int(c.fd)); err != nil {
-		C.ibv_destroy_comp_channel(c)
+	return nonblockChannel(unsafe.Pointer(c), c.fd, func() { C.ibv_destroy_comp_channel(c) })
+}
+
+// nonblockChannel sets a new event channel's fd non-blocking (its events are
+// waited for in epoll, never in a blocking read) and returns the channel's
+// handle and fd, or destroys the channel when that fails.
+func nonblockChannel(ch unsafe.Pointer, fd C.int, destroy func()) (uintptr, int, error) {
+	if err := SetNonblock(int(fd)); err != nil {
+		destroy()
 		return 0, -1, err
 	}
-	return handle(unsafe.Pointer(c)), int(c.fd), nil
+	return handle(ch), int(fd), nil
 }
 
 // DestroyCompChannel calls ibv_destroy_comp_channel.

@@ -111,6 +111,19 @@ static int copy_sges(struct ibv_sge *dst, const struct shim_sge *src, int off, i
 	return 0;
 }
 
+/* posted ends a post call of n WRs that returned rc (0, or an errno of
+ * either sign, as providers differ): *bad is how many were accepted (on
+ * failure bad_idx, the failed WR's index) and the result 0 or -errno. */
+static int posted(int rc, int bad_idx, int n, int *bad)
+{
+	if (rc) {
+		*bad = bad_idx;
+		return rc > 0 ? -rc : rc;
+	}
+	*bad = n;
+	return 0;
+}
+
 int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n)
 {
 	int *bad = &b->bad;
@@ -155,12 +168,7 @@ int shim_post_send(struct ibv_qp *qp, struct shim_send_batch *b, int n)
 	CTR_ADD(post_send_calls, 1);
 	CTR_ADD(post_send_wrs, n);
 	rc = ibv_post_send(qp, b->ibv_wr, &bad_wr);
-	if (rc) {
-		*bad = bad_wr ? (int)(bad_wr - b->ibv_wr) : 0;
-		return rc > 0 ? -rc : rc;
-	}
-	*bad = n;
-	return 0;
+	return posted(rc, bad_wr ? (int)(bad_wr - b->ibv_wr) : 0, n, bad);
 }
 
 static int build_recv(struct shim_recv_batch *b, int n, int *bad)
@@ -213,12 +221,7 @@ static int post_recv_batch(void *obj, recv_post_fn post, struct shim_recv_batch 
 	CTR_ADD(post_recv_calls, 1);
 	CTR_ADD(post_recv_wrs, n);
 	rc = post(obj, b->ibv_wr, &bad_wr);
-	if (rc) {
-		*bad = bad_wr ? (int)(bad_wr - b->ibv_wr) : 0;
-		return rc > 0 ? -rc : rc;
-	}
-	*bad = n;
-	return 0;
+	return posted(rc, bad_wr ? (int)(bad_wr - b->ibv_wr) : 0, n, bad);
 }
 
 int shim_post_recv(struct ibv_qp *qp, struct shim_recv_batch *b, int n)

@@ -94,7 +94,7 @@ type TargetRow struct {
 	What, Against string
 	Value, Base   string
 	Ratio, Goal   string
-	Met           string // "yes", "**no**" or "n/a (...)"
+	Met           string // "yes", NotMet or "n/a (...)"
 }
 
 // Report is what the template renders.
@@ -129,18 +129,12 @@ func Build(rs []Result, c Conditions, png string) Report {
 	rp := Report{C: c, NotFinal: c.NotFinal(), PNG: png, Out: ".build/bench"}
 	rdma := rdmaSeriesIn(s)
 	for _, t := range Targets(rdma) {
-		a, b := s.Median(t.Num, t.Metric), s.Median(t.Den, t.Metric)
-		q := Ratio(a, b)
-		row := TargetRow{What: PointLabel(t.Num) + " " + string(t.Metric), Against: PointLabel(t.Den),
-			Value: Num(a), Base: Num(b), Ratio: Num(q), Goal: t.Goal(), Met: "yes"}
-		switch {
-		case math.IsNaN(q):
-			row.Met = "n/a"
-			if why := s.NotMeasured(t.Num) + s.NotMeasured(t.Den); why != "" {
-				row.Met = "not measured: " + why
-			}
-		case !t.Met(q):
-			row.Met = "**no**"
+		na := "n/a"
+		if why := s.NotMeasured(t.Num) + s.NotMeasured(t.Den); why != "" {
+			na = "not measured: " + why
+		}
+		row := t.Row(PointLabel(t.Num)+" "+string(t.Metric), PointLabel(t.Den), s.Median(t.Num, t.Metric), s.Median(t.Den, t.Metric), na)
+		if row.Met == NotMet {
 			rp.Missed = append(rp.Missed, row.What+" against "+row.Against)
 		}
 		rp.Targets = append(rp.Targets, row)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,14 +152,13 @@ type secureTarget struct {
 	what        string
 	sec, crc    string
 	roundTripUS bool // ns/op as µs per round trip; else MB/s
-	op          string
-	limit       float64
+	goal        Target
 	unit        string
 }
 
 var secureTargets = []secureTarget{
-	{what: "secure mode 2 B round trip", sec: secureLatSec, crc: secureLatCRC, roundTripUS: true, op: "≤", limit: 1.2, unit: "µs"},
-	{what: "secure mode 64 KiB throughput", sec: secureBWSec, crc: secureBWCRC, op: "≥", limit: 0.7, unit: "MB/s"},
+	{what: "secure mode 2 B round trip", sec: secureLatSec, crc: secureLatCRC, roundTripUS: true, goal: Target{Op: "≤", Limit: 1.2, Issue: 10}, unit: "µs"},
+	{what: "secure mode 64 KiB throughput", sec: secureBWSec, crc: secureBWCRC, goal: Target{Op: "≥", Limit: 0.7, Issue: 10}, unit: "MB/s"},
 }
 
 // BuildSecure computes the secure-mode section of rs (nil when rs is empty).
@@ -169,7 +167,8 @@ func BuildSecure(rs []GoBench) *SecureCost {
 		return nil
 	}
 	sc := &SecureCost{Runs: Table{Head: []string{"rep", "benchmark", "ns/op", "MB/s", "error"}, Right: []bool{true, false, true, true, false}}}
-	vals := map[string][]float64{}
+	// The runs' values by benchmark name: µs per op, and MB/s.
+	us, mbs := map[string][]float64{}, map[string][]float64{}
 	for _, r := range rs {
 		sc.Reps = max(sc.Reps, r.Rep)
 		sc.Runs.Rows = append(sc.Runs.Rows, []string{strconv.Itoa(r.Rep), r.Name, Num(r.NsPerOp), Num(r.MBPerS), r.Err})
@@ -177,25 +176,15 @@ func BuildSecure(rs []GoBench) *SecureCost {
 			sc.Failed = append(sc.Failed, fmt.Sprintf("%s (rep %d): %s", r.Name, r.Rep, r.Err))
 			continue
 		}
-		vals[r.Name+" ns"] = append(vals[r.Name+" ns"], r.NsPerOp/1000)
-		vals[r.Name+" MB"] = append(vals[r.Name+" MB"], r.MBPerS)
+		us[r.Name] = append(us[r.Name], r.NsPerOp/1000)
+		mbs[r.Name] = append(mbs[r.Name], r.MBPerS)
 	}
 	for _, t := range secureTargets {
-		k := " MB"
+		vals := mbs
 		if t.roundTripUS {
-			k = " ns"
+			vals = us
 		}
-		a, b := Median(vals[t.sec+k]), Median(vals[t.crc+k])
-		q := Ratio(a, b)
-		tg := Target{Op: t.op, Limit: t.limit, Issue: 10}
-		row := TargetRow{What: t.what + " (" + t.unit + ")", Against: "crc mode", Value: Num(a), Base: Num(b), Ratio: Num(q), Goal: tg.Goal(), Met: "yes"}
-		switch {
-		case math.IsNaN(q):
-			row.Met = "n/a (no run of both)"
-		case !tg.Met(q):
-			row.Met = "**no**"
-		}
-		sc.Targets = append(sc.Targets, row)
+		sc.Targets = append(sc.Targets, t.goal.Row(t.what+" ("+t.unit+")", "crc mode", Median(vals[t.sec]), Median(vals[t.crc]), "n/a (no run of both)"))
 	}
 	return sc
 }

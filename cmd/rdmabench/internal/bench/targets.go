@@ -34,6 +34,23 @@ func (t Target) Goal() string {
 	return fmt.Sprintf("%s %s×", t.Op, strconv.FormatFloat(t.Limit, 'f', -1, 64))
 }
 
+// NotMet is a TargetRow's Met for a ratio measured and short of its goal.
+const NotMet = "**no**"
+
+// Row judges t on the medians a (of Num) and b (of Den): the report's row,
+// whose Met is "yes", NotMet, or na when either median is missing.
+func (t Target) Row(what, against string, a, b float64, na string) TargetRow {
+	q := Ratio(a, b)
+	row := TargetRow{What: what, Against: against, Value: Num(a), Base: Num(b), Ratio: Num(q), Goal: t.Goal(), Met: "yes"}
+	switch {
+	case math.IsNaN(q):
+		row.Met = na
+	case !t.Met(q):
+		row.Met = NotMet
+	}
+	return row
+}
+
 // Targets are issue 9's: rdmaperf's raw loops against perftest, and each
 // messenger-over-rdma series against perftest and the messenger over posix.
 func Targets(msgrRDMA []string) []Target {

@@ -2,8 +2,10 @@ package testrun
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,15 +53,31 @@ func Container(o Options, pkgs []Package) (r Result, ran, ok bool) {
 }
 
 // UseContainer adapts the plan's first passes to the container tests
-// (containerPlan) once the image is built: they run the plan's own
-// rdmasuite binary in it.
+// (containerPlan) when tests/container is in the plan, before the image is
+// built: they run the plan's own rdmasuite binary in it, and the guest
+// runs them once ImageBuilt says the image is there. The VM thus boots as
+// soon as the binaries are built (on a machine without the cached bases
+// the image takes minutes: two debootstraps, then podman build).
 func (pl *Plan) UseContainer(o Options) {
+	if !slices.ContainsFunc(pl.Binaries, func(b Binary) bool { return b.Pkg == Module+"/"+containerPkg }) {
+		return
+	}
 	o.ContainerSuite = pl.Suite()
 	for i, b := range pl.Binaries {
 		if !strings.Contains(b.Pkg, " [") {
 			pl.Binaries[i] = containerPlan(o, strings.TrimPrefix(b.Pkg, Module+"/"), b)
 		}
 	}
+}
+
+// ImageBuilt tells the guest (through imageFile in the plan's directory,
+// which the VM shares) whether Container built the image.
+func (pl Plan) ImageBuilt(ok bool) {
+	v := "failed\n"
+	if ok {
+		v = "ok\n"
+	}
+	_ = os.WriteFile(filepath.Join(pl.Dir, imageFile), []byte(v), 0o644)
 }
 
 // containerPlan adapts b, the first RDMA pass of package rel, to the
@@ -74,6 +92,7 @@ func containerPlan(o Options, rel string, b Binary) Binary {
 	case containerPkg:
 		b.Args = append(append([]string(nil), b.Args...), "-test.skip=^TestHelpWithoutDevice$")
 		b.Env = append(append([]string(nil), b.Env...), "ASYNCMSGR_CONTAINER_SUITE="+o.ContainerSuite)
+		b.WaitFor = imageFile
 	case "tests/rdmasuite":
 		b.Args = append(append([]string(nil), b.Args...), "-test.skip="+container.SuiteTests)
 	}

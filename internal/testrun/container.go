@@ -73,6 +73,9 @@ func (pl *Plan) UseContainer(o Options) {
 // ImageBuilt tells the guest (through imageFile in the plan's directory,
 // which the VM shares) whether Container built the image.
 func (pl Plan) ImageBuilt(ok bool) {
+	if pl.Dir == "" || len(pl.Binaries) == 0 {
+		return // nothing runs in the guest
+	}
 	v := "failed\n"
 	if ok {
 		v = "ok\n"

@@ -84,19 +84,19 @@ func (pl Plan) ImageBuilt(ok bool) {
 }
 
 // containerPlan adapts b, the first RDMA pass of package rel, to the
-// container tests when Container built the image: tests/container gets the
-// suite binary (its host test already ran), and rdmasuite's first pass
-// leaves the tests the container runs to it.
+// container tests when Container builds the image: tests/container waits
+// for the image, leaves its host test (already run) out and gets the suite
+// binary when the plan has one; rdmasuite's first pass then leaves the
+// tests the container runs to it.
 func containerPlan(o Options, rel string, b Binary) Binary {
-	if o.ContainerSuite == "" {
-		return b
-	}
-	switch rel {
-	case containerPkg:
+	switch {
+	case rel == containerPkg:
 		b.Args = append(append([]string(nil), b.Args...), "-test.skip=^TestHelpWithoutDevice$")
-		b.Env = append(append([]string(nil), b.Env...), "ASYNCMSGR_CONTAINER_SUITE="+o.ContainerSuite)
 		b.WaitFor = imageFile
-	case "tests/rdmasuite":
+		if o.ContainerSuite != "" {
+			b.Env = append(append([]string(nil), b.Env...), "ASYNCMSGR_CONTAINER_SUITE="+o.ContainerSuite)
+		}
+	case rel == "tests/rdmasuite" && o.ContainerSuite != "":
 		b.Args = append(append([]string(nil), b.Args...), "-test.skip="+container.SuiteTests)
 	}
 	return b

@@ -58,6 +58,12 @@ func TestUseContainerWaitsForImage(t *testing.T) {
 	if pl.Binaries[2].WaitFor != imageFile {
 		t.Fatalf("container tests wait for %q", pl.Binaries[2].WaitFor)
 	}
+	// Without the suite in the plan the container tests still wait.
+	only := Plan{Dir: t.TempDir(), Binaries: []Binary{ctr}}
+	only.UseContainer(Options{})
+	if only.Binaries[0].WaitFor != imageFile || len(only.Binaries[0].Env) != 0 {
+		t.Fatalf("container tests alone: %+v", only.Binaries[0])
+	}
 	// The image failed: the guest does not run the container tests (an
 	// old image would pass them) and their run fails.
 	pl.Binaries = pl.Binaries[2:]

@@ -2,8 +2,10 @@ package testrun
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,9 +53,15 @@ func Container(o Options, pkgs []Package) (r Result, ran, ok bool) {
 }
 
 // UseContainer adapts the plan's first passes to the container tests
-// (containerPlan) once the image is built: they run the plan's own
-// rdmasuite binary in it.
+// (containerPlan) when tests/container is in the plan, before the image is
+// built: they run the plan's own rdmasuite binary in it, and the guest
+// runs them once ImageBuilt says the image is there. The VM thus boots as
+// soon as the binaries are built (on a machine without the cached bases
+// the image takes minutes: two debootstraps, then podman build).
 func (pl *Plan) UseContainer(o Options) {
+	if !slices.ContainsFunc(pl.Binaries, func(b Binary) bool { return b.Pkg == Module+"/"+containerPkg }) {
+		return
+	}
 	o.ContainerSuite = pl.Suite()
 	for i, b := range pl.Binaries {
 		if !strings.Contains(b.Pkg, " [") {
@@ -62,19 +70,33 @@ func (pl *Plan) UseContainer(o Options) {
 	}
 }
 
-// containerPlan adapts b, the first RDMA pass of package rel, to the
-// container tests when Container built the image: tests/container gets the
-// suite binary (its host test already ran), and rdmasuite's first pass
-// leaves the tests the container runs to it.
-func containerPlan(o Options, rel string, b Binary) Binary {
-	if o.ContainerSuite == "" {
-		return b
+// ImageBuilt tells the guest (through imageFile in the plan's directory,
+// which the VM shares) whether Container built the image.
+func (pl Plan) ImageBuilt(ok bool) {
+	if pl.Dir == "" || len(pl.Binaries) == 0 {
+		return // nothing runs in the guest
 	}
-	switch rel {
-	case containerPkg:
+	v := "failed\n"
+	if ok {
+		v = "ok\n"
+	}
+	_ = os.WriteFile(filepath.Join(pl.Dir, imageFile), []byte(v), 0o644)
+}
+
+// containerPlan adapts b, the first RDMA pass of package rel, to the
+// container tests when Container builds the image: tests/container waits
+// for the image, leaves its host test (already run) out and gets the suite
+// binary when the plan has one; rdmasuite's first pass then leaves the
+// tests the container runs to it.
+func containerPlan(o Options, rel string, b Binary) Binary {
+	switch {
+	case rel == containerPkg:
 		b.Args = append(append([]string(nil), b.Args...), "-test.skip=^TestHelpWithoutDevice$")
-		b.Env = append(append([]string(nil), b.Env...), "ASYNCMSGR_CONTAINER_SUITE="+o.ContainerSuite)
-	case "tests/rdmasuite":
+		b.WaitFor = imageFile
+		if o.ContainerSuite != "" {
+			b.Env = append(append([]string(nil), b.Env...), "ASYNCMSGR_CONTAINER_SUITE="+o.ContainerSuite)
+		}
+	case rel == "tests/rdmasuite" && o.ContainerSuite != "":
 		b.Args = append(append([]string(nil), b.Args...), "-test.skip="+container.SuiteTests)
 	}
 	return b

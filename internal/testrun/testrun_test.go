@@ -1,6 +1,9 @@
 package testrun
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +85,49 @@ func TestFuzzTargetsAndBudgets(t *testing.T) {
 	}
 	if !(Package{ImportPath: Module + "/tests/rdmafault"}).NeedsRDMA() || (Package{ImportPath: Module + "/msgr"}).NeedsRDMA() {
 		t.Fatal("RDMA package rule")
+	}
+}
+
+// Every test a second polling-mode pass skips exists in its package (a
+// renamed test would otherwise run twice unnoticed) and reads no polling
+// mode itself (a test that does is mode-dependent and must run in both
+// passes): the skips are what secondPassSkip says they are.
+func TestSecondPassSkipsExist(t *testing.T) {
+	for rel, names := range secondPassSkip {
+		if !secondModePass.MatchString(rel) {
+			t.Errorf("%s has second-pass skips but no second pass", rel)
+		}
+		files, err := filepath.Glob(filepath.Join("../..", rel, "*_test.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no test files (%v)", rel, err)
+		}
+		bodies := map[string]string{}
+		fset := token.NewFileSet()
+		for _, path := range files {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := parser.ParseFile(fset, path, src, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range f.Decls {
+				if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil {
+					bodies[fn.Name.Name] = string(src[fset.Position(fn.Pos()).Offset:fset.Position(fn.End()).Offset])
+				}
+			}
+		}
+		for _, name := range names {
+			body, ok := bodies[name]
+			switch {
+			case !ok:
+				t.Errorf("%s: skipped %s is not a test there", rel, name)
+			case strings.Contains(body, "ASYNCMSGR_RDMA_POLLING_MODE") || strings.Contains(body, "testConfig("):
+				if !strings.Contains(body, "PollingDispatcher") { // runs both modes itself
+					t.Errorf("%s: skipped %s reads the polling mode", rel, name)
+				}
+			}
+		}
 	}
 }

@@ -46,7 +46,7 @@ func testHandshake(t *testing.T, stack string) {
 func testManyConnsInOrder(t *testing.T, stack string) {
 	const conns = 8
 	total := 100_000
-	if testing.Short() {
+	if short() {
 		total = 10_000
 	}
 	per := total / conns

@@ -178,7 +178,7 @@ func testLosslessRandomCuts(t *testing.T, stack string) {
 	e := newLosslessEcho(t, stack)
 	c := e.c
 	n := 9000
-	if testing.Short() {
+	if short() {
 		n = 3000
 	}
 	for i := 0; i < n; i++ {

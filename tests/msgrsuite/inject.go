@@ -62,7 +62,7 @@ func RunInjected(t *testing.T, stack string) {
 func testInjectedManyConns(t *testing.T, stack string) {
 	const conns = 4
 	per := InjectedMessages
-	if testing.Short() {
+	if short() {
 		per /= 3
 	}
 	cfg := Config(stack)

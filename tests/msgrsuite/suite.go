@@ -32,6 +32,15 @@ var (
 // a suite run in an emulated VM may lower it to stay within its time budget).
 var LargeMessageMiB = 64
 
+// Short selects the short sizes of -short mode (ManyConnsInOrder's 10k
+// messages, LosslessRandomCuts' 3000, a third of InjectedMessages) for the
+// suite's next runs, without -short for the whole binary: a run that
+// repeats, in another configuration, what a full-size run already covered.
+var Short bool
+
+// short reports whether the suite runs at its short sizes.
+func short() bool { return Short || testing.Short() }
+
 // roleConfig returns a copy of cfg adjusted for a server or a client.
 func roleConfig(cfg *config.Config, server bool) *config.Config {
 	c := *cfg

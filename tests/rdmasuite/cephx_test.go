@@ -17,5 +17,6 @@ func TestMessengerSuiteCephXSecure(t *testing.T) {
 	msgrsuite.Tweak = func(cfg *config.Config) { small(cfg, dev, gid); auth(cfg) }
 	msgrsuite.LargeMessageMiB = largeMiB()
 	t.Cleanup(func() { msgrsuite.Tweak, msgrsuite.LargeMessageMiB = nil, 64 })
+	repeatShort(t)
 	msgrsuite.RunAuthenticated(t, "rdma")
 }

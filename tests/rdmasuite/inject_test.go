@@ -18,6 +18,7 @@ func TestMessengerSuiteInjected(t *testing.T) {
 	msgrsuite.Tweak = func(cfg *config.Config) { small(cfg, dev, gid) }
 	msgrsuite.InjectedMessages = 3000
 	t.Cleanup(func() { msgrsuite.Tweak, msgrsuite.InjectedMessages = nil, 10_000 })
+	repeatShort(t)
 	start := time.Now()
 	msgrsuite.RunInjected(t, "rdma")
 	t.Logf("injected messenger suite over rdma (%s) took %v", dev, time.Since(start))

@@ -32,6 +32,7 @@ func TestMessengerSuiteWrite(t *testing.T) {
 	// covers 64 MiB, this run the WRITE path under the same suite
 	msgrsuite.LargeMessageMiB = largeShortMiB
 	t.Cleanup(func() { msgrsuite.Tweak, msgrsuite.LargeMessageMiB = nil, 64 })
+	repeatShort(t)
 	start := time.Now()
 	msgrsuite.Run(t, "rdma")
 	t.Logf("messenger suite over rdma with ms_async_rdma_send_msg_size=%d (%s) took %v", writeMsgSize, dev, time.Since(start))

@@ -6,8 +6,8 @@
 //	go run ./tests/run [all|host|rdma]
 //
 // "all" first builds the RDMA test binaries (one go test -c) while podman
-// builds the container image, then boots the VM and runs the host half
-// beside it: the VM's guest waits on timers and its emulated wire much of
+// builds the container image, then boots the VM (whose container tests
+// wait for the image) and runs the host half beside it: the VM's guest waits on timers and its emulated wire much of
 // the time, and the fuzzers fill those gaps, so the two halves together
 // take about as long as the VM alone. The VM's console goes to
 // .build/rdmatests/console.log and is printed after the host half.
@@ -84,21 +84,37 @@ func main() {
 	if mode == "host" {
 		host()
 	} else {
-		// The image build waits on podman and disk much of the time: the
-		// RDMA binaries compile meanwhile.
+		// The RDMA binaries compile while podman builds the image (which
+		// waits on the network and disk much of the time); the VM boots
+		// once the binaries are built, and its container tests, run last,
+		// wait there for the image (testrun.Plan.ImageBuilt).
 		start := time.Now()
+		var c testrun.Result
+		var ran bool
+		var cout bytes.Buffer
+		co := o
+		co.Out = &cout
+		built := make(chan struct{})
+		imaged := make(chan struct{})
 		var pl testrun.Plan
-		var wg sync.WaitGroup
-		wg.Go(func() { pl = testrun.BuildRDMA(o, pkgs) })
-		c, ran, imageOK := testrun.Container(o, pkgs)
-		wg.Wait()
-		if ran {
-			add("container (host)", c)
+		go func() {
+			var ok bool
+			c, ran, ok = testrun.Container(co, pkgs)
+			<-built
+			pl.ImageBuilt(ok)
+			close(imaged)
+		}()
+		pl = testrun.BuildRDMA(o, pkgs)
+		pl.UseContainer(o)
+		close(built)
+		fmt.Printf("build (rdma binaries) took %.0fs; the image builds beside the VM\n", time.Since(start).Seconds())
+		image := func() {
+			<-imaged
+			os.Stdout.Write(cout.Bytes())
+			if ran {
+				add("container (host)", c)
+			}
 		}
-		if imageOK {
-			pl.UseContainer(o)
-		}
-		fmt.Printf("build (rdma binaries, image) took %.0fs\n", time.Since(start).Seconds())
 
 		var console io.Writer = os.Stdout
 		var report bytes.Buffer
@@ -125,10 +141,13 @@ func main() {
 				host()
 			}
 			vm()
+			image()
 		} else {
 			fmt.Println("== rdma half in the VM, beside the host half (console: .build/rdmatests/console.log)")
+			var wg sync.WaitGroup
 			wg.Go(vm)
 			host()
+			image()
 			wg.Wait()
 			if b, err := os.ReadFile(filepath.Join(pl.Dir, "console.log")); err == nil {
 				os.Stdout.Write(b)

@@ -178,7 +178,7 @@ func testLosslessRandomCuts(t *testing.T, stack string) {
 	e := newLosslessEcho(t, stack)
 	c := e.c
 	n := 9000
-	if short() {
+	if testing.Short() { // not Short: see there
 		n = 3000
 	}
 	for i := 0; i < n; i++ {

@@ -71,7 +71,7 @@ func pollingMode() string { return os.Getenv("ASYNCMSGR_RDMA_POLLING_MODE") }
 // (issue 9). In this pass they still run every test of their suite, in
 // the other mode, on fewer messages: under TCG the full sizes cost about a
 // minute per suite run (in one run, on a loaded host: ManyConnsInOrder 25 s,
-// LargeMessage64MiB 41 s, LosslessRandomCuts 9 s).
+// LargeMessage64MiB 41 s).
 func repeatShort(t *testing.T) {
 	if pollingMode() != "dispatcher" {
 		return

@@ -24,6 +24,8 @@ type Message struct {
 	// Conn is the connection the message arrived on (set on receive).
 	Conn *Connection
 	// RecvStamp is when the message's frame was fully read (set on receive).
+	// Its monotonic reading is exact (time.Since); its wall reading follows
+	// the process's start (one clock read per message, not time.Now's two).
 	RecvStamp time.Time
 	// Peer is the sender's entity name (set on receive).
 	Peer EntityName

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asyncmsgr/asyncmsgr/internal/monoclock"
 	"github.com/asyncmsgr/asyncmsgr/msgr/msgr2"
 	"github.com/asyncmsgr/asyncmsgr/netstack"
 )
@@ -146,7 +147,7 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 		m = new(Message)
 	}
 	*m = Message{Type: h.Type, Priority: h.Priority, Version: h.Version, Tid: h.Tid, Seq: h.Seq,
-		Conn: c, RecvStamp: time.Now(), Peer: c.peerName}
+		Conn: c, RecvStamp: monoclock.Now(), Peer: c.peerName}
 	if c.donateRBuf {
 		// the segments live in a read buffer allocated for this frame alone
 		c.rbufDonated = true

@@ -41,13 +41,15 @@ var secondModePass = regexp.MustCompile(`^(rdmastack|tests/rdmasuite|tests/rdmai
 // pass already ran exactly what the second would — encoding and parser
 // tests with their fuzz seeds, a stack that fails before it polls, an
 // Example on the default configuration — or they run both modes
-// themselves (TestWorkerModeRunToCompletion). Every other test of these
+// themselves (TestWorkerModeRunToCompletion), or one mode whatever the
+// pass (rdmasuite's TestSlowConsumerGiB: 1 GiB, worker). Every other test of these
 // packages starts a stack in the mode the pass sets and runs in both.
 // TestSecondPassSkipsExist keeps the names in step with the tests.
 var secondPassSkip = map[string][]string{
 	"rdmastack": {"Example", "TestMetaGolden", "TestParseMetaErrors", "FuzzParseMeta", "TestExtRoundTrip",
 		"TestParseExtRejects", "FuzzParseExt", "TestImmEncoding", "TestNoDeviceIsUnavailable",
 		"TestWorkerModeRunToCompletion"},
+	"tests/rdmasuite": {"TestSlowConsumerGiB"},
 }
 
 // The plan's files: plan.json (the binaries), then per binary NAME.out (its

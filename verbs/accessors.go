@@ -131,11 +131,18 @@ func (q *QP) Num() uint32 { return q.qpn }
 // Caps are the capacities granted at creation.
 func (q *QP) Caps() QPCaps { return q.caps }
 
-// Close destroys the QP; idempotent and nil-safe.
+// Close destroys the QP; idempotent and nil-safe. It waits for a post in
+// flight on another goroutine: destroying the QP under it would have the
+// kernel refuse (EBUSY: rxe's doorbell is a uverbs command on the QP) or,
+// a moment later, the post use a freed QP.
 func (q *QP) Close() error {
 	if q == nil {
 		return nil
 	}
+	q.sendMu.Lock()
+	defer q.sendMu.Unlock()
+	q.recvMu.Lock()
+	defer q.recvMu.Unlock()
 	if q.cmid != nil {
 		return q.n.close("rdma_destroy_qp")
 	}

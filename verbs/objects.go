@@ -80,6 +80,8 @@ type QP struct {
 	qpType QPType
 	srq    *SRQ
 	cmid   *CMID
+	// sendMu and recvMu are held for a post (and LatLoop); Close takes
+	// both, in that order, so that no post is in flight when it destroys.
 	sendMu sync.Mutex
 	recvMu sync.Mutex
 	x      qpExtra

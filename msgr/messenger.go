@@ -189,23 +189,22 @@ func (m *Messenger) sockOpts() netstack.SocketOptions {
 		Backlog: m.cfg.TCPListenBacklog}
 }
 
-// tickPeriod is the connection timer period: fine enough for the keepalive
-// interval and idle timeout.
+// tickPeriod is the connection timer period. With keepalives on it is
+// the keepalive interval: each tick sends a KEEPALIVE2 when the interval
+// before it carried no message (onTick), and the idle timeout, many
+// intervals long, is checked at the same ticks, so a connection wakes its
+// centre once per interval. The idle timeout alone is checked four times
+// per timeout (or per interval, if finer).
 func (m *Messenger) tickPeriod() time.Duration {
-	t := time.Duration(0)
-	for _, d := range []time.Duration{m.cfg.KeepaliveInterval, m.cfg.ConnectionIdleTimeout} {
-		if d > 0 && (t == 0 || d < t) {
-			t = d
-		}
+	ka, idle := m.cfg.KeepaliveInterval, m.cfg.ConnectionIdleTimeout
+	t := idle / 4
+	if ka > 0 && (t <= 0 || ka < t) {
+		t = ka
 	}
-	if t == 0 {
+	if t <= 0 {
 		return 0
 	}
-	t /= 4
-	if t < 5*time.Millisecond {
-		t = 5 * time.Millisecond
-	}
-	return t
+	return max(t, 5*time.Millisecond)
 }
 
 // SetPolicy sets the policy of connections to peers of entityType.

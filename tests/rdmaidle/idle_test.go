@@ -3,6 +3,7 @@ package rdmaidle
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
@@ -146,6 +147,15 @@ func TestIdleCPU(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, pprof.StartCPUProfile(f))
 				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+			if cmd := os.Getenv("RDMAIDLE_WINDOW_CMD"); cmd != "" {
+				// diagnostics: a command run during the window (perf,
+				// strace -p "$RDMAIDLE_PID"), waited for after it
+				x := exec.Command("sh", "-c", cmd)
+				x.Env = append(os.Environ(), fmt.Sprintf("RDMAIDLE_PID=%d", os.Getpid()), "RDMAIDLE_CASE="+tc.name)
+				x.Stdout, x.Stderr = os.Stderr, os.Stderr
+				require.NoError(t, x.Start())
+				defer func() { _ = x.Wait() }()
 			}
 			user0, sys0, err := rdmatest.ProcCPUSplit()
 			require.NoError(t, err)

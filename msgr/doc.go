@@ -55,10 +55,11 @@
 // polling (the centre is told, EventCenter.Quiet, that keepalive frames
 // predict no traffic). In the Soft-RoCE VM (qemu TCG, 2 vCPUs) 4 idle rdma
 // connections with 1 s keepalives, both ends in one process, measured
-// 3.4-4.7 % of a core on a quiet host in worker mode (they cost 9-27 %
-// when both ends sent keepalives and every completion opened a 1 ms spin
-// window), and much more when the host is loaded: the emulated kernel's
-// rxe, epoll and clock reads (hpet) are most of it (tests/rdmaidle).
+// 2.8-8.4 % of a core in worker mode, median 4.7 % of 7 runs (9-27 %,
+// median 21 %, when both ends sent keepalives and every completion opened
+// a 1 ms spin window), and up to 19 % while the host was loaded: system
+// time, the emulated kernel's rxe, epoll and clock reads (hpet), is most
+// of it (tests/rdmaidle).
 //
 // Threading: every Connection is driven by exactly one EventCenter goroutine
 // at a time (its worker's; a lossless server session adopting a reconnected

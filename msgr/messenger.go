@@ -189,12 +189,11 @@ func (m *Messenger) sockOpts() netstack.SocketOptions {
 		Backlog: m.cfg.TCPListenBacklog}
 }
 
-// tickPeriod is the connection timer period. With keepalives on it is
-// the keepalive interval: each tick sends a KEEPALIVE2 when the interval
-// before it carried no message (onTick), and the idle timeout, many
-// intervals long, is checked at the same ticks, so a connection wakes its
-// centre once per interval. The idle timeout alone is checked four times
-// per timeout (or per interval, if finer).
+// tickPeriod is the connection timer period: the keepalive interval, or
+// a quarter of the idle timeout when that is shorter or keepalives are
+// off. A tick sends a KEEPALIVE2 when the interval before it carried no
+// message (onTick) and checks the idle timeout, usually many intervals
+// long, so an idle connection wakes its centre once per interval.
 func (m *Messenger) tickPeriod() time.Duration {
 	ka, idle := m.cfg.KeepaliveInterval, m.cfg.ConnectionIdleTimeout
 	t := idle / 4

@@ -197,6 +197,8 @@ type Connection struct {
 	iov            [][]byte
 	wroteSinceTick bool // a message or KEEPALIVE2 was sent (acks do not count)
 	quietFor       time.Duration
+	kaRecv         uint64 // KEEPALIVE2 frames received
+	kaRecvTick     uint64 // kaRecv at the last tick
 
 	tick    time.Duration
 	timers  [nTimers]timerRef // conntimers.go

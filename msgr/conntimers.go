@@ -33,9 +33,24 @@ func (c *Connection) armTimerLocked(slot int, after time.Duration, f func()) {
 	c.timers[slot] = timerRef{on: c.center, id: c.center.CreateTimeEvent(after, f)}
 }
 
-// armTickLocked schedules the next tick of generation g.
+// armTickLocked schedules the next tick of generation g. Ticks fall on a
+// grid of c.tick common to the process (tickGrid), so the connections of a
+// centre with the same period tick in one wake-up of its loop, and the
+// centres of a process at the same instant: on an idle messenger the
+// ticks are most of the wake-ups.
 func (c *Connection) armTickLocked(g uint64) {
-	c.armTimerLocked(tmTick, c.tick, func() { c.onTick(g) })
+	c.cancelTimerLocked(tmTick)
+	when := tickGrid(time.Now(), c.tick)
+	c.timers[tmTick] = timerRef{on: c.center, id: c.center.CreateTimeEventAt(when, func() { c.onTick(g) })}
+}
+
+// tickEpoch is the origin of the tick grid.
+var tickEpoch = time.Now()
+
+// tickGrid is the first point of the grid of period d after now.
+func tickGrid(now time.Time, d time.Duration) time.Time {
+	since := now.Sub(tickEpoch)
+	return tickEpoch.Add(since - since%d + d)
 }
 
 // cancelTimerLocked cancels slot's timer (owner goroutine). Deleting one

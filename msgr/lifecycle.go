@@ -115,6 +115,9 @@ func (c *Connection) installSocketLocked(sock netstack.ConnectedSocket, leftover
 	c.resetWriteLocked()
 	c.wbuf = append(c.wbuf, leftover...)
 	c.idleFor, c.quietFor = 0, 0
+	// The first tick comes at the next point of the tick grid, maybe at
+	// once: the new socket counts as incoming bytes for it.
+	c.readSinceTick = true
 	c.handler = c.handlerFor(g)
 	if err := c.center.CreateFileEvent(c.fd, netstack.EventReadable, c.handler); err != nil {
 		c.faultLocked(fmt.Errorf("msgr: register socket: %w", err))
@@ -157,13 +160,28 @@ func (c *Connection) handlerFor(g uint64) netstack.FileHandler {
 		if mask&netstack.EventWritable != 0 || (mask&netstack.EventReadable != 0 && c.wantWrite) {
 			c.flushLocked(c.moreQueuedLocked())
 		}
+		quiet := -1
 		if mask&netstack.EventReadable != 0 && c.gen == g && c.sock != nil {
+			msgs, acks, kas := c.stats.msgsRecv.Load(), c.stats.kaAcks.Load(), c.kaRecv
 			c.readLocked()
+			if c.stats.msgsRecv.Load() == msgs {
+				// Keepalive frames only: no busy polling after them, nor
+				// after the completion of the KEEPALIVE2_ACK sent back.
+				switch {
+				case c.kaRecv != kas:
+					quiet = 1
+				case c.stats.kaAcks.Load() != acks:
+					quiet = 0
+				}
+			}
 		}
 		if c.gen == g && c.state == stReady && len(c.post) == 0 {
 			// (with deliveries pending, the write happens after them so that
 			// replies carry the ack instead of a separate ACK frame)
 			c.writeReadyLocked()
+		}
+		if quiet >= 0 && c.gen == g {
+			c.center.Quiet(quiet)
 		}
 		c.unlockAndDeliver()
 	}
@@ -230,24 +248,51 @@ func (c *Connection) onTick(g uint64) {
 		return
 	}
 	if c.state == stReady && cfg.KeepaliveInterval > 0 {
-		if c.wroteSinceTick {
-			c.quietFor = 0
-		} else {
-			c.quietFor += c.tick
-		}
-		c.wroteSinceTick = false
-		if c.quietFor >= cfg.KeepaliveInterval {
-			c.quietFor = 0
-			c.sh.mu.Lock()
-			c.sh.keepalive = true
-			c.sh.mu.Unlock()
-			c.writeReadyLocked()
-		}
+		c.keepaliveTickLocked(cfg.KeepaliveInterval)
 	}
 	if c.gen == g {
 		c.armTickLocked(g)
 	}
 	c.unlockAndDeliver()
+}
+
+// keepaliveTickLocked sends a KEEPALIVE2 when the session has been quiet
+// for the keepalive interval (owner goroutine, at a tick of a ready
+// session). Quiet means no message written; the KEEPALIVE2 itself is not
+// traffic, so an idle session sends one per interval. One end of a session
+// keeping it alive is enough: its peer's KEEPALIVE2_ACK is incoming bytes
+// for its idle timeout, and the KEEPALIVE2s are for the peer's (Ceph's
+// clients keep their sessions alive, the daemons only answer). So the end
+// that did not initiate the session counts a KEEPALIVE2 received as
+// traffic, and sends its own only after twice the interval without one (a
+// peer with keepalives off): an idle session costs one frame each way per
+// interval, not two. The sends ask the centre not to busy-poll for their
+// completion (EventCenter.Quiet).
+func (c *Connection) keepaliveTickLocked(interval time.Duration) {
+	quiet := !c.wroteSinceTick
+	if !c.initiated.Load() {
+		quiet = quiet && c.kaRecv == c.kaRecvTick
+		interval *= 2
+	}
+	c.wroteSinceTick, c.kaRecvTick = false, c.kaRecv
+	if !quiet {
+		c.quietFor = 0
+		return
+	}
+	c.quietFor += c.tick
+	if c.quietFor < interval {
+		return
+	}
+	c.quietFor = 0
+	c.sh.mu.Lock()
+	c.sh.keepalive = true
+	c.sh.mu.Unlock()
+	sent := c.stats.msgsSent.Load()
+	c.writeReadyLocked()
+	if c.stats.msgsSent.Load() == sent && c.state == stReady {
+		c.wroteSinceTick = false
+		c.center.Quiet(1)
+	}
 }
 
 // faultLocked handles a connection error (owner goroutine): lossy sessions

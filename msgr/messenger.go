@@ -189,23 +189,21 @@ func (m *Messenger) sockOpts() netstack.SocketOptions {
 		Backlog: m.cfg.TCPListenBacklog}
 }
 
-// tickPeriod is the connection timer period: fine enough for the keepalive
-// interval and idle timeout.
+// tickPeriod is the connection timer period: the keepalive interval, or
+// a quarter of the idle timeout when that is shorter or keepalives are
+// off. A tick sends a KEEPALIVE2 when the interval before it carried no
+// message (onTick) and checks the idle timeout, usually many intervals
+// long, so an idle connection wakes its centre once per interval.
 func (m *Messenger) tickPeriod() time.Duration {
-	t := time.Duration(0)
-	for _, d := range []time.Duration{m.cfg.KeepaliveInterval, m.cfg.ConnectionIdleTimeout} {
-		if d > 0 && (t == 0 || d < t) {
-			t = d
-		}
+	ka, idle := m.cfg.KeepaliveInterval, m.cfg.ConnectionIdleTimeout
+	t := idle / 4
+	if ka > 0 && (t <= 0 || ka < t) {
+		t = ka
 	}
-	if t == 0 {
+	if t <= 0 {
 		return 0
 	}
-	t /= 4
-	if t < 5*time.Millisecond {
-		t = 5 * time.Millisecond
-	}
-	return t
+	return max(t, 5*time.Millisecond)
 }
 
 // SetPolicy sets the policy of connections to peers of entityType.

@@ -92,6 +92,7 @@ func (c *Connection) handleFrameLocked(tag msgr2.Tag, segs [4][]byte) {
 			c.faultLocked(fmt.Errorf("msgr: bad KEEPALIVE2: %w", err))
 			return
 		}
+		c.kaRecv++
 		ack := msgr2.Keepalive2Ack{Timestamp: k.Timestamp}
 		c.appendFrameLocked(msgr2.TagKeepalive2Ack, ack.Marshal(c.cbuf[:0]))
 		return

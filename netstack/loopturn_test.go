@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,6 +109,49 @@ func TestPollerSpinWindow(t *testing.T) {
 		require.LessOrEqual(t, p.polls.Load()-before, int64(2*wakes+2))
 		require.GreaterOrEqual(t, p.polls.Load(), int64(4), "the empty poll after the work")
 	})
+}
+
+// pendingPoller finds one piece of work each time the test queues one.
+type pendingPoller struct {
+	pending, arms atomic.Int64
+}
+
+func (p *pendingPoller) Poll() int { return int(p.pending.Swap(0)) }
+func (p *pendingPoller) Arm() bool { p.arms.Add(1); return true }
+
+// TestPollerQuiet: after Quiet(1) the work of this wake-up and of the next
+// one opens no spin window (the loop arms and sleeps at once, though the
+// window is an hour); the wake-up after that spins as usual, and a
+// spinning loop ignores Quiet.
+func TestPollerQuiet(t *testing.T) {
+	c := startCenter(t)
+	p := &pendingPoller{}
+	defer c.AddPoller(p, time.Hour)()
+	asleep := func(arms int64) {
+		testenv.WaitFor(t, waitLimit, "the loop to arm and sleep", func() bool {
+			return p.arms.Load() >= arms && c.sleeping.Load()
+		}, func() string { return fmt.Sprintf("%d arms, %+v", p.arms.Load(), c.PollStats()) })
+	}
+	asleep(1)
+	for i, quiet := range []bool{true, false} {
+		arms := p.arms.Load()
+		require.NoError(t, c.Submit(func() {
+			if quiet {
+				c.Quiet(1)
+			}
+			p.pending.Store(1)
+		}))
+		asleep(arms + 1)
+		require.Zero(t, c.PollStats().Windows, "wake-up %d opened a spin window", i)
+	}
+	arms := p.arms.Load()
+	require.NoError(t, c.Submit(func() { p.pending.Store(1) }))
+	testenv.WaitFor(t, waitLimit, "a spin window", func() bool { return c.PollStats().Windows == 1 },
+		func() string { return fmt.Sprintf("%+v", c.PollStats()) })
+	require.NoError(t, c.Submit(func() { c.Quiet(5); p.pending.Store(1) }))
+	require.NoError(t, c.Submit(func() {}))
+	require.Equal(t, arms, p.arms.Load(), "a spinning loop armed after Quiet")
+	require.False(t, c.sleeping.Load())
 }
 
 // TestPollerArmFalseRepolls: an Arm that reports work is followed by a Poll

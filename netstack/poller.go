@@ -49,7 +49,10 @@ type pollState struct {
 	spinning  bool          // a poll found work and the window after it is open
 	idleSince time.Time     // first empty turn of the current window (zero: not yet)
 	turns     uint64        // non-blocking turns, for the checks and the yield
-	stats     pollCounters
+	// quiet: work found by the pollers opens no spin window until the
+	// loop has gone to sleep this many times (Quiet).
+	quiet int
+	stats pollCounters
 }
 
 // pollCounters are the centre's polling counters (written on the loop, read
@@ -143,10 +146,11 @@ func (c *EventCenter) pollTurn() bool {
 		}
 	}
 	switch {
-	case work > 0:
+	case work > 0 && (ps.spinning || ps.quiet == 0):
 		if !ps.spinning {
 			ps.stats.windows.Add(1)
 		}
+		ps.quiet = 0 // traffic: the spinning goes on as usual
 		ps.stats.busyTurns.Add(1)
 		ps.spinning = true
 		ps.idleSince = time.Time{}
@@ -170,6 +174,9 @@ func (c *EventCenter) pollTurn() bool {
 			ps.stats.turns.Store(ps.turns)
 			ps.spinning = false
 			ps.idleSince = time.Time{}
+			if ps.quiet > 0 {
+				ps.quiet--
+			}
 			return false
 		}
 		// Work arrived while arming: poll again instead of sleeping.
@@ -185,6 +192,19 @@ func (c *EventCenter) pollTurn() bool {
 		runtime.Gosched()
 	}
 	return true
+}
+
+// Quiet tells a loop that is not spinning that the work its callbacks
+// handle now predicts no traffic (a keepalive and its ack): what its
+// pollers find in this wake-up and in the next `wakeups` ones opens no
+// spin window, so the loop re-arms and sleeps at once (a keepalive's
+// send completion is such a later wake-up). Busy polling exists to catch
+// the next message of a flow; after a keepalive none is coming, and in
+// the emulated VM each idle ms_async_rdma_polling_us window cost about
+// 1 ms of CPU. A loop already spinning goes on spinning, and work found
+// while it spins ends the quiet. Loop goroutine only.
+func (c *EventCenter) Quiet(wakeups int) {
+	c.polling.quiet = max(c.polling.quiet, wakeups+1)
 }
 
 // armAll calls Arm on every poller (all of them, so each one's notification

@@ -59,6 +59,13 @@ func (c *EventCenter) CreateTimeEvent(after time.Duration, f func()) TimerID {
 	return c.createTimerAt(time.Now().Add(after), f)
 }
 
+// CreateTimeEventAt is CreateTimeEvent with an absolute deadline: time
+// events that share one (periodic ticks aligned to a common grid) cost the
+// loop one wake-up. Loop goroutine only.
+func (c *EventCenter) CreateTimeEventAt(when time.Time, f func()) TimerID {
+	return c.createTimerAt(when, f)
+}
+
 func (c *EventCenter) createTimerAt(when time.Time, f func()) TimerID {
 	ts := &c.timers
 	var t *timer

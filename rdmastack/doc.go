@@ -40,7 +40,11 @@
 // not sleep; then it acknowledges the channel events, re-arms both CQs
 // (ibv_req_notify_cq), polls once more (a completion that arrived before the
 // arm would otherwise be missed) and sleeps in epoll with the channel fds
-// registered, so an idle worker costs nothing. The dispatcher goroutine
+// registered, so an idle worker costs nothing. Keepalive frames open no
+// spin window (the messenger calls netstack.EventCenter.Quiet when it sent
+// or read only those): an idle connection with keepalives costs a wake-up
+// for each keepalive frame and its send completion, no polling between
+// (msgr's package doc has the numbers). The dispatcher goroutine
 // still owns the device's async events and QP retirement; a retired QP on
 // a worker pair is destroyed only once its beacon completed and that
 // worker polled both its CQs empty after it.

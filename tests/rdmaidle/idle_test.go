@@ -3,6 +3,7 @@ package rdmaidle
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
@@ -58,13 +59,15 @@ func start(t *testing.T, cfg *config.Config, name msgr.EntityName, bind string, 
 // message on each so every QP and the poller have been busy, then leaves
 // them idle: after ms_async_rdma_polling_us the process must use under 5%
 // of a core, measured as CPU time over a 5 s window, with keepalives off
-// (strictly no traffic). With keepalives every second (both ends of every
-// connection send them) the connections must stay up and the keepalives be
-// acknowledged; issue 9's goal for that case, under 2% of a core, is not
-// met in the Soft-RoCE VM (12-44% there, two thirds of it system time, about
-// 25 messages a second; with ms_async_rdma_polling_us = 0, no busy polling
-// at all, it is no lower), so its CPU limit is checked only with
-// RDMAIDLE_KEEPALIVE_CPU=1.
+// (strictly no traffic). With keepalives every second (the client ends send
+// them, the server ends answer: msgr's package doc) the connections must
+// stay up and the keepalives be acknowledged; issue 9's goal for that case,
+// under 2% of a core, is not met in the Soft-RoCE VM: 2.8-8.4% there, 4.7%
+// the median of 7 runs alternating with the code before (median 21%, when
+// both ends sent keepalives and every completion opened a busy-poll
+// window), and up to 19% while the host is loaded (the event counts stay
+// the same: 8 frames a second, no spin window). So its CPU limit is checked
+// only with RDMAIDLE_KEEPALIVE_CPU=1.
 func TestIdleCPU(t *testing.T) {
 	devA := rdmatest.DeviceA(t)
 	devB := devA
@@ -146,6 +149,15 @@ func TestIdleCPU(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, pprof.StartCPUProfile(f))
 				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+			if cmd := os.Getenv("RDMAIDLE_WINDOW_CMD"); cmd != "" {
+				// diagnostics: a command run during the window (perf,
+				// strace -p "$RDMAIDLE_PID"), waited for after it
+				x := exec.Command("sh", "-c", cmd)
+				x.Env = append(os.Environ(), fmt.Sprintf("RDMAIDLE_PID=%d", os.Getpid()), "RDMAIDLE_CASE="+tc.name)
+				x.Stdout, x.Stderr = os.Stderr, os.Stderr
+				require.NoError(t, x.Start())
+				defer func() { _ = x.Wait() }()
 			}
 			user0, sys0, err := rdmatest.ProcCPUSplit()
 			require.NoError(t, err)

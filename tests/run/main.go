@@ -7,9 +7,10 @@
 //
 // "all" first builds the RDMA test binaries (one go test -c) while podman
 // builds the container image, then boots the VM (whose container tests
-// wait for the image) and runs the host half beside it: the VM's guest waits on timers and its emulated wire much of
-// the time, and the fuzzers fill those gaps, so the two halves together
-// take about as long as the VM alone. The VM's console goes to
+// wait for the image) and runs the host half beside it: the VM's guest
+// waits on timers and its emulated wire much of the time, and the fuzzers
+// fill those gaps, so the two halves together take about as long as the
+// VM alone. The VM's console goes to
 // .build/rdmatests/console.log and is printed after the host half.
 //
 // Environment: CI (a skip is a failure), FUZZTIME (one -fuzztime for every

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"testing"
@@ -222,10 +223,7 @@ func connectCloseNoLeaks(t *testing.T, cycles, sendMsgSize int) {
 	// is final.
 	rdmatest.WaitResources(t, rdmatest.Counts{"qp": base["qp"]}, 30*time.Second)
 	grown := poolMRs(srvStack, cliStack) - basePools
-	want := rdmatest.Counts{}
-	for k, v := range base {
-		want[k] = v
-	}
+	want := maps.Clone(base)
 	want["mr"] += grown
 	after := rdmatest.WaitResources(t, want, 30*time.Second)
 	t.Logf("after %d cycles: %v (diff %v, pool blocks grown %d); server rdma %s; client rdma %s", cycles, after,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	rtrace "runtime/trace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,8 +33,16 @@ func main() {
 			}
 		}
 	}
+	// RDMAPERF_GOTRACE=FILE writes a Go execution trace (go tool trace):
+	// which goroutine woke which, and when a thread slept or a P moved.
+	if f := os.Getenv("RDMAPERF_GOTRACE"); f != "" {
+		if out, err := os.Create(f); err == nil && rtrace.Start(out) == nil {
+			defer rtrace.Stop()
+		}
+	}
 	code := mainCode()
 	pprof.StopCPUProfile()
+	rtrace.Stop()
 	os.Exit(code)
 }
 

@@ -206,9 +206,7 @@ func runMsgr(ctx context.Context, p *perf.Params, oob *perf.OOB, h raw.Hooks, st
 				h.BeforeSize(size)
 			}
 			oob.StartWatch(time.Duration(p.Duration+600) * time.Second)
-			for !oob.PeerDone.Load() {
-				time.Sleep(time.Millisecond)
-			}
+			<-oob.PeerDoneC()
 			if _, err := oob.Finish(0, nil); err != nil {
 				return err
 			}

@@ -479,5 +479,6 @@ The raw tests run with one P and crossings into C of at most 15 µs, so that
 the runtime neither retakes the poller's P nor wakes another thread
 (RDMAPERF_PROCS, RDMAPERF_SPIN_US change that). GODEBUG=cgocheck=0 removes
 the runtime's pointer checks from every verbs crossing (the shim passes only
-C memory); RDMAPERF_CPUPROFILE=FILE writes a pprof CPU profile.
+C memory); RDMAPERF_CPUPROFILE=FILE writes a pprof CPU profile,
+RDMAPERF_GOTRACE=FILE a Go execution trace (go tool trace).
 `

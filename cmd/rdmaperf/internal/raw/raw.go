@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/asyncmsgr/asyncmsgr/cmd/rdmaperf/internal/perf"
 	"github.com/asyncmsgr/asyncmsgr/verbs"
@@ -333,11 +334,11 @@ func (r *res) runSize(size int) error {
 	return nil
 }
 
-func runLimit(p *perf.Params) (d timeDur) {
+func runLimit(p *perf.Params) time.Duration {
 	if p.Duration > 0 {
-		return timeDur(int64(p.Duration+120) * 1e9)
+		return time.Duration(p.Duration+120) * time.Second
 	}
-	return timeDur(int64(600) * 1e9)
+	return 600 * time.Second
 }
 
 func rttFactor(p *perf.Params) int {

@@ -93,8 +93,6 @@ func (r *res) step(recv []verbs.RecvRequest, send []verbs.WorkRequest, sw *verbs
 
 // waitPeer waits for the peer's end of the run (the passive side).
 func (r *res) waitPeer() error {
-	for !r.oob.PeerDone.Load() {
-		sleepShort()
-	}
+	<-r.oob.PeerDoneC()
 	return nil
 }

@@ -1,7 +1,0 @@
-package raw
-
-import "time"
-
-type timeDur = time.Duration
-
-func sleepShort() { time.Sleep(200 * time.Microsecond) }

@@ -25,8 +25,7 @@ func TestConnectionRace(t *testing.T) {
 		// a second under emulation).
 		iters = 100
 	}
-	var mode string
-	newCfg := func() *config.Config {
+	newCfg := func() *config.Config { // called by two lanes at once
 		cfg := msgrsuite.Config("rdma")
 		small(cfg, dev, gid)
 		// two messengers per race, a thousand races, 4-byte messages:
@@ -40,9 +39,9 @@ func TestConnectionRace(t *testing.T) {
 		// faults and worse only: the emulated VM's time is not for
 		// formatting every handshake step of two thousand messengers
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		mode = cfg.RDMAPollingMode
 		return cfg
 	}
+	mode := newCfg().RDMAPollingMode
 	start := time.Now()
 	msgrsuite.ConnectionRace(t, newCfg, iters, 20)
 	t.Logf("%d connection races over rdma (%s, %s polling) took %v", iters, dev, mode, time.Since(start))

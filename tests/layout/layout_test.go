@@ -1,12 +1,11 @@
 package layout_test
 
 import (
-	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -73,11 +72,11 @@ func TestFilesOfOneJob(t *testing.T) {
 		switch {
 		case strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go"):
 			if n := lines(body); n > maxGoLines {
-				over = append(over, rel+": "+strconv.Itoa(n)+" lines (a non-test .go file: at most 600)")
+				over = append(over, fmt.Sprintf("%s: %d lines (a non-test .go file: at most %d)", rel, n, maxGoLines))
 			}
 		case (strings.HasPrefix(rel, "soft-roce/") || strings.HasPrefix(rel, "tests/")) && isScript(path, body):
 			if n := lines(body); n > maxScriptLines {
-				over = append(over, rel+": "+strconv.Itoa(n)+" lines (a script: at most 120; write it in Go)")
+				over = append(over, fmt.Sprintf("%s: %d lines (a script: at most %d; write it in Go)", rel, n, maxScriptLines))
 			}
 		}
 	})
@@ -93,11 +92,10 @@ func TestNoRuntimeStackOutsideTests(t *testing.T) {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return
 		}
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		for n := 1; sc.Scan(); n++ {
-			if strings.Contains(sc.Text(), "runtime.Stack(") {
+		for n, line := range bytes.Split(body, []byte("\n")) {
+			if bytes.Contains(line, []byte("runtime.Stack(")) {
 				rel, _ := filepath.Rel(top, path)
-				found = append(found, rel+":"+strconv.Itoa(n))
+				found = append(found, fmt.Sprintf("%s:%d", rel, n+1))
 			}
 		}
 	})

@@ -58,8 +58,8 @@
 // 2.8-8.4 % of a core in worker mode, median 4.7 % of 7 runs (9-27 %,
 // median 21 %, when both ends sent keepalives and every completion opened
 // a 1 ms spin window), and up to 19 % while the host was loaded: system
-// time, the emulated kernel's rxe, epoll and clock reads (hpet), is most
-// of it (tests/rdmaidle).
+// time, the emulated kernel's rxe, epoll and clock reads (the guest then
+// read hpet; it reads the TSC now), is most of it (tests/rdmaidle).
 //
 // Threading: every Connection is driven by exactly one EventCenter goroutine
 // at a time (its worker's; a lossless server session adopting a reconnected

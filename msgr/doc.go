@@ -55,11 +55,9 @@
 // polling (the centre is told, EventCenter.Quiet, that keepalive frames
 // predict no traffic). In the Soft-RoCE VM (qemu TCG, 2 vCPUs) 4 idle rdma
 // connections with 1 s keepalives, both ends in one process, measured
-// 2.8-8.4 % of a core in worker mode, median 4.7 % of 7 runs (9-27 %,
-// median 21 %, when both ends sent keepalives and every completion opened
-// a 1 ms spin window), and up to 19 % while the host was loaded: system
-// time, the emulated kernel's rxe, epoll and clock reads (the guest then
-// read hpet; it reads the TSC now), is most of it (tests/rdmaidle).
+// 1.0-2.2 % of a core in worker mode, median 1.6 % of 5 runs, and 3.6-5.2 %
+// in dispatcher mode (tests/rdmaidle; before the guest read the TSC, every
+// clock read trapped and worker mode's median was 4.7 %).
 //
 // Threading: every Connection is driven by exactly one EventCenter goroutine
 // at a time (its worker's; a lossless server session adopting a reconnected

@@ -25,6 +25,7 @@ type Counters struct {
 	// the WRs they carried (each at least the merge target, 3 or more).
 	MergePosts, MergePostedWRs atomic.Uint64
 	AsyncEvents                atomic.Uint64
+	CQResizes                  atomic.Uint64 // CQs grown for more QPs (cqroom.go)
 	RXDeficit                  atomic.Uint64 // RX reposts that had to wait for a free chunk
 	// RDMA WRITE of large payloads (ms_async_rdma_send_msg_size > 0):
 	// WRITE WRs posted and their bytes, receive buffers advertised to
@@ -52,6 +53,7 @@ type Stats struct {
 	MergeDeferred                uint64
 	MergePosts, MergePostedWRs   uint64
 	AsyncEvents, RXDeficit       uint64
+	CQResizes                    uint64
 	WriteWRs, WriteBytes         uint64
 	AdvertsSent, AdvertsRecv     uint64
 	WriteFallbacks               uint64
@@ -85,7 +87,7 @@ func (d *Dispatcher) Stats() Stats {
 		Posts: d.C.Posts.Load(), PostedWRs: d.C.PostedWRs.Load(),
 		MergeEnter: d.C.MergeEnter.Load(), MergeLeave: d.C.MergeLeave.Load(), MergeDeferred: d.C.MergeDeferred.Load(),
 		MergePosts: d.C.MergePosts.Load(), MergePostedWRs: d.C.MergePostedWRs.Load(),
-		AsyncEvents: d.C.AsyncEvents.Load(), RXDeficit: d.C.RXDeficit.Load(),
+		AsyncEvents: d.C.AsyncEvents.Load(), RXDeficit: d.C.RXDeficit.Load(), CQResizes: d.C.CQResizes.Load(),
 		WriteWRs: d.C.WriteWRs.Load(), WriteBytes: d.C.WriteBytes.Load(),
 		AdvertsSent: d.C.AdvertsSent.Load(), AdvertsRecv: d.C.AdvertsRecv.Load(),
 		WriteFallbacks: d.C.WriteFallbacks.Load(),

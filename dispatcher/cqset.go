@@ -28,10 +28,12 @@ type CQSet struct {
 	// CQs that finds nothing (then nothing more of theirs can complete).
 	beacons              []*entry
 	txUnacked, rxUnacked int
+
+	room cqRoom // the QPs created on the set
 }
 
 // NewCQSet makes a CQ pair on the dispatcher's device, sized like the
-// shared ones. Dispatcher.Close destroys it after the QPs on it.
+// shared ones (cqRoom). Dispatcher.Close destroys it after the QPs on it.
 func (d *Dispatcher) NewCQSet() (_ *CQSet, err error) {
 	s := &CQSet{d: d, wcs: make([]verbs.WorkCompletion, 2*MaxPoll), touched: make([]*entry, 0, MaxPoll), rets: make([]uint32, 0, MaxPoll)}
 	defer func() {
@@ -49,12 +51,12 @@ func (d *Dispatcher) NewCQSet() (_ *CQSet, err error) {
 }
 
 // makeCQPair creates two completion channels and a TX and an RX CQ on them,
-// of the configured depth (bounded by the device); on error the caller
-// closes whatever was made.
+// sized for one QP (cqRoom grows them) or of the configured depth, bounded
+// by the device; on error the caller closes whatever was made.
 func (d *Dispatcher) makeCQPair(what string, txCh, rxCh **verbs.CompChannel, txCQ, rxCQ **verbs.CQ) (err error) {
-	depth := d.opts.CQDepth
-	if d.dev.MaxCQE > 0 && depth > d.dev.MaxCQE {
-		depth = d.dev.MaxCQE
+	txDepth, rxDepth := d.cqDepths()
+	if d.dev.MaxCQE > 0 {
+		txDepth, rxDepth = min(txDepth, d.dev.MaxCQE), min(rxDepth, d.dev.MaxCQE)
 	}
 	if *txCh, err = d.ctx.CreateCompChannel(); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
@@ -62,11 +64,11 @@ func (d *Dispatcher) makeCQPair(what string, txCh, rxCh **verbs.CompChannel, txC
 	if *rxCh, err = d.ctx.CreateCompChannel(); err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	if *txCQ, err = d.ctx.CreateCQ(depth, *txCh, 0); err != nil {
-		return fmt.Errorf("dispatcher: %sTX CQ of %d: %w", what, depth, err)
+	if *txCQ, err = d.ctx.CreateCQ(txDepth, *txCh, 0); err != nil {
+		return fmt.Errorf("dispatcher: %sTX CQ of %d: %w", what, txDepth, err)
 	}
-	if *rxCQ, err = d.ctx.CreateCQ(depth, *rxCh, 0); err != nil {
-		return fmt.Errorf("dispatcher: %sRX CQ of %d: %w", what, depth, err)
+	if *rxCQ, err = d.ctx.CreateCQ(rxDepth, *rxCh, 0); err != nil {
+		return fmt.Errorf("dispatcher: %sRX CQ of %d: %w", what, rxDepth, err)
 	}
 	return nil
 }

@@ -37,9 +37,6 @@ func CtlID() uint64 { return kindCtl }
 // MaxPoll is how many completions one poll call takes from a CQ.
 const MaxPoll = 32
 
-// DefaultCQDepth is Ceph's CQ depth (bounded by what the device allows).
-const DefaultCQDepth = 30000
-
 // RxItem is one received SEND handed to its connection: the chunk of the RX
 // pool holding Len bytes, with the connection's receive sequence number
 // (assigned at completion, consecutive from 0). Len 0 without HasImm is the
@@ -87,8 +84,14 @@ type Options struct {
 	PollingUS    int
 	HugePages    bool
 	// Logger receives the dispatcher's log lines (nil: slog.Default()).
-	Logger        *slog.Logger
-	CQDepth       int // 0: DefaultCQDepth
+	Logger *slog.Logger
+	// CQDepth fixes every CQ's size (bounded by the device); 0 sizes each
+	// CQ pair for the QPs on it, growing it as QPs are added (cqroom.go).
+	CQDepth int
+	// CtlWRsPerQP bounds the send WRs without a TX chunk (FIN, WRITE-mode
+	// advertisements) one QP may have outstanding (0: DefaultCtlWRsPerQP);
+	// the CQ sizing counts on it.
+	CtlWRsPerQP   int
 	RXBlockChunks int // 0: RecvQueueLen
 	// Context, when set, is used instead of opening DeviceName: the rdma_cm
 	// path passes librdmacm's context of the device (CMID.Context), whose
@@ -109,6 +112,8 @@ type Dispatcher struct {
 	txCh, rxCh *verbs.CompChannel
 	txCQ, rxCQ *verbs.CQ
 	srq        *verbs.SRQ
+	srqDepth   int    // receive WRs the SRQ is kept filled with
+	room       cqRoom // the shared CQ pair's QPs
 	tx, rx     *mempool.Pool
 	wakeFD     int
 
@@ -146,8 +151,8 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 	if opts.Port <= 0 {
 		opts.Port = 1
 	}
-	if opts.CQDepth <= 0 {
-		opts.CQDepth = DefaultCQDepth
+	if opts.CtlWRsPerQP <= 0 {
+		opts.CtlWRsPerQP = DefaultCtlWRsPerQP
 	}
 	if opts.RecvQueueLen <= 0 {
 		opts.RecvQueueLen = 4096
@@ -185,9 +190,6 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 	if d.pd, err = d.ctx.AllocPD(); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	if err = d.makeCQPair("", &d.txCh, &d.rxCh, &d.txCQ, &d.rxCQ); err != nil {
-		return nil, err
-	}
 	if d.tx, err = mempool.NewTX(d.pd, mempool.Options{ChunkSize: opts.ChunkSize, Count: opts.SendBuffers, HugePages: opts.HugePages, Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
@@ -206,9 +208,14 @@ func Open(opts Options) (_ *Dispatcher, err error) {
 		if d.srq, err = d.pd.CreateSRQ(verbs.SRQInitAttr{MaxWR: n, MaxSGE: 1, Limit: n / 8}); err != nil {
 			return nil, fmt.Errorf("dispatcher: SRQ of %d: %w", n, err)
 		}
+		d.srqDepth = n
 		d.srqBatch = repostBatch(n)
 		d.srqDeficit.Store(int64(n))
 		d.refillSRQ()
+	}
+	// The CQs come last: their size follows from the pools and the SRQ.
+	if err = d.makeCQPair("", &d.txCh, &d.rxCh, &d.txCQ, &d.rxCQ); err != nil {
+		return nil, err
 	}
 	if d.wakeFD, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("dispatcher: eventfd: %w", err)

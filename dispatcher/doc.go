@@ -30,10 +30,11 @@
 // Files: dispatcher.go (options, Open, Start, Close), qp.go (the QP table:
 // registration, handles, in-flight accounting, retirement requests, TX
 // space waiters), poll.go (the polling loop and the TX/RX completion
-// hand-over with receive sequencing), cqset.go (a worker's CQ pair), rxpost.go (posting receive buffers to
-// the SRQ or a QP's RQ), reap.go (moving retired QPs to ERR, the beacon,
-// destruction), async.go (device async events), counters.go (counters and
-// Stats).
+// hand-over with receive sequencing), cqset.go (a worker's CQ pair),
+// cqroom.go (sizing each CQ pair for its QPs, growing it as QPs are
+// added), rxpost.go (posting receive buffers to the SRQ or a QP's RQ),
+// reap.go (moving retired QPs to ERR, the beacon, destruction), async.go
+// (device async events), counters.go (counters and Stats).
 //
 // Owners: the poller goroutine alone owns the per-entry receive sequence,
 // RX batches and TX completion counts, and calls connections back; the QP

@@ -63,6 +63,23 @@ func (h *QPHandle) AddInflight(n int) {
 	}
 }
 
+// rqDepth is a QP's receive-queue depth without an SRQ.
+func (d *Dispatcher) rqDepth() int {
+	rq := d.opts.RecvQueueLen
+	if d.dev.MaxQPWR > 0 && rq > d.dev.MaxQPWR {
+		rq = d.dev.MaxQPWR
+	}
+	return rq
+}
+
+// roomOf is the sizing record of the CQ pair e completes on.
+func (d *Dispatcher) roomOf(e *entry) *cqRoom {
+	if e.set != nil {
+		return &e.set.room
+	}
+	return &d.room
+}
+
 // CreateQP creates an RC QP on the shared CQs (and the SRQ when enabled),
 // moves it to INIT, registers it for conn, and without SRQ posts its
 // receive buffers. The caller moves it to RTR/RTS (verbs.QP.ToRTR/ToRTS).
@@ -85,19 +102,21 @@ func (d *Dispatcher) CreateQPOn(set *CQSet, conn Conn, create func(verbs.QPInitA
 		create, toInit = d.pd.CreateQP, true
 	}
 	attr := verbs.QPInitAttr{SendCQ: d.txCQ, RecvCQ: d.rxCQ, SRQ: d.srq, MaxSendWR: d.MaxSendWR() + 1, MaxSendSGE: 1, MaxRecvSGE: 1}
+	room := &d.room
 	if set != nil {
-		attr.SendCQ, attr.RecvCQ = set.txCQ, set.rxCQ
+		attr.SendCQ, attr.RecvCQ, room = set.txCQ, set.rxCQ, &set.room
 	}
 	rq := 0
 	if d.srq == nil {
-		rq = d.opts.RecvQueueLen
-		if d.dev.MaxQPWR > 0 && rq > d.dev.MaxQPWR {
-			rq = d.dev.MaxQPWR
-		}
+		rq = d.rqDepth()
 		attr.MaxRecvWR = rq
+	}
+	if err := d.reserve(room, attr.SendCQ, attr.RecvCQ); err != nil {
+		return nil, err
 	}
 	qp, err := create(attr)
 	if err != nil {
+		room.release()
 		return nil, fmt.Errorf("dispatcher: create QP: %w", err)
 	}
 	if toInit {
@@ -105,6 +124,7 @@ func (d *Dispatcher) CreateQPOn(set *CQSet, conn Conn, create func(verbs.QPInitA
 		ip.Port = d.opts.Port
 		if err := qp.ToInit(ip); err != nil {
 			_ = qp.Close()
+			room.release()
 			return nil, fmt.Errorf("dispatcher: QP to INIT: %w", err)
 		}
 	}

@@ -47,6 +47,7 @@ func (d *Dispatcher) reap(destroy bool) {
 			d.log.Warn("dispatcher: destroy QP", "qpn", e.qp.Num(), "err", err)
 		}
 		d.C.QPsDestroyed.Add(1)
+		d.roomOf(e).release()
 		d.mu.Lock()
 		delete(d.byQPN, e.qp.Num())
 		d.mu.Unlock()

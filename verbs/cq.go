@@ -131,6 +131,23 @@ func copyWCs(dst []WorkCompletion, src []cshim.WC) {
 	}
 }
 
+// Resize grows (or shrinks) the CQ to at least cqe entries, keeping the
+// completions it holds (ibv_resize_cq). The provider serialises it with
+// polling, so the CQ's poller may keep polling; Size reports the new size
+// once it returns. Only one goroutine may resize a CQ at a time.
+func (cq *CQ) Resize(cqe int) error {
+	const op = "ibv_resize_cq"
+	if cq == nil || cq.n.isClosed() {
+		return goneErr(op)
+	}
+	size, err := cshim.ResizeCQ(cq.h, cqe)
+	if err != nil {
+		return opErr(op, err)
+	}
+	cq.size = size
+	return nil
+}
+
 // ReqNotify arms the CQ: the channel becomes readable at the next
 // completion (or the next solicited one).
 func (cq *CQ) ReqNotify(solicitedOnly bool) error {

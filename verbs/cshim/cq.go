@@ -48,6 +48,16 @@ func CreateCQ(ctx uintptr, cqe int, ch uintptr, vector int) (cq uintptr, size in
 	return handle(unsafe.Pointer(c)), int(c.cqe), nil
 }
 
+// ResizeCQ calls ibv_resize_cq. It returns the new actual size.
+func ResizeCQ(cq uintptr, cqe int) (size int, err error) {
+	c := (*C.struct_ibv_cq)(ptr(cq))
+	rc, e := C.ibv_resize_cq(c, C.int(cqe))
+	if err := ibvErr(rc, e); err != nil {
+		return 0, err
+	}
+	return int(c.cqe), nil
+}
+
 // DestroyCQ calls ibv_destroy_cq.
 func DestroyCQ(cq uintptr) error {
 	rc, err := C.ibv_destroy_cq((*C.struct_ibv_cq)(ptr(cq)))

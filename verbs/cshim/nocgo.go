@@ -48,6 +48,7 @@ func DestroyCompChannel(ch uintptr) error                           { return err
 func CreateCQ(ctx uintptr, cqe int, ch uintptr, vector int) (cq uintptr, size int, err error) {
 	return 0, 0, errNoCgo
 }
+func ResizeCQ(cq uintptr, cqe int) (int, error)        { return 0, errNoCgo }
 func DestroyCQ(cq uintptr) error                       { return errNoCgo }
 func ReqNotifyCQ(cq uintptr, solicitedOnly bool) error { return errNoCgo }
 func GetCQEvent(ch uintptr) (uintptr, error)           { return 0, errNoCgo }

@@ -177,6 +177,7 @@ type Connection struct {
 	ownFrame      bool   // rbuf is a buffer of exactly the current frame
 	bigFrames     bool   // the last frame was big: read with a small prefetch
 	normRBuf      []byte // the normal read buffer while ownFrame
+	ownBuf        *rxBuf // the pooled buffer rbuf is while ownFrame (nil: not pooled)
 	rbufDonated   bool   // a message took that buffer
 	pre           msgr2.Preamble
 	secInline     [msgr2.PreambleInlineLen]byte // secure mode: segment 0's inline bytes

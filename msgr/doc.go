@@ -18,6 +18,10 @@
 // holds WithSendQueueBytes or more. A Message belongs to the messenger once
 // sent: do not modify it until it is acknowledged (lossless) or written
 // (lossy). Replies arrive on the Dispatcher, m.Conn names their connection.
+// A received message of 16 KiB to 1 MiB is read into a buffer from the
+// messenger's pool; Message.Release, once the application is done with the
+// payload, returns it for the next one (an unreleased message is garbage
+// collected as usual; RxBufStats counts both).
 // Policies (SetPolicy, SetDefaultPolicy: LossyClient, LosslessClient,
 // LosslessPeer, StatelessServer, StatefulServer) say whether a session
 // drops its queue on a fault (MsHandleReset) or keeps it and reconnects with

@@ -124,7 +124,10 @@ func (c *Connection) makeRoomLocked(need int) {
 // small one, since until the session is ready only small frames are valid.
 func (c *Connection) resetReadLocked() {
 	if c.ownFrame {
-		c.rbuf, c.normRBuf, c.ownFrame = c.normRBuf, nil, false
+		if c.ownBuf != nil {
+			c.ownBuf.put() // a partly read frame: nothing refers to it
+		}
+		c.rbuf, c.normRBuf, c.ownFrame, c.ownBuf = c.normRBuf, nil, false, nil
 	}
 	c.rstart, c.rend, c.havePre = 0, 0, false
 	c.donateRBuf, c.rbufDonated = false, false
@@ -292,7 +295,14 @@ func (c *Connection) ownFrameLocked(total, avail int) int {
 	if c.pre.Tag != msgr2.TagMessage || total < ownFrameMin || avail >= total || c.ownFrame {
 		return avail
 	}
-	nb := make([]byte, min(total, max(ownFrameStep, 2*avail)))
+	var nb []byte
+	if total <= ownFrameStep {
+		// read whole into a recycled buffer (the Message's storage)
+		c.ownBuf = c.msgr.rxBufs.get(total)
+		nb = c.ownBuf.b[:total]
+	} else {
+		nb = make([]byte, max(ownFrameStep, 2*avail))
+	}
 	n := copy(nb, c.rbuf[c.rstart:c.rend])
 	c.normRBuf = c.rbuf
 	c.rbuf, c.rstart, c.rend = nb, 0, n
@@ -315,6 +325,10 @@ func (c *Connection) frameDoneLocked(segs [msgr2.MaxSegments][]byte, total int) 
 		// the own buffer held exactly this frame
 		c.rbuf, c.normRBuf, c.rstart, c.rend = c.normRBuf, nil, 0, 0
 		c.ownFrame = false
+		if c.ownBuf != nil && !c.rbufDonated {
+			c.ownBuf.put() // no message took it (a duplicate, a fault)
+		}
+		c.ownBuf = nil
 	case c.donateRBuf && c.rbufDonated:
 		rest := c.rbuf[c.rstart:c.rend]
 		nb := make([]byte, max(defaultRBuf, len(rest)))

@@ -37,6 +37,27 @@ type Message struct {
 	// the session was reset) with the connection's error. It runs on the
 	// DispatchQueue goroutine, after the dispatch of what arrived before.
 	OnDone func(m *Message, err error)
+
+	// rxBuf is the pooled buffer a received message's payload lives in
+	// (nil: the payload is ordinary memory); Release returns it.
+	rxBuf *rxBuf
+}
+
+// Release gives a received message's payload memory back to the
+// messenger, to be reused for a later message, and clears Front, Middle
+// and Data. Call it once the application is done with the payload and
+// holds no slice of it: the memory is overwritten by the next big message.
+// It is optional: a message never released is garbage collected as usual,
+// and a message whose payload is not pooled (small messages, messages over
+// 1 MiB, messages built by the application) only has its fields cleared.
+// Calling it again does nothing more. Not safe for concurrent use on one
+// Message.
+func (m *Message) Release() {
+	b := m.rxBuf
+	m.Front, m.Middle, m.Data, m.rxBuf = nil, nil, nil, nil
+	if b != nil {
+		b.put()
+	}
 }
 
 func (m *Message) prio() uint16 {

@@ -78,6 +78,7 @@ type Messenger struct {
 	authID       string
 	auth         *authConfig
 	perf         *perfState
+	rxBufs       rxBufPool    // big received messages' storage (rxbuf.go)
 	logger       *slog.Logger // from WithLogger; nil: the Config's
 	sendQBytes   int          // WithSendQueueBytes
 	log          *slog.Logger

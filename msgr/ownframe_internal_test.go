@@ -38,6 +38,18 @@ var scriptedModes = []struct {
 	}},
 }
 
+// readyScripted is a scripted server connection in a ready session (its
+// one message had seq 1) put into a mode by setup, with c.mu held until
+// the test ends.
+func readyScripted(t *testing.T, setup func(*testing.T, *Connection) frameEncoder) (*Connection, frameEncoder) {
+	c, _ := newScriptConn(t, false)
+	c.mu.Lock()
+	t.Cleanup(c.mu.Unlock)
+	feedLocked(c, fuzzFrames()[0], 4096)
+	require.Equal(t, stReady, c.state, "%v", c.sh.err)
+	return c, setup(t, c)
+}
+
 // A big message frame is read into a buffer of its own that the message
 // then owns, in secure mode too (decrypted in place there): the frame costs
 // about one buffer its size, not a read buffer grown to it and a copy out.
@@ -55,12 +67,7 @@ func TestScriptedBigFrameOwnBuffer(t *testing.T) {
 			{"below the own-buffer size", 8 << 10, 777, false},
 		} {
 			t.Run(mode.name+"/"+tc.name, func(t *testing.T) {
-				c, _ := newScriptConn(t, false)
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				feedLocked(c, fuzzFrames()[0], 4096) // a whole server session; its message has seq 1
-				require.Equal(t, stReady, c.state, "%v", c.sh.err)
-				enc := mode.setup(t, c)
+				c, enc := readyScripted(t, mode.setup)
 				big := make([]byte, tc.size)
 				for i := range big {
 					big[i] = byte(i * 7)

@@ -152,6 +152,9 @@ func (c *Connection) handleMessageLocked(segs [4][]byte) {
 		// the segments live in a read buffer allocated for this frame alone
 		c.rbufDonated = true
 		m.Front, m.Middle, m.Data = clip(segs[1]), clip(segs[2]), clip(segs[3])
+		if c.ownFrame {
+			m.rxBuf = c.ownBuf // Release recycles it
+		}
 	} else {
 		if buf == nil && fl+ml+dl > 0 {
 			buf = make([]byte, fl+ml+dl) // the message's own storage: one allocation

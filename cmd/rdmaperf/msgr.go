@@ -146,11 +146,13 @@ func (s *responder) FastDispatch(m *msgr.Message) {
 		_ = m.Conn.SendMessage(&msgr.Message{Type: msgPong, Tid: m.Tid, Data: m.Data})
 	case msgData:
 		s.got++
+		m.Release() // the payload's memory serves the next message
 		if s.got%s.ackEvery == 0 || s.got == s.total {
 			_ = m.Conn.SendMessage(&msgr.Message{Type: msgAck, Tid: s.got})
 		}
 	case msgBg:
 		s.bgGot += uint64(len(m.Data))
+		m.Release()
 		_ = m.Conn.SendMessage(&msgr.Message{Type: msgBgAck, Tid: s.bgGot})
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"github.com/asyncmsgr/asyncmsgr/verbs"
 )
 
-// DefaultCtlWRsPerQP is how many chunk-less send WRs (a FIN, WRITE-mode
-// advertisements) a QP may have outstanding when Options.CtlWRsPerQP is 0.
-const DefaultCtlWRsPerQP = 16
+// CtlWRsPerQP bounds the send WRs without a TX chunk (a FIN, WRITE-mode
+// advertisements: at most 9 in rdmastack) one QP may have outstanding; the
+// CQ sizing counts on it.
+const CtlWRsPerQP = 16
 
 // cqRoom sizes a TX/RX CQ pair for the QPs created on it, so that no CQ can
 // overrun (an overrun is fatal: the device moves every QP on the CQ to
@@ -23,7 +24,7 @@ const DefaultCtlWRsPerQP = 16
 //   - TX: a QP has at most its max_send_wr outstanding; and every data WR
 //     holds one of the pool's TX chunks until it completes, so all the QPs
 //     of a pair together have at most the pool's chunks plus each QP's
-//     chunk-less WRs (Options.CtlWRsPerQP, and the retirement beacon).
+//     chunk-less WRs (CtlWRsPerQP, and the retirement beacon).
 //   - RX with an SRQ: at most the SRQ's posted WRs, however many QPs share
 //     it; without one, each QP's receive queue.
 //
@@ -39,13 +40,13 @@ type cqRoom struct {
 // txNeed is the TX CQ entries qps QPs can fill.
 func (d *Dispatcher) txNeed(qps int) int {
 	perQP := d.MaxSendWR() + 1 // the beacon's slot
-	chunks := d.tx.Stats().Chunks + qps*(d.opts.CtlWRsPerQP+1)
+	chunks := d.tx.Stats().Chunks + qps*(CtlWRsPerQP+1)
 	return max(1, min(qps*perQP, chunks))
 }
 
 // rxNeed is the RX CQ entries qps QPs can fill.
 func (d *Dispatcher) rxNeed(qps int) int {
-	if d.opts.SupportSRQ {
+	if d.srq != nil {
 		return max(1, d.srqDepth)
 	}
 	return max(1, qps*d.rqDepth())

@@ -25,7 +25,7 @@ func TestCQsGrowWithQPs(t *testing.T) {
 	require.GreaterOrEqual(t, tx0, d.txNeed(1))
 	require.GreaterOrEqual(t, rx0, d.rxNeed(1))
 
-	const pairs, data, ctl = 8, 8, DefaultCtlWRsPerQP
+	const pairs, data, ctl = 8, 8, CtlWRsPerQP
 	var senders, receivers []*recvConn
 	for range pairs {
 		s, r := newRecvConn(t, d), newRecvConn(t, d)

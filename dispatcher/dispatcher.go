@@ -87,11 +87,7 @@ type Options struct {
 	Logger *slog.Logger
 	// CQDepth fixes every CQ's size (bounded by the device); 0 sizes each
 	// CQ pair for the QPs on it, growing it as QPs are added (cqroom.go).
-	CQDepth int
-	// CtlWRsPerQP bounds the send WRs without a TX chunk (FIN, WRITE-mode
-	// advertisements) one QP may have outstanding (0: DefaultCtlWRsPerQP);
-	// the CQ sizing counts on it.
-	CtlWRsPerQP   int
+	CQDepth       int
 	RXBlockChunks int // 0: RecvQueueLen
 	// Context, when set, is used instead of opening DeviceName: the rdma_cm
 	// path passes librdmacm's context of the device (CMID.Context), whose
@@ -150,9 +146,6 @@ type Dispatcher struct {
 func Open(opts Options) (_ *Dispatcher, err error) {
 	if opts.Port <= 0 {
 		opts.Port = 1
-	}
-	if opts.CtlWRsPerQP <= 0 {
-		opts.CtlWRsPerQP = DefaultCtlWRsPerQP
 	}
 	if opts.RecvQueueLen <= 0 {
 		opts.RecvQueueLen = 4096

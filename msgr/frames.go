@@ -301,7 +301,7 @@ func (c *Connection) ownFrameLocked(total, avail int) int {
 		c.ownBuf = c.msgr.rxBufs.get(total)
 		nb = c.ownBuf.b[:total]
 	} else {
-		nb = make([]byte, max(ownFrameStep, 2*avail))
+		nb = make([]byte, min(total, max(ownFrameStep, 2*avail)))
 	}
 	n := copy(nb, c.rbuf[c.rstart:c.rend])
 	c.normRBuf = c.rbuf

@@ -23,7 +23,8 @@ import (
 type rxBufPool struct {
 	classes [rxBufClasses]sync.Pool
 	// reused and allocated count the buffers handed out from the pool and
-	// made new; released counts Message.Release calls that returned one.
+	// made new; released counts those given back (by Message.Release, or
+	// by the messenger for a frame no message took).
 	reused, allocated, released atomic.Uint64
 }
 
@@ -73,8 +74,9 @@ func (b *rxBuf) put() {
 // RxBufStats are the receive-buffer pool's counters (RxBufStats).
 type RxBufStats struct {
 	// Reused and Allocated count the buffers big messages were read into,
-	// taken from the pool and made new; Released counts the buffers
-	// Message.Release gave back.
+	// taken from the pool and made new; Released counts the buffers given
+	// back: by Message.Release, or by the messenger for a frame no message
+	// took (a duplicate, a fault, a dropped socket).
 	Reused, Allocated, Released uint64
 }
 
